@@ -1,0 +1,565 @@
+//! The embedded durable log: the single-node bus, in one `redb` file in the data directory.
+//!
+//! Each topic partition is a table from offset to record; consumer group positions live in
+//! their own table. One writer task owns every append: it drains whatever requests are waiting
+//! and commits them in one transaction (group commit), fsynced before any caller is answered.
+//! Enqueued records (clicks) wait at most `linger` for company, so a record enqueued at time t is
+//! durable by t + linger + one commit. Offsets are dense and start at 0, as in Kafka.
+
+use crate::metric_names::{LOG_COMMITS, QUEUE_FULL, RECORDS_APPENDED};
+use crate::{BusError, Consumer, ConsumerEvent, ConsumerFactory, Delivery, Message, Producer, TailReader};
+use async_trait::async_trait;
+use clicktrail_schemas::Topic;
+use clicktrail_schemas::topics::partition_for;
+use parking_lot::RwLock;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+const OFFSETS: TableDefinition<&str, u64> = TableDefinition::new("consumer-offsets");
+
+fn storage(e: impl std::fmt::Display) -> BusError {
+    BusError::Storage(e.to_string())
+}
+
+fn table_name(topic: Topic, partition: u32) -> String {
+    format!("log/{}/{}", topic.name(), partition)
+}
+
+fn encode(ts_ms: i64, key: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(12 + key.len() + payload.len());
+    v.extend_from_slice(&ts_ms.to_be_bytes());
+    v.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    v.extend_from_slice(key);
+    v.extend_from_slice(payload);
+    v
+}
+
+fn decode(topic: Topic, partition: u32, offset: u64, raw: &[u8]) -> Result<Message, BusError> {
+    if raw.len() < 12 {
+        return Err(storage(format!("record {topic}/{partition}/{offset} is truncated")));
+    }
+    let ts = i64::from_be_bytes(raw[0..8].try_into().expect("8 bytes"));
+    let klen = u32::from_be_bytes(raw[8..12].try_into().expect("4 bytes")) as usize;
+    if raw.len() < 12 + klen {
+        return Err(storage(format!("record {topic}/{partition}/{offset} is truncated")));
+    }
+    Ok(Message {
+        topic,
+        partition,
+        offset,
+        key: raw[12..12 + klen].to_vec(),
+        payload: raw[12 + klen..].to_vec(),
+        timestamp_ms: ts,
+    })
+}
+
+/// Options of the embedded log.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Partitions per topic.
+    pub partitions: HashMap<Topic, u32>,
+    /// Longest an enqueued record waits before its commit.
+    pub linger: Duration,
+    /// Requests the writer queue holds before `enqueue` refuses.
+    pub queue_capacity: usize,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            partitions: Topic::ALL
+                .into_iter()
+                .map(|t| (t, t.default_partitions()))
+                .collect(),
+            linger: Duration::from_millis(100),
+            queue_capacity: 65_536,
+        }
+    }
+}
+
+struct WriteReq {
+    /// Stop the writer once this request is answered.
+    close: bool,
+    topic: Topic,
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `None` for enqueued records; a flush request has no records.
+    reply: Option<oneshot::Sender<Result<Vec<Delivery>, BusError>>>,
+}
+
+struct Shared {
+    db: Arc<Database>,
+    partitions: HashMap<Topic, u32>,
+    /// Next offset to write per (topic, partition): the end offsets.
+    ends: RwLock<HashMap<(Topic, u32), u64>>,
+    /// Bumped after every commit; consumers wait on it.
+    version: watch::Sender<u64>,
+}
+
+/// The embedded log: a [`Producer`], a [`ConsumerFactory`] and a [`TailReader`].
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<WriteReq>,
+}
+
+impl EmbeddedLog {
+    /// Opens (or creates) the log at `path` and starts its writer task.
+    pub fn open(path: &Path, options: LogOptions) -> Result<Self, BusError> {
+        let db = Database::create(path).map_err(storage)?;
+        let mut ends = HashMap::new();
+        {
+            let txn = db.begin_write().map_err(storage)?;
+            txn.open_table(OFFSETS).map_err(storage)?;
+            for (&topic, &n) in &options.partitions {
+                for p in 0..n {
+                    let name = table_name(topic, p);
+                    let table = txn
+                        .open_table(TableDefinition::<u64, &[u8]>::new(&name))
+                        .map_err(storage)?;
+                    let end = table
+                        .last()
+                        .map_err(storage)?
+                        .map(|(k, _)| k.value() + 1)
+                        .unwrap_or(0);
+                    ends.insert((topic, p), end);
+                }
+            }
+            txn.commit().map_err(storage)?;
+        }
+        let (version, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            db: Arc::new(db),
+            partitions: options.partitions,
+            ends: RwLock::new(ends),
+            version,
+        });
+        let (tx, rx) = mpsc::channel(options.queue_capacity);
+        tokio::spawn(writer(shared.clone(), rx, options.linger));
+        Ok(EmbeddedLog { shared, tx })
+    }
+
+    /// Makes everything queued durable and stops the writer. Appends after this fail with
+    /// [`BusError::Closed`]; the file is released once every consumer is dropped too.
+    pub async fn close(&self) -> Result<(), BusError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(WriteReq {
+                close: true,
+                topic: Topic::Clicks,
+                records: Vec::new(),
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| BusError::Closed)?;
+        rx.await.map_err(|_| BusError::Closed)?.map(|_| ())
+    }
+
+    /// Partitions of a topic.
+    pub fn partitions(&self, topic: Topic) -> u32 {
+        self.shared.partitions.get(&topic).copied().unwrap_or(1)
+    }
+}
+
+async fn writer(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteReq>, linger: Duration) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        if batch[0].reply.is_none() {
+            // Only enqueued records so far: wait for company, but not past the linger interval
+            // and not once someone is waiting for an answer.
+            let deadline = tokio::time::sleep(linger);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    next = rx.recv() => match next {
+                        Some(req) => {
+                            let urgent = req.reply.is_some();
+                            batch.push(req);
+                            if urgent { break; }
+                        }
+                        None => break,
+                    },
+                }
+            }
+        }
+        while let Ok(req) = rx.try_recv() {
+            batch.push(req);
+            if batch.len() >= 4096 {
+                break;
+            }
+        }
+        let closing = batch.iter().any(|r| r.close);
+        let shared2 = shared.clone();
+        let (batch, result) = tokio::task::spawn_blocking(move || {
+            let result = commit(&shared2, &batch);
+            (batch, result)
+        })
+        .await
+        .expect("log commit task panicked");
+        match result {
+            Ok(deliveries) => {
+                shared.version.send_modify(|v| *v += 1);
+                for (req, d) in batch.into_iter().zip(deliveries) {
+                    if let Some(reply) = req.reply {
+                        let _ = reply.send(Ok(d));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "embedded log commit failed");
+                for req in batch {
+                    if let Some(reply) = req.reply {
+                        let _ = reply.send(Err(storage(&e)));
+                    }
+                }
+            }
+        }
+        if closing {
+            rx.close();
+            while let Ok(req) = rx.try_recv() {
+                if let Some(reply) = req.reply {
+                    let _ = reply.send(Err(BusError::Closed));
+                }
+            }
+            return;
+        }
+    }
+}
+
+fn commit(shared: &Shared, batch: &[WriteReq]) -> Result<Vec<Vec<Delivery>>, BusError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let txn = shared.db.begin_write().map_err(storage)?;
+    let mut ends = shared.ends.read().clone();
+    let mut out = Vec::with_capacity(batch.len());
+    let mut appended: HashMap<Topic, u64> = HashMap::new();
+    {
+        let mut tables = HashMap::new();
+        for req in batch {
+            let n = shared.partitions.get(&req.topic).copied().unwrap_or(1);
+            let mut deliveries = Vec::with_capacity(req.records.len());
+            for (key, payload) in &req.records {
+                let partition = partition_for(key, n);
+                let end = ends.entry((req.topic, partition)).or_insert(0);
+                let offset = *end;
+                *end += 1;
+                let table = match tables.entry((req.topic, partition)) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let name = table_name(req.topic, partition);
+                        v.insert(
+                            txn.open_table(TableDefinition::<u64, &[u8]>::new(&name))
+                                .map_err(storage)?,
+                        )
+                    }
+                };
+                table
+                    .insert(offset, encode(now, key, payload).as_slice())
+                    .map_err(storage)?;
+                deliveries.push(Delivery { partition, offset });
+            }
+            *appended.entry(req.topic).or_default() += req.records.len() as u64;
+            out.push(deliveries);
+        }
+    }
+    txn.commit().map_err(storage)?;
+    *shared.ends.write() = ends;
+    metrics::counter!(LOG_COMMITS).increment(1);
+    for (topic, n) in appended {
+        metrics::counter!(RECORDS_APPENDED, "topic" => topic.name()).increment(n);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Producer for EmbeddedLog {
+    async fn send_batch(
+        &self,
+        topic: Topic,
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(WriteReq {
+                close: false,
+                topic,
+                records,
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| BusError::Closed)?;
+        rx.await.map_err(|_| BusError::Closed)?
+    }
+
+    fn enqueue(&self, topic: Topic, key: Vec<u8>, payload: Vec<u8>) -> Result<(), BusError> {
+        self.tx
+            .try_send(WriteReq {
+                close: false,
+                topic,
+                records: vec![(key, payload)],
+                reply: None,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    metrics::counter!(QUEUE_FULL, "topic" => topic.name()).increment(1);
+                    BusError::QueueFull
+                }
+                mpsc::error::TrySendError::Closed(_) => BusError::Closed,
+            })
+    }
+
+    async fn flush(&self) -> Result<(), BusError> {
+        self.send_batch(Topic::Clicks, Vec::new()).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl ConsumerFactory for EmbeddedLog {
+    async fn consumer(&self, group: &str, topic: Topic) -> Result<Box<dyn Consumer>, BusError> {
+        let n = self.partitions(topic);
+        let mut positions = HashMap::new();
+        for p in 0..n {
+            let committed = read_committed(&self.shared.db, group, topic, p)?;
+            positions.insert(p, committed.unwrap_or(0));
+        }
+        Ok(Box::new(EmbeddedConsumer {
+            shared: self.shared.clone(),
+            group: group.to_string(),
+            topic,
+            positions,
+            assigned: false,
+            version: self.shared.version.subscribe(),
+        }))
+    }
+}
+
+#[async_trait]
+impl TailReader for EmbeddedLog {
+    async fn tail(&self, topic: Topic, n: usize) -> Result<Vec<Message>, BusError> {
+        let shared = self.shared.clone();
+        let parts = self.partitions(topic);
+        tokio::task::spawn_blocking(move || {
+            let txn = shared.db.begin_read().map_err(storage)?;
+            let mut out = Vec::new();
+            for p in 0..parts {
+                let name = table_name(topic, p);
+                let table = txn
+                    .open_table(TableDefinition::<u64, &[u8]>::new(&name))
+                    .map_err(storage)?;
+                let len = table.len().map_err(storage)? as usize;
+                for item in table.iter().map_err(storage)?.skip(len.saturating_sub(n)) {
+                    let (k, v) = item.map_err(storage)?;
+                    out.push(decode(topic, p, k.value(), v.value())?);
+                }
+            }
+            out.sort_by_key(|m| m.timestamp_ms);
+            let skip = out.len().saturating_sub(n);
+            Ok(out.split_off(skip))
+        })
+        .await
+        .map_err(storage)?
+    }
+}
+
+fn offsets_key(group: &str, topic: Topic, partition: u32) -> String {
+    format!("{group}/{}/{partition}", topic.name())
+}
+
+fn read_committed(db: &Database, group: &str, topic: Topic, p: u32) -> Result<Option<u64>, BusError> {
+    let txn = db.begin_read().map_err(storage)?;
+    let table = txn.open_table(OFFSETS).map_err(storage)?;
+    Ok(table
+        .get(offsets_key(group, topic, p).as_str())
+        .map_err(storage)?
+        .map(|v| v.value()))
+}
+
+/// A consumer of the embedded log. The log has one process, so a consumer is assigned every
+/// partition of its topic on its first poll.
+struct EmbeddedConsumer {
+    shared: Arc<Shared>,
+    group: String,
+    topic: Topic,
+    positions: HashMap<u32, u64>,
+    assigned: bool,
+    version: watch::Receiver<u64>,
+}
+
+impl EmbeddedConsumer {
+    fn has_data(&self) -> bool {
+        let ends = self.shared.ends.read();
+        self.positions
+            .iter()
+            .any(|(p, pos)| ends.get(&(self.topic, *p)).copied().unwrap_or(0) > *pos)
+    }
+
+    async fn read(&self, max: usize) -> Result<Vec<Message>, BusError> {
+        let shared = self.shared.clone();
+        let topic = self.topic;
+        let mut positions: Vec<(u32, u64)> = self.positions.iter().map(|(p, o)| (*p, *o)).collect();
+        positions.sort();
+        tokio::task::spawn_blocking(move || {
+            let txn = shared.db.begin_read().map_err(storage)?;
+            let mut out = Vec::new();
+            let per = (max / positions.len().max(1)).max(1);
+            for (p, pos) in positions {
+                let name = table_name(topic, p);
+                let table = txn
+                    .open_table(TableDefinition::<u64, &[u8]>::new(&name))
+                    .map_err(storage)?;
+                for item in table.range(pos..).map_err(storage)?.take(per) {
+                    let (k, v) = item.map_err(storage)?;
+                    out.push(decode(topic, p, k.value(), v.value())?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(storage)?
+    }
+}
+
+#[async_trait]
+impl Consumer for EmbeddedConsumer {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<ConsumerEvent, BusError> {
+        if !self.assigned {
+            self.assigned = true;
+            let mut parts: Vec<u32> = self.positions.keys().copied().collect();
+            parts.sort();
+            return Ok(ConsumerEvent::Assigned(parts));
+        }
+        if !self.has_data() {
+            self.version.mark_unchanged();
+            let _ = tokio::time::timeout(wait, self.version.changed()).await;
+            if !self.has_data() {
+                return Ok(ConsumerEvent::Records(Vec::new()));
+            }
+        }
+        let records = self.read(max).await?;
+        for m in &records {
+            self.positions.insert(m.partition, m.offset + 1);
+        }
+        Ok(ConsumerEvent::Records(records))
+    }
+
+    fn seek(&mut self, partition: u32, offset: u64) -> Result<(), BusError> {
+        match self.positions.get_mut(&partition) {
+            Some(pos) => {
+                *pos = offset;
+                Ok(())
+            }
+            None => Err(BusError::Invalid(format!(
+                "partition {partition} of {} is not assigned",
+                self.topic
+            ))),
+        }
+    }
+
+    async fn commit(&mut self, offsets: &[(u32, u64)]) -> Result<(), BusError> {
+        let shared = self.shared.clone();
+        let keys: Vec<(String, u64)> = offsets
+            .iter()
+            .map(|(p, o)| (offsets_key(&self.group, self.topic, *p), *o))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let txn = shared.db.begin_write().map_err(storage)?;
+            {
+                let mut table = txn.open_table(OFFSETS).map_err(storage)?;
+                for (k, o) in keys {
+                    let current = table.get(k.as_str()).map_err(storage)?.map(|v| v.value());
+                    if current.is_none_or(|c| o > c) {
+                        table.insert(k.as_str(), o).map_err(storage)?;
+                    }
+                }
+            }
+            txn.commit().map_err(storage)
+        })
+        .await
+        .map_err(storage)?
+    }
+
+    async fn committed(&self, partition: u32) -> Result<Option<u64>, BusError> {
+        read_committed(&self.shared.db, &self.group, self.topic, partition)
+    }
+
+    async fn end_offsets(&self) -> Result<Vec<u64>, BusError> {
+        let n = self.shared.partitions.get(&self.topic).copied().unwrap_or(1);
+        let ends = self.shared.ends.read();
+        Ok((0..n)
+            .map(|p| ends.get(&(self.topic, p)).copied().unwrap_or(0))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn open(dir: &Path) -> EmbeddedLog {
+        EmbeddedLog::open(&dir.join("log.redb"), LogOptions::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn appended_records_survive_reopen_in_offset_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open(dir.path()).await;
+            for i in 0..10u8 {
+                log.send(Topic::Events, b"k".to_vec(), vec![i]).await.unwrap();
+            }
+            log.enqueue(Topic::Events, b"k".to_vec(), vec![10]).unwrap();
+            log.close().await.unwrap();
+        }
+        let log = open(dir.path()).await;
+        let mut c = log.consumer("g", Topic::Events).await.unwrap();
+        assert!(matches!(c.poll(100, Duration::ZERO).await.unwrap(), ConsumerEvent::Assigned(p) if p.len() == 4));
+        let ConsumerEvent::Records(recs) = c.poll(100, Duration::ZERO).await.unwrap() else {
+            panic!("expected records")
+        };
+        let payloads: Vec<u8> = recs.iter().map(|m| m.payload[0]).collect();
+        assert_eq!(payloads, (0..=10).collect::<Vec<u8>>());
+        assert_eq!(recs.iter().map(|m| m.offset).collect::<Vec<_>>(), (0..=10).collect::<Vec<u64>>());
+        let p = recs[0].partition;
+        assert_eq!(log.send(Topic::Events, b"k".to_vec(), vec![11]).await.unwrap(), Delivery { partition: p, offset: 11 });
+    }
+
+    #[tokio::test]
+    async fn commits_resume_the_group_and_never_go_backwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path()).await;
+        let d = log.send(Topic::Clicks, b"v".to_vec(), b"a".to_vec()).await.unwrap();
+        log.send(Topic::Clicks, b"v".to_vec(), b"b".to_vec()).await.unwrap();
+        let mut c = log.consumer("g", Topic::Clicks).await.unwrap();
+        c.commit(&[(d.partition, 1)]).await.unwrap();
+        c.commit(&[(d.partition, 0)]).await.unwrap();
+        assert_eq!(c.committed(d.partition).await.unwrap(), Some(1));
+        let mut c2 = log.consumer("g", Topic::Clicks).await.unwrap();
+        c2.poll(10, Duration::ZERO).await.unwrap();
+        let ConsumerEvent::Records(recs) = c2.poll(10, Duration::ZERO).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].payload, b"b");
+        assert_eq!(c2.end_offsets().await.unwrap()[d.partition as usize], 2);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_consumer_wakes_on_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path()).await;
+        let mut c = log.consumer("g", Topic::Catalog).await.unwrap();
+        c.poll(10, Duration::ZERO).await.unwrap();
+        let l2 = log.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            l2.send(Topic::Catalog, b"x".to_vec(), b"y".to_vec()).await.unwrap();
+        });
+        let ConsumerEvent::Records(recs) = c.poll(10, Duration::from_secs(5)).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(recs.len(), 1);
+    }
+}

@@ -1,0 +1,93 @@
+//! Readiness and shutdown shared by the roles in one process.
+//!
+//! Order on shutdown: readiness turns false (health answers 503), front ends stop accepting and
+//! drain, producers flush, the processor finishes its batch and commits, then the process exits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tokio_util::sync::CancellationToken;
+
+/// Shared by every role of a process.
+#[derive(Clone, Default)]
+pub struct Lifecycle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Roles that are not ready yet.
+    pending: AtomicUsize,
+    draining: AtomicBool,
+    shutdown: CancellationToken,
+}
+
+/// A role's claim on readiness: the process is ready once every claim is released.
+pub struct NotReady {
+    inner: Arc<Inner>,
+    released: bool,
+}
+
+impl NotReady {
+    /// This role is ready.
+    pub fn ready(mut self) {
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if !self.released {
+            self.released = true;
+            self.inner.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for NotReady {
+    fn drop(&mut self) {
+        // A role that gave up without becoming ready keeps the process unready.
+        if !self.released {
+            self.released = true;
+        }
+    }
+}
+
+impl Lifecycle {
+    /// A new lifecycle: ready (nothing pending), not shutting down.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a role that must become ready before the process is.
+    pub fn not_ready(&self) -> NotReady {
+        self.inner.pending.fetch_add(1, Ordering::SeqCst);
+        NotReady {
+            inner: self.inner.clone(),
+            released: false,
+        }
+    }
+
+    /// Whether `/health/ready` answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.inner.pending.load(Ordering::SeqCst) == 0 && !self.inner.draining.load(Ordering::SeqCst)
+    }
+
+    /// Starts shutting down: readiness turns false first, then the token is cancelled.
+    pub fn shutdown(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+        self.inner.shutdown.cancel();
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// Resolves when shutdown begins.
+    pub async fn stopped(&self) {
+        self.inner.shutdown.cancelled().await
+    }
+
+    /// The cancellation token behind [`Lifecycle::stopped`].
+    pub fn token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+}

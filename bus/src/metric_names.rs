@@ -1,0 +1,10 @@
+//! Metric names of the bus, `clicktrail_bus_<noun>_<unit>[_total]`.
+
+/// Records appended, labelled by topic.
+pub const RECORDS_APPENDED: &str = "clicktrail_bus_records_appended_total";
+/// Commits of the embedded log (each one fsync).
+pub const LOG_COMMITS: &str = "clicktrail_bus_log_commits_total";
+/// Records refused because the producer queue was full, labelled by topic.
+pub const QUEUE_FULL: &str = "clicktrail_bus_queue_full_total";
+/// Catalog changes applied by the follower.
+pub const CATALOG_APPLIED: &str = "clicktrail_bus_catalog_changes_applied_total";

@@ -1,0 +1,154 @@
+//! Catalog entities as they travel on the `catalog` topic and are returned by the admin API.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Active or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// In use.
+    #[default]
+    Active,
+    /// Switched off: its keys stop authenticating, its links stop resolving.
+    Inactive,
+}
+
+/// A brand that runs campaigns and sends events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Advertiser {
+    /// Id, `adv_…`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Active or inactive.
+    pub status: Status,
+    /// Whether event requests must carry an HMAC signature.
+    pub require_signature: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An advertiser's API key. The secret is shown once; only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Id, `key_…`.
+    pub id: String,
+    /// Owner.
+    pub advertiser_id: String,
+    /// Public prefix, the part of the key before the secret (`ct_XXXXXXXX`).
+    pub prefix: String,
+    /// Hex SHA-256 of the whole key.
+    pub hash: String,
+    /// Shared secret for request signatures (HMAC-SHA256 over timestamp and body).
+    pub signing_secret: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Which touches a campaign credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributionSource {
+    /// Coupons and links.
+    #[default]
+    All,
+    /// Tracking links only (click id, ref code, lazy extraction).
+    Links,
+    /// Coupon codes only.
+    Coupons,
+}
+
+/// Default attribution window: 30 days.
+pub const DEFAULT_WINDOW_SECS: u64 = 30 * 24 * 3600;
+
+/// A campaign under an advertiser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Campaign {
+    /// Id, `cmp_…`.
+    pub id: String,
+    /// Owner.
+    pub advertiser_id: String,
+    /// Display name.
+    pub name: String,
+    /// Where redirects go.
+    pub destination_url: String,
+    /// Live from (inclusive); none means always.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Live until (exclusive); none means forever.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Which touches are credited.
+    pub attribution_source: AttributionSource,
+    /// How long after a click an event is credited to it, in seconds (at least 1).
+    pub attribution_window_secs: u64,
+    /// How long a customer stays owned by their first touch, in seconds; none means forever.
+    pub trailing_expiry_secs: Option<u64>,
+    /// Active or inactive.
+    pub status: Status,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Campaign {
+    /// Whether the campaign is live at `at`.
+    pub fn is_live_at(&self, at: DateTime<Utc>) -> bool {
+        self.status == Status::Active
+            && self.starts_at.is_none_or(|s| at >= s)
+            && self.ends_at.is_none_or(|e| at < e)
+    }
+}
+
+/// A creator or affiliate who shares links and coupons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Influencer {
+    /// Id, `inf_…`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Contact address.
+    pub email: Option<String>,
+    /// Active or inactive.
+    pub status: Status,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A tracking link of one influencer in one campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    /// Id, `lnk_…`.
+    pub id: String,
+    /// Campaign.
+    pub campaign_id: String,
+    /// Influencer.
+    pub influencer_id: String,
+    /// The campaign's advertiser.
+    pub advertiser_id: String,
+    /// Unique short code used in `/r/{code}`.
+    pub code: String,
+    /// Whether the code resolves.
+    pub active: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A coupon code; generic when it has no influencer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coupon {
+    /// Id, `cpn_…`.
+    pub id: String,
+    /// Owner (codes are unique per advertiser, case-insensitively).
+    pub advertiser_id: String,
+    /// Campaign.
+    pub campaign_id: String,
+    /// Who gets the credit; none for a generic coupon.
+    pub influencer_id: Option<String>,
+    /// The code as issued.
+    pub code: String,
+    /// Whether it still credits.
+    pub active: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}

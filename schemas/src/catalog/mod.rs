@@ -1,0 +1,118 @@
+//! The catalog: entities, the change records on the `catalog` topic, and the state machine.
+//!
+//! The `catalog` topic has one partition, so every follower applies the same changes in the
+//! same order and reaches the same state. Uniqueness (link codes, coupon codes per advertiser)
+//! is decided by [`Catalog::apply`]: the first change to claim a code wins and a later claim is
+//! refused, so concurrent writers cannot both succeed.
+
+mod entities;
+mod state;
+
+pub use entities::*;
+pub use state::{Catalog, CatalogConflict, ResolvedLink, SharedCatalog, api_key_prefix, hash_api_key};
+
+use serde::{Deserialize, Serialize};
+
+/// One change to the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CatalogChange {
+    /// Created or updated an advertiser.
+    AdvertiserUpserted {
+        /// The advertiser as it now is.
+        advertiser: Advertiser,
+    },
+    /// Created an API key.
+    ApiKeyCreated {
+        /// The key (hash only).
+        key: ApiKey,
+    },
+    /// Revoked an API key.
+    ApiKeyRevoked {
+        /// Key id.
+        id: String,
+        /// When.
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// Created or updated a campaign.
+    CampaignUpserted {
+        /// The campaign as it now is.
+        campaign: Campaign,
+    },
+    /// Created or updated an influencer.
+    InfluencerUpserted {
+        /// The influencer as it now is.
+        influencer: Influencer,
+    },
+    /// Assigned an influencer to a campaign.
+    InfluencerAssigned {
+        /// Campaign.
+        campaign_id: String,
+        /// Influencer.
+        influencer_id: String,
+    },
+    /// Removed an influencer from a campaign.
+    InfluencerUnassigned {
+        /// Campaign.
+        campaign_id: String,
+        /// Influencer.
+        influencer_id: String,
+    },
+    /// Created a tracking link; refused if its code is taken.
+    LinkCreated {
+        /// The link.
+        link: Link,
+    },
+    /// Gave a link a new code; the old code stops resolving.
+    LinkCodeChanged {
+        /// Link id.
+        id: String,
+        /// The new code.
+        code: String,
+    },
+    /// Deactivated a link.
+    LinkDeactivated {
+        /// Link id.
+        id: String,
+    },
+    /// Created coupons, all or none; refused if any code is taken for the advertiser.
+    CouponsCreated {
+        /// The coupons.
+        coupons: Vec<Coupon>,
+    },
+    /// Gave a coupon a new code.
+    CouponCodeChanged {
+        /// Coupon id.
+        id: String,
+        /// The new code.
+        code: String,
+    },
+    /// Invalidated a coupon.
+    CouponInvalidated {
+        /// Coupon id.
+        id: String,
+    },
+}
+
+impl CatalogChange {
+    /// Partition key: the id of the entity changed.
+    pub fn key(&self) -> String {
+        match self {
+            CatalogChange::AdvertiserUpserted { advertiser } => advertiser.id.clone(),
+            CatalogChange::ApiKeyCreated { key } => key.id.clone(),
+            CatalogChange::CampaignUpserted { campaign } => campaign.id.clone(),
+            CatalogChange::InfluencerUpserted { influencer } => influencer.id.clone(),
+            CatalogChange::InfluencerAssigned { campaign_id, .. }
+            | CatalogChange::InfluencerUnassigned { campaign_id, .. } => campaign_id.clone(),
+            CatalogChange::LinkCreated { link } => link.id.clone(),
+            CatalogChange::CouponsCreated { coupons } => {
+                coupons.first().map(|c| c.id.clone()).unwrap_or_default()
+            }
+            CatalogChange::ApiKeyRevoked { id, .. }
+            | CatalogChange::LinkCodeChanged { id, .. }
+            | CatalogChange::LinkDeactivated { id }
+            | CatalogChange::CouponCodeChanged { id, .. }
+            | CatalogChange::CouponInvalidated { id } => id.clone(),
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! In-memory catalog state and the rules for applying a change to it.
+
+use super::entities::*;
+use super::CatalogChange;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Why a change was refused. Followers skip refused changes; the writer reports them as 409.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogConflict {
+    /// A link code is already in use.
+    #[error("link code `{0}` is already taken")]
+    LinkCodeTaken(String),
+    /// A coupon code is already in use for the advertiser.
+    #[error("coupon code `{0}` already exists for this advertiser")]
+    CouponCodeTaken(String),
+    /// The change names an entity that does not exist.
+    #[error("{0} `{1}` does not exist")]
+    Missing(&'static str, String),
+}
+
+/// A link joined with its campaign: everything a redirect needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedLink {
+    /// The link.
+    pub link: Link,
+    /// Its campaign.
+    pub campaign: Campaign,
+}
+
+/// The catalog as of some offset of the `catalog` topic.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    /// Advertisers by id.
+    pub advertisers: HashMap<String, Advertiser>,
+    /// API keys by id.
+    pub api_keys: HashMap<String, ApiKey>,
+    key_by_prefix: HashMap<String, String>,
+    /// Campaigns by id.
+    pub campaigns: HashMap<String, Campaign>,
+    /// Influencers by id.
+    pub influencers: HashMap<String, Influencer>,
+    /// (campaign id, influencer id) pairs.
+    pub assignments: HashSet<(String, String)>,
+    /// Links by id.
+    pub links: HashMap<String, Link>,
+    link_by_code: HashMap<String, String>,
+    /// Coupons by id.
+    pub coupons: HashMap<String, Coupon>,
+    coupon_by_code: HashMap<(String, String), String>,
+    /// Number of changes applied (refused ones included).
+    pub applied: u64,
+}
+
+/// Hex SHA-256 of an API key, as kept in the catalog.
+pub fn hash_api_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The public prefix of an API key `ct_XXXXXXXX_secret`: `ct_XXXXXXXX`.
+pub fn api_key_prefix(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("ct_")?;
+    let idx = rest.find('_')?;
+    Some(&key[..3 + idx])
+}
+
+impl Catalog {
+    /// Applies one change. A refused change leaves the state as it was.
+    pub fn apply(&mut self, change: &CatalogChange) -> Result<(), CatalogConflict> {
+        self.applied += 1;
+        match change {
+            CatalogChange::AdvertiserUpserted { advertiser } => {
+                self.advertisers
+                    .insert(advertiser.id.clone(), advertiser.clone());
+            }
+            CatalogChange::ApiKeyCreated { key } => {
+                self.key_by_prefix.insert(key.prefix.clone(), key.id.clone());
+                self.api_keys.insert(key.id.clone(), key.clone());
+            }
+            CatalogChange::ApiKeyRevoked { id, at } => {
+                let key = self
+                    .api_keys
+                    .get_mut(id)
+                    .ok_or_else(|| CatalogConflict::Missing("api key", id.clone()))?;
+                key.revoked_at.get_or_insert(*at);
+            }
+            CatalogChange::CampaignUpserted { campaign } => {
+                self.campaigns.insert(campaign.id.clone(), campaign.clone());
+            }
+            CatalogChange::InfluencerUpserted { influencer } => {
+                self.influencers
+                    .insert(influencer.id.clone(), influencer.clone());
+            }
+            CatalogChange::InfluencerAssigned {
+                campaign_id,
+                influencer_id,
+            } => {
+                self.assignments
+                    .insert((campaign_id.clone(), influencer_id.clone()));
+            }
+            CatalogChange::InfluencerUnassigned {
+                campaign_id,
+                influencer_id,
+            } => {
+                self.assignments
+                    .remove(&(campaign_id.clone(), influencer_id.clone()));
+            }
+            CatalogChange::LinkCreated { link } => {
+                if self.link_by_code.contains_key(&link.code) {
+                    return Err(CatalogConflict::LinkCodeTaken(link.code.clone()));
+                }
+                self.link_by_code.insert(link.code.clone(), link.id.clone());
+                self.links.insert(link.id.clone(), link.clone());
+            }
+            CatalogChange::LinkCodeChanged { id, code } => {
+                if self.link_by_code.contains_key(code) {
+                    return Err(CatalogConflict::LinkCodeTaken(code.clone()));
+                }
+                let link = self
+                    .links
+                    .get_mut(id)
+                    .ok_or_else(|| CatalogConflict::Missing("link", id.clone()))?;
+                self.link_by_code.remove(&link.code);
+                link.code = code.clone();
+                self.link_by_code.insert(code.clone(), id.clone());
+            }
+            CatalogChange::LinkDeactivated { id } => {
+                self.links
+                    .get_mut(id)
+                    .ok_or_else(|| CatalogConflict::Missing("link", id.clone()))?
+                    .active = false;
+            }
+            CatalogChange::CouponsCreated { coupons } => {
+                let mut seen = HashSet::new();
+                for c in coupons {
+                    let k = (c.advertiser_id.clone(), c.code.to_ascii_uppercase());
+                    if self.coupon_by_code.contains_key(&k) || !seen.insert(k) {
+                        return Err(CatalogConflict::CouponCodeTaken(c.code.clone()));
+                    }
+                }
+                for c in coupons {
+                    self.coupon_by_code.insert(
+                        (c.advertiser_id.clone(), c.code.to_ascii_uppercase()),
+                        c.id.clone(),
+                    );
+                    self.coupons.insert(c.id.clone(), c.clone());
+                }
+            }
+            CatalogChange::CouponCodeChanged { id, code } => {
+                let coupon = self
+                    .coupons
+                    .get(id)
+                    .ok_or_else(|| CatalogConflict::Missing("coupon", id.clone()))?;
+                let k = (coupon.advertiser_id.clone(), code.to_ascii_uppercase());
+                if self.coupon_by_code.contains_key(&k) {
+                    return Err(CatalogConflict::CouponCodeTaken(code.clone()));
+                }
+                let old = (
+                    coupon.advertiser_id.clone(),
+                    coupon.code.to_ascii_uppercase(),
+                );
+                self.coupon_by_code.remove(&old);
+                self.coupon_by_code.insert(k, id.clone());
+                let coupon = self.coupons.get_mut(id).expect("checked above");
+                coupon.code = code.clone();
+            }
+            CatalogChange::CouponInvalidated { id } => {
+                self.coupons
+                    .get_mut(id)
+                    .ok_or_else(|| CatalogConflict::Missing("coupon", id.clone()))?
+                    .active = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a change would be refused, without applying it.
+    pub fn check(&self, change: &CatalogChange) -> Result<(), CatalogConflict> {
+        match change {
+            CatalogChange::LinkCreated { link } if self.link_by_code.contains_key(&link.code) => {
+                Err(CatalogConflict::LinkCodeTaken(link.code.clone()))
+            }
+            CatalogChange::LinkCodeChanged { code, .. } if self.link_by_code.contains_key(code) => {
+                Err(CatalogConflict::LinkCodeTaken(code.clone()))
+            }
+            CatalogChange::CouponsCreated { coupons } => {
+                let mut seen = HashSet::new();
+                for c in coupons {
+                    let k = (c.advertiser_id.clone(), c.code.to_ascii_uppercase());
+                    if self.coupon_by_code.contains_key(&k) || !seen.insert(k) {
+                        return Err(CatalogConflict::CouponCodeTaken(c.code.clone()));
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The link and campaign behind an active code, if it resolves.
+    pub fn resolve_code(&self, code: &str) -> Option<ResolvedLink> {
+        let link = self.links.get(self.link_by_code.get(code)?)?;
+        if !link.active {
+            return None;
+        }
+        let campaign = self.campaigns.get(&link.campaign_id)?;
+        let advertiser = self.advertisers.get(&link.advertiser_id)?;
+        if advertiser.status != Status::Active {
+            return None;
+        }
+        Some(ResolvedLink {
+            link: link.clone(),
+            campaign: campaign.clone(),
+        })
+    }
+
+    /// The link with this code, active or not.
+    pub fn link_by_code(&self, code: &str) -> Option<&Link> {
+        self.links.get(self.link_by_code.get(code)?)
+    }
+
+    /// The coupon with this code for an advertiser, matched case-insensitively.
+    pub fn coupon(&self, advertiser_id: &str, code: &str) -> Option<&Coupon> {
+        let id = self
+            .coupon_by_code
+            .get(&(advertiser_id.to_string(), code.trim().to_ascii_uppercase()))?;
+        self.coupons.get(id)
+    }
+
+    /// The live key and its active advertiser for a presented API key, compared in constant
+    /// time against the stored hash.
+    pub fn authenticate(&self, presented: &str) -> Option<(&ApiKey, &Advertiser)> {
+        let prefix = api_key_prefix(presented)?;
+        let key = self.api_keys.get(self.key_by_prefix.get(prefix)?)?;
+        let hash = hash_api_key(presented);
+        let same: bool = subtle::ConstantTimeEq::ct_eq(hash.as_bytes(), key.hash.as_bytes()).into();
+        if !same || key.revoked_at.is_some() {
+            return None;
+        }
+        let advertiser = self.advertisers.get(&key.advertiser_id)?;
+        (advertiser.status == Status::Active).then_some((key, advertiser))
+    }
+
+    /// Whether a prefix is already used by some key.
+    pub fn key_prefix_taken(&self, prefix: &str) -> bool {
+        self.key_by_prefix.contains_key(prefix)
+    }
+}
+
+/// A catalog snapshot shared between threads.
+pub type SharedCatalog = Arc<Catalog>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn link(id: &str, code: &str) -> Link {
+        Link {
+            id: id.into(),
+            campaign_id: "cmp_1".into(),
+            influencer_id: "inf_1".into(),
+            advertiser_id: "adv_1".into(),
+            code: code.into(),
+            active: true,
+            created_at: Utc::now(),
+        }
+    }
+
+    fn coupon(id: &str, code: &str) -> Coupon {
+        Coupon {
+            id: id.into(),
+            advertiser_id: "adv_1".into(),
+            campaign_id: "cmp_1".into(),
+            influencer_id: None,
+            code: code.into(),
+            active: true,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn first_claim_of_a_code_wins() {
+        let mut c = Catalog::default();
+        c.apply(&CatalogChange::LinkCreated { link: link("lnk_1", "abc") })
+            .unwrap();
+        let err = c
+            .apply(&CatalogChange::LinkCreated { link: link("lnk_2", "abc") })
+            .unwrap_err();
+        assert_eq!(err, CatalogConflict::LinkCodeTaken("abc".into()));
+        assert_eq!(c.link_by_code("abc").unwrap().id, "lnk_1");
+        assert!(!c.links.contains_key("lnk_2"));
+    }
+
+    #[test]
+    fn coupons_are_unique_case_insensitively_and_all_or_none() {
+        let mut c = Catalog::default();
+        c.apply(&CatalogChange::CouponsCreated { coupons: vec![coupon("c1", "Summer10")] })
+            .unwrap();
+        let err = c
+            .apply(&CatalogChange::CouponsCreated {
+                coupons: vec![coupon("c2", "FRESH"), coupon("c3", "SUMMER10")],
+            })
+            .unwrap_err();
+        assert_eq!(err, CatalogConflict::CouponCodeTaken("SUMMER10".into()));
+        assert!(c.coupon("adv_1", "fresh").is_none());
+        assert_eq!(c.coupon("adv_1", "summer10").unwrap().id, "c1");
+    }
+
+    #[test]
+    fn regenerated_link_code_moves() {
+        let mut c = Catalog::default();
+        c.apply(&CatalogChange::LinkCreated { link: link("lnk_1", "old") })
+            .unwrap();
+        c.apply(&CatalogChange::LinkCodeChanged { id: "lnk_1".into(), code: "new".into() })
+            .unwrap();
+        assert!(c.link_by_code("old").is_none());
+        assert_eq!(c.link_by_code("new").unwrap().id, "lnk_1");
+    }
+
+    #[test]
+    fn key_prefix() {
+        assert_eq!(api_key_prefix("ct_ab12cd34_secret"), Some("ct_ab12cd34"));
+        assert_eq!(api_key_prefix("nope"), None);
+    }
+}

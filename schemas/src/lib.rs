@@ -1,0 +1,25 @@
+//! What clicktrail's data looks like, and nothing else: no I/O, no async runtime.
+//!
+//! - [`topics`]: the bus topics, their default partition counts and how a key picks a partition.
+//! - [`wire`]: one record type per topic, with its partition key beside it (format: `docs/wire-format.md`).
+//! - [`catalog`]: advertisers, campaigns, influencers, links, coupons and API keys, the change
+//!   records on the `catalog` topic, and the state machine that applies them. Uniqueness of link
+//!   codes and coupon codes is decided here, in topic order, so every follower agrees.
+//! - [`token`]: the self-verifying click token.
+//! - [`money`]: decimal amounts to integer minor units under ISO 4217.
+//! - [`rows`] and [`arrow`]: the store's row types and their Arrow schemas.
+//!
+//! Invariant: every type that crosses the bus is versioned (`v`) and a change that breaks an old
+//! reader fails the snapshot tests in `tests/wire.rs`.
+
+pub mod arrow;
+pub mod catalog;
+pub mod ids;
+pub mod money;
+pub mod rows;
+pub mod token;
+pub mod topics;
+pub mod wire;
+
+pub use catalog::{Catalog, CatalogChange};
+pub use topics::Topic;

@@ -1,0 +1,97 @@
+//! Amounts: decimal text in major units to integer minor units under ISO 4217.
+
+use iso_currency::Currency;
+
+/// Why an amount or currency was refused; the text is shown to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    /// Not an ISO 4217 alphabetic code.
+    #[error("expected an ISO 4217 currency code such as USD")]
+    UnknownCurrency,
+    /// Not a plain decimal number.
+    #[error("expected a decimal number such as 19.99")]
+    NotDecimal,
+    /// More fractional digits than allowed.
+    #[error("expected at most {0} decimal places")]
+    TooPrecise(u32),
+    /// Does not fit.
+    #[error("amount is too large")]
+    TooLarge,
+}
+
+/// Checks a currency code and returns its canonical upper-case form.
+pub fn parse_currency(code: &str) -> Result<String, MoneyError> {
+    let upper = code.trim().to_ascii_uppercase();
+    Currency::from_code(&upper)
+        .map(|c| c.code().to_string())
+        .ok_or(MoneyError::UnknownCurrency)
+}
+
+/// The number of fractional digits of a currency's minor unit (2 for USD, 0 for JPY).
+pub fn minor_digits(currency: &str) -> u32 {
+    Currency::from_code(currency)
+        .and_then(|c| c.exponent())
+        .map(u32::from)
+        .unwrap_or(2)
+}
+
+/// Converts a decimal string in major units (`"19.99"`) to minor units (`1999`). At most two
+/// fractional digits are accepted, fewer where the currency's minor unit is smaller.
+pub fn to_minor_units(decimal: &str, currency: &str) -> Result<i64, MoneyError> {
+    let digits = minor_digits(currency).min(2);
+    let s = decimal.trim();
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(MoneyError::NotDecimal);
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) || (s.contains('.') && frac.is_empty()) {
+        return Err(MoneyError::NotDecimal);
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() as u32 > digits {
+        return Err(MoneyError::TooPrecise(digits));
+    }
+    let scale = 10i64.pow(digits);
+    let int: i64 = int.parse().map_err(|_| MoneyError::TooLarge)?;
+    let mut frac_value: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| MoneyError::NotDecimal)?
+    };
+    frac_value *= 10i64.pow(digits - frac.len() as u32);
+    let value = int
+        .checked_mul(scale)
+        .and_then(|v| v.checked_add(frac_value))
+        .ok_or(MoneyError::TooLarge)?;
+    Ok(if neg { -value } else { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts() {
+        assert_eq!(to_minor_units("19.99", "USD"), Ok(1999));
+        assert_eq!(to_minor_units("19.9", "USD"), Ok(1990));
+        assert_eq!(to_minor_units("20", "USD"), Ok(2000));
+        assert_eq!(to_minor_units("1.50", "USD"), Ok(150));
+        assert_eq!(to_minor_units("500", "JPY"), Ok(500));
+        assert_eq!(to_minor_units("-3.5", "EUR"), Ok(-350));
+    }
+
+    #[test]
+    fn refuses() {
+        assert_eq!(to_minor_units("1.999", "USD"), Err(MoneyError::TooPrecise(2)));
+        assert_eq!(to_minor_units("1.5", "JPY"), Err(MoneyError::TooPrecise(0)));
+        assert_eq!(to_minor_units("abc", "USD"), Err(MoneyError::NotDecimal));
+        assert_eq!(to_minor_units("1e3", "USD"), Err(MoneyError::NotDecimal));
+        assert_eq!(to_minor_units("1.", "USD"), Err(MoneyError::NotDecimal));
+        assert_eq!(parse_currency("usd"), Ok("USD".into()));
+        assert_eq!(parse_currency("XYZ"), Err(MoneyError::UnknownCurrency));
+    }
+}

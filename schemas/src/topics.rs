@@ -1,0 +1,91 @@
+//! The bus topics and how a record's key picks its partition.
+
+use serde::{Deserialize, Serialize};
+
+/// A topic on the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topic {
+    /// One record per redirect, keyed by visitor.
+    Clicks,
+    /// Advertiser funnel events, keyed by advertiser + customer.
+    Events,
+    /// Newsletter promo impressions, keyed by offer + variation.
+    Impressions,
+    /// Every catalog change, keyed by entity id; one partition, never expires.
+    Catalog,
+    /// What could not be processed, keyed by source key.
+    DeadLetter,
+}
+
+impl Topic {
+    /// Every topic.
+    pub const ALL: [Topic; 5] = [
+        Topic::Clicks,
+        Topic::Events,
+        Topic::Impressions,
+        Topic::Catalog,
+        Topic::DeadLetter,
+    ];
+
+    /// The topic's name on the bus.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::Clicks => "clicks",
+            Topic::Events => "events",
+            Topic::Impressions => "impressions",
+            Topic::Catalog => "catalog",
+            Topic::DeadLetter => "dead-letter",
+        }
+    }
+
+    /// Partition count used when the topic is created and none is configured. The catalog is
+    /// totally ordered, so it has exactly one.
+    pub fn default_partitions(self) -> u32 {
+        match self {
+            Topic::Clicks | Topic::Events | Topic::Impressions => 4,
+            Topic::Catalog | Topic::DeadLetter => 1,
+        }
+    }
+
+    /// Parses a topic name.
+    pub fn from_name(name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl std::fmt::Display for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The partition a key belongs to: CRC-32 of the key modulo the partition count, the same
+/// mapping as librdkafka's `consistent` partitioner, so a key lands in the same partition on
+/// the embedded log and on Kafka.
+pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
+    if partitions <= 1 {
+        return 0;
+    }
+    crc32fast::hash(key) % partitions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for t in Topic::ALL {
+            assert_eq!(Topic::from_name(t.name()), Some(t));
+        }
+    }
+
+    #[test]
+    fn same_key_same_partition() {
+        let a = partition_for(b"visitor-1", 4);
+        assert_eq!(a, partition_for(b"visitor-1", 4));
+        assert!(a < 4);
+        assert_eq!(partition_for(b"anything", 1), 0);
+    }
+}

@@ -1,0 +1,188 @@
+//! One record type per topic, each with its partition key. JSON, versioned by `v`; see
+//! `docs/wire-format.md`. Readers accept unknown fields so producers can add optional ones.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The wire format version written by this build.
+pub const WIRE_VERSION: u8 = 1;
+
+fn v1() -> u8 {
+    WIRE_VERSION
+}
+
+/// One redirect, on the `clicks` topic. Bots and HEAD requests are included, flagged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClickRecord {
+    /// Wire version.
+    #[serde(default = "v1")]
+    pub v: u8,
+    /// The click token, also handed to the shopper as `click_id`.
+    pub click_id: String,
+    /// When the redirect was answered.
+    pub at: DateTime<Utc>,
+    /// The tracking link.
+    pub link_id: String,
+    /// The link's short code as requested.
+    pub code: String,
+    /// Free-form sub id from `/r/{code}/{sub_id}`.
+    pub sub_id: Option<String>,
+    /// Owner of the campaign.
+    pub advertiser_id: String,
+    /// The link's campaign.
+    pub campaign_id: String,
+    /// The link's influencer.
+    pub influencer_id: String,
+    /// First-party cookie value, else a salted hash of truncated IP and user agent.
+    pub visitor_key: String,
+    /// `User-Agent` header, cut to 512 bytes.
+    pub user_agent: String,
+    /// `desktop`, `mobile`, `bot` or `other`.
+    pub device_class: String,
+    /// `Referer` header.
+    pub referrer: Option<String>,
+    /// IPv4 /24 or IPv6 /48 network; the full address is never recorded.
+    pub ip_prefix: String,
+    /// ISO 3166 country when a geo database is configured.
+    pub country: Option<String>,
+    /// Whether the request looked automated.
+    pub is_bot: bool,
+    /// Why: `head_request` or `crawler_user_agent`.
+    pub bot_reason: Option<String>,
+    /// The campaign was outside its live dates: redirected, never credited.
+    pub not_live: bool,
+}
+
+impl ClickRecord {
+    /// Partition key: the visitor, so one visitor's repeats meet in one partition's dedup state.
+    pub fn key(&self) -> &str {
+        &self.visitor_key
+    }
+}
+
+/// The funnel actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A completed order.
+    Purchase,
+    /// Item added to cart.
+    AddToCart,
+    /// Account created.
+    Signup,
+    /// Left the funnel.
+    DropOff,
+    /// Anything else, with a name.
+    Custom,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 5] = [
+        Action::Purchase,
+        Action::AddToCart,
+        Action::Signup,
+        Action::DropOff,
+        Action::Custom,
+    ];
+
+    /// The action's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Purchase => "purchase",
+            Action::AddToCart => "add_to_cart",
+            Action::Signup => "signup",
+            Action::DropOff => "drop_off",
+            Action::Custom => "custom",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// An accepted advertiser event, on the `events` topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Wire version.
+    #[serde(default = "v1")]
+    pub v: u8,
+    /// Idempotency key: given by the advertiser, or derived from the event's content.
+    pub event_id: String,
+    /// The authenticated advertiser.
+    pub advertiser_id: String,
+    /// Funnel action.
+    pub action: Action,
+    /// Name of a custom action.
+    pub custom_name: Option<String>,
+    /// When it happened (default: when received).
+    pub occurred_at: DateTime<Utc>,
+    /// When ingest accepted it.
+    pub received_at: DateTime<Utc>,
+    /// Amount in minor units of `currency`.
+    pub value_minor: Option<i64>,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Advertiser's order id.
+    pub order_id: Option<String>,
+    /// Advertiser's customer id.
+    pub customer_id: Option<String>,
+    /// Free-form JSON object, serialized.
+    pub properties: Option<String>,
+    /// Coupon code used.
+    pub coupon_code: Option<String>,
+    /// Link code passed back by the advertiser.
+    pub ref_code: Option<String>,
+    /// Click token passed back by the advertiser.
+    pub click_id: Option<String>,
+    /// Landing page URL, searched for attribution parameters.
+    pub landing_url: Option<String>,
+    /// Referrer URL, searched for attribution parameters.
+    pub referrer: Option<String>,
+}
+
+impl EventRecord {
+    /// Partition key: advertiser + customer (customer_id, else order_id, else event_id), so
+    /// first-touch and order dedup state for a customer lives in one partition.
+    pub fn key(&self) -> String {
+        let who = self
+            .customer_id
+            .as_deref()
+            .or(self.order_id.as_deref())
+            .unwrap_or(&self.event_id);
+        format!("{}:{}", self.advertiser_id, who)
+    }
+}
+
+/// What could not be processed, on the `dead-letter` topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterRecord {
+    /// Wire version.
+    #[serde(default = "v1")]
+    pub v: u8,
+    /// Where the record came from.
+    pub source_topic: String,
+    /// Its partition.
+    pub source_partition: u32,
+    /// Its offset.
+    pub source_offset: u64,
+    /// Its key.
+    pub source_key: String,
+    /// Why it was set aside, machine-readable (`undecodable`, `duplicate_order`, …).
+    pub reason: String,
+    /// Human-readable detail.
+    pub detail: String,
+    /// The original payload, as text (lossy for binary).
+    pub payload: String,
+    /// When it was set aside.
+    pub at: DateTime<Utc>,
+}
+
+impl DeadLetterRecord {
+    /// Partition key: the source key.
+    pub fn key(&self) -> &str {
+        &self.source_key
+    }
+}
