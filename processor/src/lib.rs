@@ -1,1 +1,93 @@
-//! placeholder
+//! The processor: consumes `clicks` and `events`, and writes what they mean to the store.
+//!
+//! Each topic runs the chain of [`pipeline`]: decode → validate → dedup ([`dedup`], clicks) or
+//! idempotency and attribution ([`events`], [`attribution`]) → batch → write → commit. State
+//! belongs to a partition: restored from the store's checkpoint on assignment, checkpointed
+//! with every batch together with the offsets it reflects.
+//!
+//! Invariant: given the same records and catalog, a replay from any checkpoint produces the
+//! same rows; nothing is read past a batch the store has not acknowledged.
+
+pub mod attribution;
+pub mod clicks;
+pub mod dedup;
+pub mod events;
+pub mod extract;
+pub mod metric_names;
+pub mod pipeline;
+
+use clicktrail_bus::{CatalogView, ConsumerFactory, Producer};
+use clicktrail_schemas::Topic;
+use clicktrail_schemas::token::ClickKeys;
+use clicktrail_store::Store;
+use pipeline::{BatchLimits, PipelineError, Wiring};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Processor settings.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// Consumer group.
+    pub group: String,
+    /// Records per batch at most.
+    pub batch_max_records: usize,
+    /// Longest a record waits before its batch is written.
+    pub batch_max_wait: Duration,
+    /// Click token keys, to verify `click_id`s.
+    pub click_keys: ClickKeys,
+    /// Dedup filter sizing.
+    pub dedup: dedup::DedupOptions,
+}
+
+/// What the processor is connected to.
+#[derive(Clone)]
+pub struct ProcessorDeps {
+    /// Consumers of the bus.
+    pub consumers: Arc<dyn ConsumerFactory>,
+    /// Producer, for dead letters.
+    pub producer: Arc<dyn Producer>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The catalog, already read to its end.
+    pub catalog: Arc<CatalogView>,
+}
+
+/// Runs both pipelines until `shutdown` is cancelled and their last batches are committed.
+pub async fn run(
+    config: ProcessorConfig,
+    deps: ProcessorDeps,
+    shutdown: CancellationToken,
+) -> Result<(), PipelineError> {
+    let limits = BatchLimits {
+        max_records: config.batch_max_records,
+        max_wait: config.batch_max_wait,
+    };
+    let wiring = |consumer| Wiring {
+        consumer,
+        producer: deps.producer.clone(),
+        store: deps.store.clone(),
+        catalog: deps.catalog.clone(),
+    };
+    let clicks = deps.consumers.consumer(&config.group, Topic::Clicks).await?;
+    let events = deps.consumers.consumer(&config.group, Topic::Events).await?;
+    let (a, b) = tokio::join!(
+        pipeline::run::<clicks::ClickState>(
+            Topic::Clicks,
+            wiring(clicks),
+            config.click_keys.clone(),
+            config.dedup,
+            limits,
+            shutdown.clone()
+        ),
+        pipeline::run::<events::EventState>(
+            Topic::Events,
+            wiring(events),
+            config.click_keys.clone(),
+            config.dedup,
+            limits,
+            shutdown.clone()
+        ),
+    );
+    a.and(b)
+}

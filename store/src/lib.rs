@@ -1,1 +1,82 @@
-//! placeholder
+//! How data is kept: the store the processor writes and the query service reads.
+//!
+//! - [`Store`]: the write side, one interface for every backend. A write carries the rows of a
+//!   batch and the checkpoint of the partition that produced them (its next offset and its state
+//!   changes); a backend makes the rows and the checkpoint durable together, so a replay after a
+//!   crash resumes exactly where the stored rows end.
+//! - [`parquet`]: the single-node backend: Parquet files in the data directory, listed in a
+//!   manifest (`redb`) that also holds the checkpoints. A file is visible only once the manifest
+//!   transaction that lists it, together with its checkpoint, has committed; files left over
+//!   from a crash are deleted at open. Small files are compacted in the background.
+
+pub mod parquet;
+
+use async_trait::async_trait;
+use clicktrail_schemas::rows::{ClickRow, EventRow};
+
+/// Rows produced by one processor batch.
+#[derive(Debug, Default, Clone)]
+pub struct Rows {
+    /// Raw clicks with their dedup verdicts.
+    pub clicks: Vec<ClickRow>,
+    /// Events with their attribution.
+    pub events: Vec<EventRow>,
+}
+
+impl Rows {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.clicks.is_empty() && self.events.is_empty()
+    }
+}
+
+/// A partition's progress and state changes, stored atomically with the rows they produced.
+#[derive(Debug, Default, Clone)]
+pub struct Checkpoint {
+    /// The stream, `topic/partition`.
+    pub stream: String,
+    /// Next offset to read from that partition.
+    pub next_offset: u64,
+    /// State entries to insert or overwrite.
+    pub puts: Vec<(Vec<u8>, Vec<u8>)>,
+    /// State entries to remove.
+    pub deletes: Vec<Vec<u8>>,
+}
+
+/// A partition's stored checkpoint.
+#[derive(Debug, Default, Clone)]
+pub struct Restored {
+    /// Next offset to read.
+    pub next_offset: u64,
+    /// Every state entry.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Store failures, with what the caller should do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store is unavailable or failed transiently: retry the same batch with backoff.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The data cannot be written as it is: do not retry; send it to dead-letter.
+    #[error("store refused the data: {0}")]
+    Data(String),
+}
+
+impl StoreError {
+    /// Whether writing the same batch again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// The write side of a store.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Makes `rows` and the checkpoints of the partitions that produced them durable together.
+    /// Returns only once all of it is.
+    async fn write(&self, rows: Rows, checkpoints: Vec<Checkpoint>) -> Result<(), StoreError>;
+
+    /// The stored checkpoint of a stream, if it has one.
+    async fn restore(&self, stream: &str) -> Result<Option<Restored>, StoreError>;
+}

@@ -1,0 +1,347 @@
+//! The chain of steps for one topic, assembled in one place:
+//! poll → decode/validate/dedup/attribute (a [`PartitionState`] per partition) → batch →
+//! dead letters to the bus → rows and checkpoints to the store → commit offsets.
+//!
+//! Offsets are committed only after the store acknowledged the rows and the checkpoints that
+//! reflect them; on assignment a partition's state and position come from its checkpoint, so a
+//! restart resumes exactly after the last stored batch. A transient store failure pauses the
+//! pipeline (the same batch is retried with backoff, nothing more is read); a data error sends
+//! the batch's rows to dead-letter and moves on.
+
+use crate::metric_names::*;
+use clicktrail_bus::{BusError, Consumer, ConsumerEvent, Message, Producer};
+use clicktrail_schemas::catalog::Catalog;
+use clicktrail_schemas::token::ClickKeys;
+use clicktrail_schemas::wire::DeadLetterRecord;
+use clicktrail_schemas::Topic;
+use clicktrail_store::{Checkpoint, Rows, Store, StoreError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// What every step may read.
+pub struct StepCtx {
+    /// The catalog as of this batch.
+    pub catalog: Arc<Catalog>,
+    /// Click token keys.
+    pub keys: ClickKeys,
+    /// Dedup sizing.
+    pub dedup: crate::dedup::DedupOptions,
+}
+
+/// What a batch produced.
+#[derive(Default)]
+pub struct Output {
+    /// Rows for the store.
+    pub rows: Rows,
+    /// Records set aside.
+    pub dead: Vec<DeadLetterRecord>,
+}
+
+impl Output {
+    /// Sets a record aside with a reason.
+    pub fn dead_letter(&mut self, msg: &Message, reason: &str, detail: String) {
+        metrics::counter!(DEAD_LETTERS, "reason" => reason.to_string()).increment(1);
+        self.dead.push(DeadLetterRecord {
+            v: 1,
+            source_topic: msg.topic.name().to_string(),
+            source_partition: msg.partition,
+            source_offset: msg.offset,
+            source_key: String::from_utf8_lossy(&msg.key).into_owned(),
+            reason: reason.to_string(),
+            detail,
+            payload: String::from_utf8_lossy(&msg.payload).into_owned(),
+            at: chrono::Utc::now(),
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.rows.clicks.len() + self.rows.events.len() + self.dead.len()
+    }
+}
+
+/// The state one partition keeps between records.
+pub trait PartitionState: Send + Sized + 'static {
+    /// Rebuilds the state from its checkpointed entries.
+    fn restore(partition: u32, entries: Vec<(Vec<u8>, Vec<u8>)>, ctx: &StepCtx) -> Result<Self, String>;
+    /// Processes one record.
+    fn process(&mut self, msg: &Message, ctx: &StepCtx, out: &mut Output);
+    /// Entries changed and removed since the last call.
+    fn take_changes(&mut self) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>);
+    /// Approximate bytes held.
+    fn memory_bytes(&self) -> usize;
+}
+
+/// Where a pipeline reads from and writes to.
+pub struct Wiring {
+    /// The consumer of the topic.
+    pub consumer: Box<dyn Consumer>,
+    /// For dead letters.
+    pub producer: Arc<dyn Producer>,
+    /// Where rows go.
+    pub store: Arc<dyn Store>,
+    /// Current catalog.
+    pub catalog: Arc<clicktrail_bus::CatalogView>,
+}
+
+/// Batching limits.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Records per batch at most.
+    pub max_records: usize,
+    /// Longest a record waits in an open batch.
+    pub max_wait: Duration,
+}
+
+/// Why a pipeline stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The bus failed permanently.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// A checkpoint could not be read.
+    #[error("cannot restore {stream}: {reason}")]
+    Restore {
+        /// Which stream.
+        stream: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+struct Pipeline<S> {
+    topic: Topic,
+    wiring: Wiring,
+    keys: ClickKeys,
+    dedup: crate::dedup::DedupOptions,
+    limits: BatchLimits,
+    states: HashMap<u32, S>,
+    /// Next offset per partition with processed, unwritten records.
+    pending: BTreeMap<u32, u64>,
+    out: Output,
+    opened: Option<Instant>,
+}
+
+fn stream(topic: Topic, partition: u32) -> String {
+    format!("{}/{partition}", topic.name())
+}
+
+/// Runs the chain for `topic` until `stop` is cancelled; the open batch is written and
+/// committed before returning.
+pub async fn run<S: PartitionState>(
+    topic: Topic,
+    wiring: Wiring,
+    keys: ClickKeys,
+    dedup: crate::dedup::DedupOptions,
+    limits: BatchLimits,
+    stop: CancellationToken,
+) -> Result<(), PipelineError> {
+    let mut p = Pipeline::<S> {
+        topic,
+        wiring,
+        keys,
+        dedup,
+        limits,
+        states: HashMap::new(),
+        pending: BTreeMap::new(),
+        out: Output::default(),
+        opened: None,
+    };
+    loop {
+        let room = p.limits.max_records.saturating_sub(p.out.len()).max(1);
+        let wait = match p.opened {
+            Some(t) => p.limits.max_wait.saturating_sub(t.elapsed()),
+            None => Duration::from_millis(500),
+        };
+        let polled = tokio::select! {
+            _ = stop.cancelled() => {
+                p.flush(&stop).await?;
+                return Ok(());
+            }
+            polled = p.wiring.consumer.poll(room, wait) => polled,
+        };
+        match polled {
+            Ok(ConsumerEvent::Assigned(parts)) => p.assign(&parts).await?,
+            Ok(ConsumerEvent::Revoked(parts)) => {
+                p.flush(&stop).await?;
+                for part in parts {
+                    p.states.remove(&part);
+                }
+            }
+            Ok(ConsumerEvent::Records(records)) => p.process(&records),
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(topic = %topic, error = %e, "poll failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let due = p.opened.is_some_and(|t| t.elapsed() >= p.limits.max_wait);
+        if p.out.len() >= p.limits.max_records || due {
+            p.flush(&stop).await?;
+        }
+    }
+}
+
+impl<S: PartitionState> Pipeline<S> {
+    fn ctx(&self) -> StepCtx {
+        StepCtx {
+            catalog: self.wiring.catalog.snapshot(),
+            keys: self.keys.clone(),
+            dedup: self.dedup,
+        }
+    }
+
+    async fn assign(&mut self, parts: &[u32]) -> Result<(), PipelineError> {
+        let ctx = self.ctx();
+        for &part in parts {
+            let name = stream(self.topic, part);
+            let restored = loop {
+                match self.wiring.store.restore(&name).await {
+                    Ok(r) => break r,
+                    Err(e) => {
+                        tracing::warn!(stream = %name, error = %e, "restore failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            };
+            let (offset, entries) = match restored {
+                Some(r) => (r.next_offset, r.entries),
+                None => (0, Vec::new()),
+            };
+            let state = S::restore(part, entries, &ctx).map_err(|reason| PipelineError::Restore {
+                stream: name.clone(),
+                reason,
+            })?;
+            self.wiring.consumer.seek(part, offset)?;
+            tracing::info!(stream = %name, offset, "partition assigned");
+            self.states.insert(part, state);
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, records: &[Message]) {
+        if records.is_empty() {
+            return;
+        }
+        let ctx = self.ctx();
+        for m in records {
+            let Some(state) = self.states.get_mut(&m.partition) else {
+                continue;
+            };
+            state.process(m, &ctx, &mut self.out);
+            self.pending.insert(m.partition, m.offset + 1);
+        }
+        metrics::counter!(RECORDS, "topic" => self.topic.name()).increment(records.len() as u64);
+        self.opened.get_or_insert_with(Instant::now);
+    }
+
+    async fn flush(&mut self, stop: &CancellationToken) -> Result<(), PipelineError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let records = self.out.len();
+        let mut out = std::mem::take(&mut self.out);
+        self.opened = None;
+
+        let checkpoints: Vec<Checkpoint> = self
+            .pending
+            .iter()
+            .map(|(&part, &next)| {
+                let (puts, deletes) = self
+                    .states
+                    .get_mut(&part)
+                    .map(|s| s.take_changes())
+                    .unwrap_or_default();
+                Checkpoint {
+                    stream: stream(self.topic, part),
+                    next_offset: next,
+                    puts,
+                    deletes,
+                }
+            })
+            .collect();
+
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if !out.dead.is_empty() {
+                let dead: Vec<(Vec<u8>, Vec<u8>)> = out
+                    .dead
+                    .iter()
+                    .map(|d| {
+                        (d.key().as_bytes().to_vec(), serde_json::to_vec(d).expect("dead letters serialize"))
+                    })
+                    .collect();
+                if let Err(e) = self.wiring.producer.send_batch(Topic::DeadLetter, dead).await {
+                    tracing::warn!(error = %e, "dead-letter write failed; retrying");
+                    self.pause(&mut backoff, stop).await;
+                    continue;
+                }
+                out.dead.clear();
+            }
+            let (clicks, events) = (out.rows.clicks.len(), out.rows.events.len());
+            match self.wiring.store.write(out.rows.clone(), checkpoints.clone()).await {
+                Ok(()) => {
+                    metrics::counter!(ROWS_WRITTEN, "table" => "clicks").increment(clicks as u64);
+                    metrics::counter!(ROWS_WRITTEN, "table" => "events").increment(events as u64);
+                    break;
+                }
+                Err(StoreError::Data(reason)) => {
+                    tracing::error!(reason = %reason, "store refused a batch; its rows go to dead-letter");
+                    let rows = std::mem::take(&mut out.rows);
+                    for c in rows.clicks {
+                        out.dead.push(refused(self.topic, c.source, &reason, serde_json::to_string(&c.click)));
+                    }
+                    for e in rows.events {
+                        out.dead.push(refused(self.topic, e.source, &reason, serde_json::to_string(&e.event)));
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!(STORE_RETRIES).increment(1);
+                    tracing::warn!(error = %e, "store write failed; pausing and retrying the same batch");
+                    self.pause(&mut backoff, stop).await;
+                }
+            }
+        }
+        let offsets: Vec<(u32, u64)> = std::mem::take(&mut self.pending).into_iter().collect();
+        if let Err(e) = self.wiring.consumer.commit(&offsets).await {
+            // The checkpoint in the store already holds these positions; the group's commit
+            // only serves lag monitoring and is retried with the next batch.
+            tracing::warn!(error = %e, "offset commit failed");
+        }
+        metrics::histogram!(BATCH_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(BATCH_RECORDS).record(records as f64);
+        for (part, s) in &self.states {
+            metrics::gauge!(DEDUP_BYTES, "topic" => self.topic.name(), "partition" => part.to_string())
+                .set(s.memory_bytes() as f64);
+        }
+        Ok(())
+    }
+
+    async fn pause(&self, backoff: &mut Duration, stop: &CancellationToken) {
+        let _ = stop; // a shutdown waits for the store: accepted records are never dropped
+        tokio::time::sleep(*backoff).await;
+        *backoff = (*backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn refused(
+    topic: Topic,
+    source: clicktrail_schemas::rows::Source,
+    reason: &str,
+    payload: Result<String, serde_json::Error>,
+) -> DeadLetterRecord {
+    metrics::counter!(DEAD_LETTERS, "reason" => "store_refused").increment(1);
+    DeadLetterRecord {
+        v: 1,
+        source_topic: topic.name().to_string(),
+        source_partition: source.partition,
+        source_offset: source.offset,
+        source_key: String::new(),
+        reason: "store_refused".into(),
+        detail: reason.to_string(),
+        payload: payload.unwrap_or_default(),
+        at: chrono::Utc::now(),
+    }
+}
