@@ -1,1 +1,72 @@
-//! placeholder
+//! Ingest: the advertiser events API and the management (admin) API.
+//!
+//! - [`events`]: `POST /api/v1/events` (one event or up to 1,000) and the `/event/{action}`
+//!   aliases. Authenticated by `X-API-KEY` (and a signature when the advertiser requires it,
+//!   see [`auth`]); validated field by field ([`validate`]); answered 2xx only once the bus has
+//!   made every event durable.
+//! - [`admin`]: advertisers, API keys, campaigns, influencers, assignments, links and coupons
+//!   under `/api/v1/admin/`, with the admin bearer token. Every change is a record on the
+//!   `catalog` topic; the handler answers once this process's follower has applied it, so
+//!   uniqueness is decided by the catalog state machine in topic order.
+//! - [`error`]: how failures map to statuses and JSON bodies.
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod events;
+pub mod metric_names;
+pub mod validate;
+
+use axum::Router;
+use clicktrail_bus::{CatalogView, Producer, TailReader};
+use std::sync::Arc;
+
+/// Ingest settings.
+#[derive(Clone)]
+pub struct IngestConfig {
+    /// Bearer token of the management API.
+    pub admin_token: String,
+    /// Base URL shoppers reach the redirector at, for link URLs (`{public_url}/r/{code}`).
+    pub public_url: String,
+    /// Largest events request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for IngestConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestConfig")
+            .field("public_url", &self.public_url)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared by every ingest handler.
+#[derive(Clone)]
+pub struct IngestState {
+    /// Settings.
+    pub config: Arc<IngestConfig>,
+    /// The followed catalog.
+    pub catalog: Arc<CatalogView>,
+    /// Where events and catalog changes go.
+    pub producer: Arc<dyn Producer>,
+    /// Reads the dead-letter tail.
+    pub tail: Arc<dyn TailReader>,
+}
+
+/// Every ingest route.
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .merge(events::routes())
+        .merge(admin::routes())
+        .with_state(state)
+}
+
+/// The OpenAPI description of ingest's endpoints.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut doc = events::EventsApi::openapi();
+    doc.merge(admin::AdminApi::openapi());
+    doc
+}

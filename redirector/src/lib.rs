@@ -1,1 +1,270 @@
-//! placeholder
+//! The redirector: `GET /r/{code}[/{sub_id}]` (and `/ref/…`) answers 302 to the campaign's
+//! destination with `ref_code` and `click_id` appended and the incoming query kept.
+//!
+//! The hot path is one in-memory lookup (a `moka` cache in front of the followed catalog), one
+//! enqueue of the click record and one response; it never waits for the bus. Unknown or
+//! deactivated codes get a small 404 page. A campaign outside its live dates still redirects,
+//! and its click is flagged `not_live` so it is never credited.
+//!
+//! Modules: [`visitor`] (truncated IPs, visitor key, cookie), [`classify`] (bots, devices),
+//! [`server`] (the standalone hyper server).
+
+pub mod classify;
+pub mod metric_names;
+pub mod server;
+pub mod visitor;
+
+use bytes::Bytes;
+use chrono::Utc;
+use clicktrail_bus::{CatalogView, Producer};
+use clicktrail_schemas::Topic;
+use clicktrail_schemas::catalog::Campaign;
+use clicktrail_schemas::token::ClickKeys;
+use clicktrail_schemas::wire::{ClickRecord, WIRE_VERSION};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
+use http_body_util::Full;
+use metric_names::{CLICKS_DROPPED, REQUESTS};
+use moka::sync::Cache;
+use percent_encoding::percent_decode_str;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use url::Url;
+
+const MAX_UA: usize = 512;
+const MAX_SUB_ID: usize = 128;
+const NOT_FOUND_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Link not found</title></head><body style=\"font-family:sans-serif;text-align:center;margin-top:15vh\"><h1>Link not found</h1><p>This link does not exist or is no longer active.</p></body></html>";
+
+/// Redirector settings.
+#[derive(Debug, Clone)]
+pub struct RedirectorConfig {
+    /// Keys that sign click tokens.
+    pub click_keys: ClickKeys,
+    /// Salt of the hashed visitor key.
+    pub visitor_salt: String,
+    /// Take the client address from the first `X-Forwarded-For` entry (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// A MaxMind-format country database.
+    pub geo_db: Option<PathBuf>,
+}
+
+/// What a code resolves to, with the destination parsed once.
+#[derive(Debug)]
+struct Target {
+    link_id: String,
+    advertiser_id: String,
+    campaign_id: String,
+    influencer_id: String,
+    destination: Url,
+    campaign: Campaign,
+}
+
+/// The redirect handler, shared by every connection.
+pub struct Redirector {
+    config: RedirectorConfig,
+    catalog: Arc<CatalogView>,
+    producer: Arc<dyn Producer>,
+    cache: Cache<String, Option<Arc<Target>>>,
+    geo: Option<maxminddb::Reader<Vec<u8>>>,
+}
+
+impl Redirector {
+    /// A redirector over a followed catalog. Its cache empties whenever the catalog changes.
+    pub fn new(
+        config: RedirectorConfig,
+        catalog: Arc<CatalogView>,
+        producer: Arc<dyn Producer>,
+    ) -> Result<Arc<Self>, String> {
+        let geo = match &config.geo_db {
+            Some(path) => Some(
+                maxminddb::Reader::open_readfile(path)
+                    .map_err(|e| format!("cannot open geo database {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        classify::warm_up();
+        let r = Arc::new(Redirector {
+            config,
+            catalog: catalog.clone(),
+            producer,
+            cache: Cache::builder().max_capacity(200_000).build(),
+            geo,
+        });
+        let weak = Arc::downgrade(&r);
+        let mut changes = catalog.subscribe();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                match weak.upgrade() {
+                    Some(r) => r.cache.invalidate_all(),
+                    None => return,
+                }
+            }
+        });
+        Ok(r)
+    }
+
+    fn resolve(&self, code: &str) -> Option<Arc<Target>> {
+        self.cache.get_with_by_ref(code, || {
+            let resolved = self.catalog.snapshot().resolve_code(code)?;
+            let destination = Url::parse(&resolved.campaign.destination_url).ok()?;
+            Some(Arc::new(Target {
+                link_id: resolved.link.id,
+                advertiser_id: resolved.link.advertiser_id,
+                campaign_id: resolved.campaign.id.clone(),
+                influencer_id: resolved.link.influencer_id,
+                destination,
+                campaign: resolved.campaign,
+            }))
+        })
+    }
+
+    fn client_ip(&self, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
+        if self.config.trust_forwarded_for {
+            if let Some(ip) = headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok())
+            {
+                return ip;
+            }
+        }
+        peer
+    }
+
+    fn country(&self, ip: IpAddr) -> Option<String> {
+        let reader = self.geo.as_ref()?;
+        let found = reader.lookup(ip).ok()?;
+        use maxminddb::PathElement::Key;
+        found
+            .decode_path::<String>(&[Key("country"), Key("iso_code")])
+            .ok()
+            .flatten()
+            .or_else(|| found.decode_path::<String>(&[Key("country_code")]).ok().flatten())
+    }
+
+    /// Answers one request to `/r/…` or `/ref/…` from `peer`.
+    pub fn handle(&self, method: &Method, uri: &Uri, headers: &HeaderMap, peer: IpAddr) -> Response<Full<Bytes>> {
+        let is_head = method == Method::HEAD;
+        if method != Method::GET && !is_head {
+            metrics::counter!(REQUESTS, "status" => "405").increment(1);
+            return Response::builder()
+                .status(StatusCode::METHOD_NOT_ALLOWED)
+                .header(header::ALLOW, "GET, HEAD")
+                .body(Full::new(Bytes::new()))
+                .expect("static response");
+        }
+        let rest = uri
+            .path()
+            .strip_prefix("/r/")
+            .or_else(|| uri.path().strip_prefix("/ref/"))
+            .unwrap_or("");
+        let (code, sub_id) = match rest.split_once('/') {
+            Some((c, s)) => (c, Some(s)),
+            None => (rest, None),
+        };
+        let Some(target) = (!code.is_empty()).then(|| self.resolve(code)).flatten() else {
+            return not_found(is_head);
+        };
+        let sub_id = sub_id
+            .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .map(|mut s| {
+                s.truncate(s.floor_char_boundary(MAX_SUB_ID));
+                s
+            });
+
+        let now = Utc::now();
+        let click_id = self
+            .config
+            .click_keys
+            .mint(&target.link_id, now.timestamp_millis(), rand::random());
+        let mut user_agent = headers
+            .get(header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        user_agent.truncate(user_agent.floor_char_boundary(MAX_UA));
+        let ip = self.client_ip(headers, peer);
+        let ip_prefix = visitor::truncate_ip(ip);
+        let cookie_key = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(visitor::from_cookie)
+            .map(str::to_string);
+        let (visitor_key, new_cookie) = match cookie_key {
+            Some(k) => (k, false),
+            None => (visitor::hashed_key(&self.config.visitor_salt, &ip_prefix, &user_agent), true),
+        };
+        let bot_reason = classify::bot_reason(is_head, &user_agent);
+
+        let mut location = target.destination.clone();
+        {
+            let mut pairs = location.query_pairs_mut();
+            if let Some(q) = uri.query() {
+                for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+                    if k != "ref_code" && k != "click_id" {
+                        pairs.append_pair(&k, &v);
+                    }
+                }
+            }
+            pairs.append_pair("ref_code", code);
+            pairs.append_pair("click_id", &click_id);
+        }
+
+        let record = ClickRecord {
+            v: WIRE_VERSION,
+            click_id,
+            at: now,
+            link_id: target.link_id.clone(),
+            code: code.to_string(),
+            sub_id,
+            advertiser_id: target.advertiser_id.clone(),
+            campaign_id: target.campaign_id.clone(),
+            influencer_id: target.influencer_id.clone(),
+            device_class: classify::device_class(&user_agent, bot_reason.is_some()).to_string(),
+            visitor_key: visitor_key.clone(),
+            user_agent,
+            referrer: headers
+                .get(header::REFERER)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            ip_prefix,
+            country: self.country(ip),
+            is_bot: bot_reason.is_some(),
+            bot_reason: bot_reason.map(str::to_string),
+            not_live: !target.campaign.is_live_at(now),
+        };
+        let payload = serde_json::to_vec(&record).expect("click records serialize");
+        if let Err(e) = self
+            .producer
+            .enqueue(Topic::Clicks, record.visitor_key.into_bytes(), payload)
+        {
+            metrics::counter!(CLICKS_DROPPED).increment(1);
+            tracing::warn!(error = %e, "click not queued; redirect answered anyway");
+        }
+
+        metrics::counter!(REQUESTS, "status" => "302").increment(1);
+        let mut resp = Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, location.as_str())
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Full::new(Bytes::new()))
+            .expect("valid response");
+        if new_cookie {
+            if let Ok(v) = HeaderValue::from_str(&visitor::set_cookie(&visitor_key)) {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+        }
+        resp
+    }
+}
+
+fn not_found(is_head: bool) -> Response<Full<Bytes>> {
+    metrics::counter!(REQUESTS, "status" => "404").increment(1);
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Full::new(if is_head { Bytes::new() } else { Bytes::from_static(NOT_FOUND_PAGE.as_bytes()) }))
+        .expect("static response")
+}

@@ -1,0 +1,107 @@
+//! Influencers.
+
+use super::{Admin, JsonIn, check, require_text};
+use crate::IngestState;
+use crate::error::{ApiError, FieldError};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use clicktrail_schemas::CatalogChange;
+use clicktrail_schemas::catalog::{Influencer, Status};
+use clicktrail_schemas::ids::new_id;
+use serde::Deserialize;
+
+/// A new influencer.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewInfluencer {
+    /// Display name.
+    pub name: String,
+    /// Contact address.
+    pub email: Option<String>,
+}
+
+/// Changes to an influencer.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InfluencerPatch {
+    /// Display name.
+    pub name: Option<String>,
+    /// Contact address.
+    pub email: Option<String>,
+    /// `active` or `inactive`.
+    #[schema(value_type = Option<String>)]
+    pub status: Option<Status>,
+}
+
+pub(super) fn routes() -> Router<IngestState> {
+    Router::new()
+        .route("/api/v1/admin/influencers", post(create).get(list))
+        .route("/api/v1/admin/influencers/{id}", get(show).patch(update))
+}
+
+fn validate(i: &Influencer, errors: &mut Vec<FieldError>) {
+    require_text("name", &i.name, 200, errors);
+    if let Some(e) = &i.email {
+        if !e.contains('@') || e.len() > 254 {
+            errors.push(FieldError::new("email", "expected an email address"));
+        }
+    }
+}
+
+/// Create an influencer.
+#[utoipa::path(post, path = "/api/v1/admin/influencers", tag = "admin", request_body = NewInfluencer, responses((status = 201, description = "Created"), (status = 400, description = "Invalid")))]
+pub async fn create(_: Admin, State(s): State<IngestState>, JsonIn(req): JsonIn<NewInfluencer>) -> Result<(StatusCode, Json<Influencer>), ApiError> {
+    let i = Influencer {
+        id: new_id("inf"),
+        name: req.name.trim().to_string(),
+        email: req.email.map(|e| e.trim().to_string()),
+        status: Status::Active,
+        created_at: Utc::now(),
+    };
+    let mut errors = Vec::new();
+    validate(&i, &mut errors);
+    check(errors)?;
+    s.write(CatalogChange::InfluencerUpserted { influencer: i.clone() }).await?;
+    Ok((StatusCode::CREATED, Json(i)))
+}
+
+/// List influencers.
+#[utoipa::path(get, path = "/api/v1/admin/influencers", tag = "admin", responses((status = 200, description = "Influencers")))]
+pub async fn list(_: Admin, State(s): State<IngestState>) -> Json<Vec<Influencer>> {
+    let c = s.catalog.snapshot();
+    let mut all: Vec<Influencer> = c.influencers.values().cloned().collect();
+    all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Json(all)
+}
+
+pub(super) fn find(s: &IngestState, id: &str) -> Result<Influencer, ApiError> {
+    s.catalog
+        .snapshot()
+        .influencers
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("influencer `{id}` does not exist")))
+}
+
+/// Get an influencer.
+#[utoipa::path(get, path = "/api/v1/admin/influencers/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The influencer"), (status = 404, description = "Unknown")))]
+pub async fn show(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<Json<Influencer>, ApiError> {
+    find(&s, &id).map(Json)
+}
+
+/// Update an influencer.
+#[utoipa::path(patch, path = "/api/v1/admin/influencers/{id}", tag = "admin", params(("id" = String, Path)), request_body = InfluencerPatch, responses((status = 200, description = "Updated"), (status = 404, description = "Unknown")))]
+pub async fn update(_: Admin, State(s): State<IngestState>, Path(id): Path<String>, JsonIn(p): JsonIn<InfluencerPatch>) -> Result<Json<Influencer>, ApiError> {
+    let mut i = find(&s, &id)?;
+    if let Some(v) = p.name { i.name = v.trim().to_string(); }
+    if p.email.is_some() { i.email = p.email; }
+    if let Some(v) = p.status { i.status = v; }
+    let mut errors = Vec::new();
+    validate(&i, &mut errors);
+    check(errors)?;
+    s.write(CatalogChange::InfluencerUpserted { influencer: i.clone() }).await?;
+    Ok(Json(i))
+}

@@ -1,0 +1,108 @@
+//! The management API under `/api/v1/admin/`, authenticated with the admin bearer token.
+//!
+//! One module per entity: [`advertisers`] (and API keys), [`campaigns`] (and assignments),
+//! [`influencers`], [`links`], [`coupons`], [`diagnostics`] (dead-letter tail).
+
+pub mod advertisers;
+pub mod campaigns;
+pub mod coupons;
+pub mod diagnostics;
+pub mod influencers;
+pub mod links;
+
+use crate::IngestState;
+use crate::auth::require_admin;
+use crate::body::{parse_json, read_limited};
+use crate::error::ApiError;
+use crate::metric_names::CATALOG_WRITES;
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use clicktrail_schemas::CatalogChange;
+use serde::de::DeserializeOwned;
+
+/// Largest admin request body.
+const MAX_ADMIN_BODY: usize = 256 * 1024;
+
+/// Proof that the request carries the admin token.
+pub struct Admin;
+
+impl FromRequestParts<IngestState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &IngestState) -> Result<Self, ApiError> {
+        require_admin(&parts.headers, &state.config.admin_token)?;
+        Ok(Admin)
+    }
+}
+
+/// A JSON body whose errors name the failing field.
+pub struct JsonIn<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonIn<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let bytes = read_limited(req.into_body(), MAX_ADMIN_BODY).await?;
+        parse_json(&bytes).map(JsonIn)
+    }
+}
+
+impl IngestState {
+    /// Writes a catalog change and waits until this process applied it.
+    pub async fn write(&self, change: CatalogChange) -> Result<(), ApiError> {
+        let op = serde_json::to_value(&change)
+            .ok()
+            .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        self.catalog.write(self.producer.as_ref(), &change).await?;
+        metrics::counter!(CATALOG_WRITES, "op" => op).increment(1);
+        Ok(())
+    }
+}
+
+fn require_text(field: &str, value: &str, max: usize, errors: &mut Vec<crate::error::FieldError>) {
+    if value.trim().is_empty() {
+        errors.push(crate::error::FieldError::new(field, "must not be empty"));
+    } else if value.len() > max {
+        errors.push(crate::error::FieldError::new(field, format!("expected at most {max} characters")));
+    }
+}
+
+fn check(errors: Vec<crate::error::FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::fields(errors)) }
+}
+
+/// Admin API documentation.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        advertisers::create, advertisers::list, advertisers::show, advertisers::update,
+        advertisers::create_key, advertisers::list_keys, advertisers::rotate_key, advertisers::revoke_key,
+        campaigns::create, campaigns::list, campaigns::show, campaigns::update,
+        campaigns::assign, campaigns::unassign, campaigns::assigned,
+        influencers::create, influencers::list, influencers::show, influencers::update,
+        links::create, links::list, links::regenerate, links::deactivate,
+        coupons::create, coupons::list, coupons::invalidate, coupons::regenerate,
+        diagnostics::dead_letter,
+    ),
+    components(schemas(
+        advertisers::NewAdvertiser, advertisers::AdvertiserPatch,
+        campaigns::NewCampaign, campaigns::CampaignPatch, campaigns::Assign,
+        influencers::NewInfluencer, influencers::InfluencerPatch,
+        links::NewLink, coupons::NewCoupons,
+    )),
+    tags((name = "admin", description = "Catalog management (admin bearer token)"))
+)]
+pub struct AdminApi;
+
+/// Every admin route.
+pub fn routes() -> Router<IngestState> {
+    Router::new()
+        .merge(advertisers::routes())
+        .merge(campaigns::routes())
+        .merge(influencers::routes())
+        .merge(links::routes())
+        .merge(coupons::routes())
+        .merge(diagnostics::routes())
+}

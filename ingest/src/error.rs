@@ -1,0 +1,142 @@
+//! API errors: every failure maps to one status and a JSON body that says what to do.
+//!
+//! Body: `{"error": "<code>", "message": "<text>", "fields": [{"field", "message"}]}`;
+//! `fields` lists every field error at once (400 only).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use clicktrail_bus::{BusError, CatalogWriteError};
+use serde::Serialize;
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Path of the field, such as `events[2].value`.
+    pub field: String,
+    /// What was expected.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An error answered to an API caller.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or fields are invalid.
+    #[error("{message}")]
+    Invalid {
+        /// Summary.
+        message: String,
+        /// Every field error.
+        fields: Vec<FieldError>,
+    },
+    /// 401: missing or wrong credentials or signature.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: conflicts with the current state (a taken code).
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: body or batch too large.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 503: try again shortly.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The JSON error body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable code: `invalid_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `payload_too_large`, `unavailable`.
+    pub error: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Field errors (400 only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
+
+impl ApiError {
+    /// A 400 with field errors.
+    pub fn fields(fields: Vec<FieldError>) -> Self {
+        let message = match fields.len() {
+            1 => format!("{}: {}", fields[0].field, fields[0].message),
+            n => format!("{n} fields are invalid"),
+        };
+        ApiError::Invalid { message, fields }
+    }
+
+    /// A 400 for one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::fields(vec![FieldError::new(field, message)])
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error) = self.status_and_code();
+        let message = self.to_string();
+        let fields = match self {
+            ApiError::Invalid { fields, .. } => fields,
+            _ => Vec::new(),
+        };
+        let mut resp = (status, Json(ErrorBody { error, message, fields })).into_response();
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            StatusCode::UNAUTHORIZED => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<BusError> for ApiError {
+    fn from(e: BusError) -> Self {
+        tracing::warn!(error = %e, "bus unavailable");
+        ApiError::Unavailable(format!("the record could not be made durable ({e}); retry shortly"))
+    }
+}
+
+impl From<CatalogWriteError> for ApiError {
+    fn from(e: CatalogWriteError) -> Self {
+        match e {
+            CatalogWriteError::Conflict(c) => ApiError::Conflict(c.to_string()),
+            CatalogWriteError::Bus(b) => b.into(),
+            CatalogWriteError::Timeout(_) => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! `POST /api/v1/events` and the `/event/{action}` aliases.
+
+use crate::IngestState;
+use crate::auth;
+use crate::body::read_limited;
+use crate::error::{ApiError, ErrorBody, FieldError};
+use crate::metric_names::{EVENTS_ACCEPTED, REQUESTS_REFUSED};
+use crate::validate::{self, MAX_BATCH};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Utc;
+use clicktrail_schemas::Topic;
+use clicktrail_schemas::wire::Action;
+use serde::Serialize;
+
+/// The answer to an accepted request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// How many events were accepted (all of them).
+    pub accepted: usize,
+    /// Their ids, in request order (derived where none was given).
+    pub event_ids: Vec<String>,
+}
+
+/// Events API documentation.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(post_events, post_alias),
+    components(schemas(Accepted, ErrorBody, FieldError)),
+    tags((name = "events", description = "Advertiser funnel events"))
+)]
+pub struct EventsApi;
+
+/// The events routes.
+pub fn routes() -> Router<IngestState> {
+    Router::new()
+        .route("/api/v1/events", post(post_events))
+        .route("/event/{action}", post(post_alias))
+}
+
+/// Send one event, an array of up to 1,000, or `{"events": [...]}`.
+///
+/// Fields: `action` (purchase, add_to_cart, signup, drop_off, custom with `name`), `event_id`,
+/// `occurred_at` (RFC 3339, default now, at most five minutes ahead), `value` (at most two
+/// decimal places; a purchase needs one above zero), `currency` (ISO 4217, default USD),
+/// `order_id`, `customer_id`, `properties` (object, at most 4 KiB), `coupon_code`, `ref_code`,
+/// `click_id`, `landing_url`, `referrer`. All-or-nothing: any invalid event refuses the request
+/// with every field error listed.
+#[utoipa::path(
+    post, path = "/api/v1/events", tag = "events",
+    request_body(content = Object, description = "An event, an array of events, or {\"events\": [...]}"),
+    params(
+        ("X-API-KEY" = String, Header, description = "The advertiser's API key"),
+        ("X-Clicktrail-Signature" = Option<String>, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\">; required when the advertiser requires signatures"),
+    ),
+    responses(
+        (status = 200, description = "Durable", body = Accepted),
+        (status = 400, description = "Malformed JSON or invalid fields, all listed", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key or signature", body = ErrorBody),
+        (status = 413, description = "Body over the limit or more than 1,000 events", body = ErrorBody),
+        (status = 503, description = "Not durable; retry after the Retry-After delay", body = ErrorBody),
+    )
+)]
+async fn post_events(State(state): State<IngestState>, headers: HeaderMap, body: Body) -> Response {
+    respond(accept(&state, &headers, body, None).await)
+}
+
+/// Alias for one action: `/event/add_to_cart`, `/event/purchase`, `/event/drop_off`,
+/// `/event/signup`. Same body and answers as `/api/v1/events`; `action` may be left out.
+#[utoipa::path(
+    post, path = "/event/{action}", tag = "events",
+    params(
+        ("action" = String, Path, description = "add_to_cart, purchase, drop_off or signup"),
+        ("X-API-KEY" = String, Header, description = "The advertiser's API key"),
+    ),
+    request_body(content = Object, description = "An event or an array of events"),
+    responses(
+        (status = 200, description = "Durable", body = Accepted),
+        (status = 400, description = "Invalid fields", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key or signature", body = ErrorBody),
+        (status = 404, description = "Unknown action alias", body = ErrorBody),
+        (status = 413, description = "Too large", body = ErrorBody),
+        (status = 503, description = "Retry later", body = ErrorBody),
+    )
+)]
+async fn post_alias(
+    State(state): State<IngestState>,
+    Path(action): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let action = match action.as_str() {
+        "add_to_cart" => Action::AddToCart,
+        "purchase" => Action::Purchase,
+        "drop_off" => Action::DropOff,
+        "signup" => Action::Signup,
+        other => {
+            return respond(Err(ApiError::NotFound(format!(
+                "no event alias `{other}`: use add_to_cart, purchase, drop_off or signup"
+            ))));
+        }
+    };
+    respond(accept(&state, &headers, body, Some(action)).await)
+}
+
+fn respond(result: Result<Accepted, ApiError>) -> Response {
+    match result {
+        Ok(a) => Json(a).into_response(),
+        Err(e) => {
+            let resp = e.into_response();
+            metrics::counter!(REQUESTS_REFUSED, "status" => resp.status().as_str().to_string()).increment(1);
+            resp
+        }
+    }
+}
+
+async fn accept(
+    state: &IngestState,
+    headers: &HeaderMap,
+    body: Body,
+    fixed: Option<Action>,
+) -> Result<Accepted, ApiError> {
+    let catalog = state.catalog.snapshot();
+    let (key, advertiser) = auth::api_key(headers, &catalog)?;
+    let bytes = read_limited(body, state.config.max_body_bytes).await?;
+    let now = Utc::now();
+    if advertiser.require_signature {
+        auth::verify_signature(headers, &key.signing_secret, &bytes, now.timestamp())?;
+    }
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::field("body", format!("malformed JSON: {e}")))?;
+    let batch = validate::split_batch(value).map_err(|e| ApiError::fields(vec![e]))?;
+    if batch.is_empty() {
+        return Err(ApiError::field("events", "expected at least one event"));
+    }
+    if batch.len() > MAX_BATCH {
+        return Err(ApiError::TooLarge(format!(
+            "{} events in one request; at most {MAX_BATCH} are accepted",
+            batch.len()
+        )));
+    }
+    let single = batch.len() == 1;
+    let mut errors = Vec::new();
+    let mut records = Vec::with_capacity(batch.len());
+    for (i, item) in batch.iter().enumerate() {
+        let prefix = if single { String::new() } else { format!("events[{i}].") };
+        if let Some(r) = validate::event(item, prefix, &advertiser.id, fixed, now, &mut errors) {
+            records.push(r);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let event_ids: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
+    let mut by_action = std::collections::HashMap::<&'static str, u64>::new();
+    let payloads: Vec<(Vec<u8>, Vec<u8>)> = records
+        .iter()
+        .map(|r| {
+            *by_action.entry(r.action.as_str()).or_default() += 1;
+            (r.key().into_bytes(), serde_json::to_vec(r).expect("events serialize"))
+        })
+        .collect();
+    state.producer.send_batch(Topic::Events, payloads).await?;
+    for (action, n) in by_action {
+        metrics::counter!(EVENTS_ACCEPTED, "action" => action).increment(n);
+    }
+    Ok(Accepted {
+        accepted: event_ids.len(),
+        event_ids,
+    })
+}

@@ -1,0 +1,294 @@
+//! Event validation: every field error of a request is collected and reported at once.
+
+use crate::error::FieldError;
+use chrono::{DateTime, Utc};
+use clicktrail_schemas::money;
+use clicktrail_schemas::wire::{Action, EventRecord, WIRE_VERSION};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Most events in one request.
+pub const MAX_BATCH: usize = 1000;
+/// Largest `properties` object, serialized.
+pub const MAX_PROPERTIES_BYTES: usize = 4096;
+/// How far in the future `occurred_at` may be.
+pub const MAX_FUTURE_SECS: i64 = 300;
+
+const FIELDS: [&str; 17] = [
+    "action", "name", "custom_name", "event_id", "occurred_at", "value", "currency", "order_id",
+    "customer_id", "properties", "coupon_code", "ref_code", "click_id", "landing_url", "referrer",
+    "timestamp", "v",
+];
+
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    prefix: String,
+    errors: &'a mut Vec<FieldError>,
+}
+
+impl Fields<'_> {
+    fn err(&mut self, field: &str, msg: impl Into<String>) {
+        self.errors
+            .push(FieldError::new(format!("{}{field}", self.prefix), msg));
+    }
+
+    fn string(&mut self, field: &str, max: usize) -> Option<String> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                self.err(field, "expected a non-empty string");
+                None
+            }
+            Some(Value::String(s)) if s.len() > max => {
+                self.err(field, format!("expected at most {max} characters"));
+                None
+            }
+            Some(Value::String(s)) => Some(s.trim().to_string()),
+            Some(other) => {
+                self.err(field, format!("expected a string, got {}", kind(other)));
+                None
+            }
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The events of a request body: one object, an array, or `{"events": [...]}`.
+pub fn split_batch(body: Value) -> Result<Vec<Value>, FieldError> {
+    match body {
+        Value::Array(items) => Ok(items),
+        Value::Object(mut obj) if obj.contains_key("events") => match obj.remove("events") {
+            Some(Value::Array(items)) => Ok(items),
+            _ => Err(FieldError::new("events", "expected an array of events")),
+        },
+        obj @ Value::Object(_) => Ok(vec![obj]),
+        other => Err(FieldError::new(
+            "body",
+            format!("expected an event object or an array of events, got {}", kind(&other)),
+        )),
+    }
+}
+
+/// Validates one event. `fixed_action` is the action named by an alias path.
+pub fn event(
+    value: &Value,
+    prefix: String,
+    advertiser_id: &str,
+    fixed_action: Option<Action>,
+    now: DateTime<Utc>,
+    errors: &mut Vec<FieldError>,
+) -> Option<EventRecord> {
+    let before = errors.len();
+    let Value::Object(obj) = value else {
+        let field = if prefix.is_empty() { "body".to_string() } else { prefix.trim_end_matches('.').to_string() };
+        errors.push(FieldError::new(field, format!("expected an event object, got {}", kind(value))));
+        return None;
+    };
+    let mut f = Fields { obj, prefix, errors };
+    for key in obj.keys() {
+        if !FIELDS.contains(&key.as_str()) {
+            f.err(key, "unknown field");
+        }
+    }
+
+    let action = match (obj.get("action"), fixed_action) {
+        (None | Some(Value::Null), Some(a)) => Some(a),
+        (None | Some(Value::Null), None) => {
+            f.err("action", "required: one of purchase, add_to_cart, signup, drop_off, custom");
+            None
+        }
+        (Some(Value::String(s)), fixed) => match Action::parse(s) {
+            Some(a) if fixed.is_some_and(|x| x != a) => {
+                f.err("action", format!("this endpoint only accepts `{}`", fixed.map(Action::as_str).unwrap_or_default()));
+                None
+            }
+            Some(a) => Some(a),
+            None => {
+                f.err("action", "expected one of purchase, add_to_cart, signup, drop_off, custom");
+                None
+            }
+        },
+        (Some(other), _) => {
+            f.err("action", format!("expected a string, got {}", kind(other)));
+            None
+        }
+    };
+    let custom_name = f.string("name", 64).or_else(|| f.string("custom_name", 64));
+    if action == Some(Action::Custom) && custom_name.is_none() {
+        f.err("name", "required for a custom action");
+    }
+
+    let event_id = f.string("event_id", 128);
+    let occurred_at = match obj.get("occurred_at").or(obj.get("timestamp")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) if (t.with_timezone(&Utc) - now).num_seconds() > MAX_FUTURE_SECS => {
+                f.err("occurred_at", "is more than five minutes in the future");
+                None
+            }
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                f.err("occurred_at", "expected an RFC 3339 timestamp such as 2026-01-31T12:00:00Z");
+                None
+            }
+        },
+        Some(other) => {
+            f.err("occurred_at", format!("expected an RFC 3339 timestamp string, got {}", kind(other)));
+            None
+        }
+    };
+
+    let currency = match f.string("currency", 3) {
+        None => Some("USD".to_string()),
+        Some(c) => match money::parse_currency(&c) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                f.err("currency", e.to_string());
+                None
+            }
+        },
+    };
+    let value_minor = match obj.get("value") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            f.err("value", format!("expected a number, got {}", kind(other)));
+            None
+        }
+    }
+    .and_then(|text| match money::to_minor_units(&text, currency.as_deref().unwrap_or("USD")) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            f.err("value", e.to_string());
+            None
+        }
+    });
+    let value_given = obj.get("value").is_some_and(|v| !v.is_null());
+    if action == Some(Action::Purchase) && (!value_given || value_minor.is_some_and(|v| v <= 0)) {
+        f.err("value", "a purchase needs a value above zero");
+    }
+    if value_minor.is_some_and(|v| v < 0) && action != Some(Action::Purchase) {
+        f.err("value", "expected a value of zero or more");
+    }
+
+    let properties = match obj.get("properties") {
+        None | Some(Value::Null) => None,
+        Some(p @ Value::Object(_)) => {
+            let s = p.to_string();
+            if s.len() > MAX_PROPERTIES_BYTES {
+                f.err("properties", format!("expected at most {MAX_PROPERTIES_BYTES} bytes of JSON"));
+                None
+            } else {
+                Some(s)
+            }
+        }
+        Some(other) => {
+            f.err("properties", format!("expected a JSON object, got {}", kind(other)));
+            None
+        }
+    };
+    let order_id = f.string("order_id", 128);
+    let customer_id = f.string("customer_id", 128);
+    let coupon_code = f.string("coupon_code", 64);
+    let ref_code = f.string("ref_code", 64);
+    let click_id = f.string("click_id", 256);
+    let landing_url = f.string("landing_url", 2048);
+    let referrer = f.string("referrer", 2048);
+
+    if errors.len() > before {
+        return None;
+    }
+    let action = action?;
+    let occurred = occurred_at.unwrap_or(now);
+    let mut record = EventRecord {
+        v: WIRE_VERSION,
+        event_id: String::new(),
+        advertiser_id: advertiser_id.to_string(),
+        action,
+        custom_name: if action == Action::Custom { custom_name } else { None },
+        occurred_at: occurred,
+        received_at: now,
+        value_minor,
+        currency: currency?,
+        order_id,
+        customer_id,
+        properties,
+        coupon_code,
+        ref_code,
+        click_id,
+        landing_url,
+        referrer,
+    };
+    record.event_id = event_id.unwrap_or_else(|| derive_event_id(&record));
+    Some(record)
+}
+
+/// An event id from the event's content: a retry of the same event (same fields, same
+/// `occurred_at`) gets the same id. Without `occurred_at`, the receive time is part of the
+/// content, so distinct sends stay distinct.
+fn derive_event_id(r: &EventRecord) -> String {
+    let content = serde_json::to_vec(r).expect("events serialize");
+    let digest = Sha256::digest(&content);
+    format!("drv_{}", hex::encode(&digest[..12]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(v: Value) -> Result<EventRecord, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        match event(&v, String::new(), "adv", None, now, &mut errors) {
+            Some(e) if errors.is_empty() => Ok(e),
+            _ => Err(errors),
+        }
+    }
+
+    #[test]
+    fn a_valid_purchase() {
+        let e = check(json!({"action": "purchase", "value": 19.99, "currency": "eur", "order_id": "o1"})).unwrap();
+        assert_eq!(e.value_minor, Some(1999));
+        assert_eq!(e.currency, "EUR");
+        assert!(e.event_id.starts_with("drv_"));
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let errs = check(json!({"action": "buy", "value": "1.234", "occurred_at": "yesterday", "properties": [1], "colour": 1})).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        for f in ["colour", "action", "occurred_at", "value", "properties"] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn purchase_needs_a_positive_value_and_future_is_refused() {
+        let errs = check(json!({"action": "purchase"})).unwrap_err();
+        assert_eq!(errs[0].field, "value");
+        let errs = check(json!({"action": "signup", "occurred_at": "2026-01-01T00:06:00Z"})).unwrap_err();
+        assert_eq!(errs[0].field, "occurred_at");
+        assert!(check(json!({"action": "signup", "occurred_at": "2026-01-01T00:04:00Z"})).is_ok());
+        let errs = check(json!({"action": "custom"})).unwrap_err();
+        assert_eq!(errs[0].field, "name");
+    }
+
+    #[test]
+    fn derived_ids_are_stable_for_retries() {
+        let a = check(json!({"action": "signup", "customer_id": "c", "occurred_at": "2025-12-31T00:00:00Z"})).unwrap();
+        let b = check(json!({"action": "signup", "customer_id": "c", "occurred_at": "2025-12-31T00:00:00Z"})).unwrap();
+        assert_eq!(a.event_id, b.event_id);
+    }
+}
