@@ -1,9 +1,9 @@
 //! `POST /api/v1/events` and the `/event/{action}` aliases.
 
 use crate::IngestState;
-use crate::auth;
-use crate::body::read_limited;
-use crate::error::{ApiError, ErrorBody, FieldError};
+use clicktrail_api::auth;
+use clicktrail_api::body::read_limited;
+use clicktrail_api::error::{ApiError, ErrorBody, FieldError};
 use crate::metric_names::{EVENTS_ACCEPTED, REQUESTS_REFUSED};
 use crate::validate::{self, MAX_BATCH};
 use axum::body::Body;

@@ -2,18 +2,16 @@
 //!
 //! - [`events`]: `POST /api/v1/events` (one event or up to 1,000) and the `/event/{action}`
 //!   aliases. Authenticated by `X-API-KEY` (and a signature when the advertiser requires it,
-//!   see [`auth`]); validated field by field ([`validate`]); answered 2xx only once the bus has
+//!   see `clicktrail_api::auth`); validated field by field ([`validate`]); answered 2xx only once the bus has
 //!   made every event durable.
 //! - [`admin`]: advertisers, API keys, campaigns, influencers, assignments, links and coupons
 //!   under `/api/v1/admin/`, with the admin bearer token. Every change is a record on the
 //!   `catalog` topic; the handler answers once this process's follower has applied it, so
 //!   uniqueness is decided by the catalog state machine in topic order.
-//! - [`error`]: how failures map to statuses and JSON bodies.
+//!
+//! Errors, body limits and authentication come from `clicktrail-api`.
 
 pub mod admin;
-pub mod auth;
-pub mod body;
-pub mod error;
 pub mod events;
 pub mod metric_names;
 pub mod validate;

@@ -1,6 +1,6 @@
 //! Event validation: every field error of a request is collected and reported at once.
 
-use crate::error::FieldError;
+use clicktrail_api::error::FieldError;
 use chrono::{DateTime, Utc};
 use clicktrail_schemas::money;
 use clicktrail_schemas::wire::{Action, EventRecord, WIRE_VERSION};

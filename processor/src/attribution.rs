@@ -43,6 +43,9 @@ pub struct Candidate {
     /// Its coupon.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coupon_id: Option<String>,
+    /// The click token, for click candidates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub click_id: Option<String>,
     /// Click time, for click tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub click_at: Option<DateTime<Utc>>,
@@ -60,6 +63,7 @@ impl Candidate {
             campaign_id: None,
             link_id: None,
             coupon_id: None,
+            click_id: None,
             click_at: None,
             window_secs: None,
         }
@@ -167,6 +171,7 @@ impl Ctx<'_> {
         let mut c = self.link_candidate(source, link);
         let click_at = DateTime::from_timestamp_millis(t.clicked_at_ms).unwrap_or_default();
         c.click_at = Some(click_at);
+        c.click_id = Some(token.to_string());
         let Some(campaign) = self.catalog.campaigns.get(&link.campaign_id) else {
             c.status = "unknown".into();
             return c;
@@ -281,6 +286,7 @@ pub fn attribute(
             a.link_id = win.link_id.clone();
             a.coupon_id = win.coupon_id.clone();
             a.click_at = win.click_at;
+            a.credited_click_id = win.click_id.clone();
             a.window_secs = win.window_secs;
             if event.customer_id.is_some() && live_owner.is_none() {
                 new_first_touch = Some(FirstTouch {

@@ -1,1 +1,73 @@
-//! placeholder
+//! The query service: DataFusion SQL over the store for dashboards, exports, audits and
+//! analysts.
+//!
+//! A `SessionContext` per request, whose `clicks` and `events` tables come from a
+//! [`source::TableSource`] (the Parquet store here) and are already narrowed to the caller's
+//! [`scope::Scope`]: an advertiser's key sees only its rows, the admin token everything. Every
+//! endpoint builds on those two tables, so no endpoint can forget the scope.
+//!
+//! Modules: [`stats`] (overview, chart, breakdowns, funnel), [`export`] (CSV), [`audit`]
+//! (attribution of one event), [`sql`] (read-only analyst SQL), [`filters`], [`json`].
+
+pub mod audit;
+pub mod export;
+pub mod filters;
+pub mod json;
+pub mod scope;
+pub mod source;
+pub mod sql;
+pub mod stats;
+
+use axum::Router;
+use clicktrail_api::error::ApiError;
+use clicktrail_bus::CatalogView;
+use source::TableSource;
+use std::sync::Arc;
+
+/// Shared by every query handler.
+#[derive(Clone)]
+pub struct QueryState {
+    /// Where tables come from.
+    pub source: Arc<dyn TableSource>,
+    /// The followed catalog (API keys, names).
+    pub catalog: Arc<CatalogView>,
+    /// The admin bearer token.
+    pub admin_token: String,
+}
+
+/// Every query route.
+pub fn router(state: QueryState) -> Router {
+    Router::new()
+        .merge(stats::routes())
+        .merge(export::routes())
+        .merge(audit::routes())
+        .merge(sql::routes())
+        .with_state(state)
+}
+
+/// OpenAPI description of the query endpoints.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        stats::overview, stats::chart, stats::per_influencer, stats::per_campaign, stats::per_link,
+        stats::per_sub_id, stats::funnel, export::events_csv, export::clicks_csv,
+        audit::attribution, sql::run_sql,
+    ),
+    components(schemas(sql::SqlRequest)),
+    tags(
+        (name = "stats", description = "Dashboards and audits (admin token or X-API-KEY)"),
+        (name = "export", description = "CSV exports"),
+        (name = "sql", description = "Read-only analyst SQL"),
+    )
+)]
+pub struct QueryApi;
+
+/// The OpenAPI description of the query endpoints.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    QueryApi::openapi()
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}

@@ -44,6 +44,8 @@ pub struct Attribution {
     pub reason: Option<String>,
     /// Every candidate touch considered, as JSON.
     pub candidates: String,
+    /// The click token that decided, when a click did (joins to `clicks.click_id`).
+    pub credited_click_id: Option<String>,
     /// Click time of the deciding click, when one decided or expired.
     pub click_at: Option<DateTime<Utc>>,
     /// Attribution window applied, in seconds.

@@ -3,7 +3,7 @@
 
 use super::{Admin, JsonIn, check};
 use crate::IngestState;
-use crate::error::{ApiError, FieldError};
+use clicktrail_api::error::{ApiError, FieldError};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};

@@ -2,7 +2,7 @@
 
 use super::Admin;
 use crate::IngestState;
-use crate::error::ApiError;
+use clicktrail_api::error::ApiError;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};

@@ -2,7 +2,7 @@
 
 use super::{Admin, JsonIn, check, require_text};
 use crate::IngestState;
-use crate::error::{ApiError, FieldError};
+use clicktrail_api::error::{ApiError, FieldError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};

@@ -11,9 +11,9 @@ pub mod influencers;
 pub mod links;
 
 use crate::IngestState;
-use crate::auth::require_admin;
-use crate::body::{parse_json, read_limited};
-use crate::error::ApiError;
+use clicktrail_api::auth::require_admin;
+use clicktrail_api::body::{parse_json, read_limited};
+use clicktrail_api::error::ApiError;
 use crate::metric_names::CATALOG_WRITES;
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -61,15 +61,15 @@ impl IngestState {
     }
 }
 
-fn require_text(field: &str, value: &str, max: usize, errors: &mut Vec<crate::error::FieldError>) {
+fn require_text(field: &str, value: &str, max: usize, errors: &mut Vec<clicktrail_api::error::FieldError>) {
     if value.trim().is_empty() {
-        errors.push(crate::error::FieldError::new(field, "must not be empty"));
+        errors.push(clicktrail_api::error::FieldError::new(field, "must not be empty"));
     } else if value.len() > max {
-        errors.push(crate::error::FieldError::new(field, format!("expected at most {max} characters")));
+        errors.push(clicktrail_api::error::FieldError::new(field, format!("expected at most {max} characters")));
     }
 }
 
-fn check(errors: Vec<crate::error::FieldError>) -> Result<(), ApiError> {
+fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError> {
     if errors.is_empty() { Ok(()) } else { Err(ApiError::fields(errors)) }
 }
 

@@ -57,13 +57,16 @@ pub enum ApiError {
     /// 503: try again shortly.
     #[error("{0}")]
     Unavailable(String),
+    /// 500: a fault of ours; the message is logged, not shown.
+    #[error("internal error")]
+    Internal(String),
 }
 
 /// The JSON error body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Machine-readable code: `invalid_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `payload_too_large`, `unavailable`.
+    /// `conflict`, `payload_too_large`, `unavailable`, `internal`.
     pub error: &'static str,
     /// Human-readable explanation.
     pub message: String,
@@ -96,12 +99,16 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(detail = %detail, "internal error");
+        }
         let (status, error) = self.status_and_code();
         let message = self.to_string();
         let fields = match self {

@@ -1,0 +1,64 @@
+//! `GET /api/v1/attribution/{event_id}`: how one event was attributed, for audits.
+
+use crate::json::to_json;
+use crate::scope::{Scope, session};
+use crate::{QueryState, internal};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use clicktrail_api::error::ApiError;
+use datafusion::prelude::{col, lit};
+use serde_json::{Value, json};
+
+pub(crate) fn routes() -> Router<QueryState> {
+    Router::new().route("/api/v1/attribution/{event_id}", get(attribution))
+}
+
+/// The stored decision for an event: the rule, the credited influencer, campaign, link or
+/// coupon, every candidate considered, the click time and window, and any conflict.
+#[utoipa::path(get, path = "/api/v1/attribution/{event_id}", tag = "stats", params(("event_id" = String, Path)),
+    responses((status = 200, description = "The decision"), (status = 404, description = "No such event in the caller's scope")))]
+pub async fn attribution(State(state): State<QueryState>, headers: HeaderMap, Path(event_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let scope = Scope::of(&headers, &state)?;
+    let ctx = session(&state, &scope).await?;
+    let batches = ctx
+        .table("events")
+        .await
+        .map_err(internal)?
+        .filter(col("event_id").eq(lit(event_id.clone())))
+        .map_err(internal)?
+        .collect()
+        .await
+        .map_err(internal)?;
+    let mut rows = to_json(&batches)?;
+    if rows.is_empty() {
+        return Err(ApiError::NotFound(format!("no event `{event_id}` is visible to you")));
+    }
+    let mut row = rows.remove(0);
+    let parse = |v: Option<Value>| match v {
+        Some(Value::String(s)) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+        other => other.unwrap_or(Value::Null),
+    };
+    let candidates = parse(row.remove("candidates"));
+    let conflict = parse(row.remove("conflict"));
+    let get = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
+    Ok(Json(json!({
+        "event_id": get("event_id"),
+        "advertiser_id": get("advertiser_id"),
+        "action": get("action"),
+        "occurred_at": get("occurred_at"),
+        "attributed": get("attributed"),
+        "attributed_by": get("attributed_by"),
+        "reason": get("reason"),
+        "campaign_id": get("campaign_id"),
+        "influencer_id": get("influencer_id"),
+        "link_id": get("link_id"),
+        "coupon_id": get("coupon_id"),
+        "click_id": get("credited_click_id"),
+        "click_at": get("click_at"),
+        "window_secs": get("window_secs"),
+        "candidates": candidates,
+        "conflicts": conflict,
+    })))
+}

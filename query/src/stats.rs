@@ -1,0 +1,273 @@
+//! Dashboard statistics: overview, chart, per-influencer/campaign/link/sub-id, funnel.
+//!
+//! Definitions (also in `docs/api.md`): `clicks` are human (non-bot) redirects, `unique_clicks`
+//! the first click of a visitor on a link within 24 hours, `bot_clicks` the flagged ones.
+//! Event counts include unattributed events unless a campaign or influencer filter narrows
+//! them to that campaign's or influencer's credited events. `conversion_rate` is attributed
+//! purchases over unique clicks. Money is integer minor units per ISO 4217 currency.
+
+use crate::filters::Filters;
+use crate::json::{int, rows};
+use crate::scope::{Scope, session};
+use crate::{QueryState, internal};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use clicktrail_api::error::ApiError;
+use datafusion::prelude::SessionContext;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+
+pub(crate) fn routes() -> Router<QueryState> {
+    Router::new()
+        .route("/api/v1/stats/overview", get(overview))
+        .route("/api/v1/stats/chart", get(chart))
+        .route("/api/v1/stats/per-influencer", get(per_influencer))
+        .route("/api/v1/stats/per-campaign", get(per_campaign))
+        .route("/api/v1/stats/per-link", get(per_link))
+        .route("/api/v1/stats/per-sub-id", get(per_sub_id))
+        .route("/api/v1/stats/funnel", get(funnel))
+}
+
+/// A scoped session with `c` (filtered clicks) and `e` (filtered events) registered.
+pub(crate) async fn prepare(
+    state: &QueryState,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<(SessionContext, Filters, Scope), ApiError> {
+    let scope = Scope::of(headers, state)?;
+    let filters = Filters::parse(q, chrono::Utc::now())?;
+    if filters.advertiser_id.is_some() && scope != Scope::All {
+        return Err(ApiError::field("advertiser_id", "only the admin token may filter by advertiser"));
+    }
+    let ctx = session(state, &scope).await?;
+    for (name, table, time) in [("c", "clicks", "at"), ("e", "events", "occurred_at")] {
+        let df = ctx.table(table).await.map_err(internal)?;
+        let df = filters.apply(df, time).map_err(internal)?;
+        ctx.register_table(name, df.into_view()).map_err(internal)?;
+    }
+    Ok((ctx, filters, scope))
+}
+
+fn period(f: &Filters) -> Value {
+    json!({"from": f.from, "to": f.to})
+}
+
+fn ratio(num: i64, den: i64) -> f64 {
+    if den == 0 { 0.0 } else { ((num as f64 / den as f64) * 10_000.0).round() / 10_000.0 }
+}
+
+const CLICK_COUNTS: &str = "count(*) FILTER (WHERE NOT is_bot) AS clicks, \
+     count(*) FILTER (WHERE NOT is_bot AND is_unique) AS unique_clicks, \
+     count(*) FILTER (WHERE is_bot) AS bot_clicks";
+
+const EVENT_COUNTS: &str = "count(*) FILTER (WHERE e.action = 'add_to_cart') AS add_to_carts, \
+     count(*) FILTER (WHERE e.action = 'purchase') AS purchases, \
+     count(*) FILTER (WHERE e.action = 'signup') AS signups, \
+     count(*) FILTER (WHERE e.action = 'drop_off') AS drop_offs, \
+     count(*) FILTER (WHERE e.action = 'custom') AS custom_events, \
+     count(*) FILTER (WHERE e.action = 'purchase' AND e.attributed) AS attributed_purchases";
+
+fn revenue(rows: &[Map<String, Value>]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| json!({"currency": r["currency"], "amount_minor": int(r, "amount_minor")}))
+            .collect(),
+    )
+}
+
+/// Totals for the period.
+#[utoipa::path(get, path = "/api/v1/stats/overview", tag = "stats",
+    params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query, description = "today, 7d, 30d (default) or all"), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
+    responses((status = 200, description = "Clicks, uniques, bots, funnel counts, revenue per currency, conversion rate"), (status = 400, description = "Bad filter"), (status = 401, description = "No credentials")))]
+pub async fn overview(State(state): State<QueryState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+    let (ctx, f, _) = prepare(&state, &headers, &q).await?;
+    let c = rows(&ctx, &format!("SELECT {CLICK_COUNTS} FROM c")).await?;
+    let e = rows(&ctx, &format!("SELECT {EVENT_COUNTS} FROM e")).await?;
+    let rev = rows(&ctx, "SELECT currency, sum(value_minor) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY currency ORDER BY currency").await?;
+    let arev = rows(&ctx, "SELECT currency, sum(value_minor) AS amount_minor FROM e WHERE action = 'purchase' AND attributed GROUP BY currency ORDER BY currency").await?;
+    let (c, e) = (&c[0], &e[0]);
+    Ok(Json(json!({
+        "period": period(&f),
+        "clicks": int(c, "clicks"),
+        "unique_clicks": int(c, "unique_clicks"),
+        "bot_clicks": int(c, "bot_clicks"),
+        "add_to_carts": int(e, "add_to_carts"),
+        "purchases": int(e, "purchases"),
+        "attributed_purchases": int(e, "attributed_purchases"),
+        "signups": int(e, "signups"),
+        "drop_offs": int(e, "drop_offs"),
+        "custom_events": int(e, "custom_events"),
+        "revenue": revenue(&rev),
+        "attributed_revenue": revenue(&arev),
+        "conversion_rate": ratio(int(e, "attributed_purchases"), int(c, "unique_clicks")),
+    })))
+}
+
+/// Hourly or daily series of clicks, conversions (purchases) and revenue.
+#[utoipa::path(get, path = "/api/v1/stats/chart", tag = "stats",
+    params(("interval" = Option<String>, Query, description = "hour or day (default)"), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
+    responses((status = 200, description = "Buckets in time order"), (status = 400, description = "Bad filter")))]
+pub async fn chart(State(state): State<QueryState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+    let (ctx, f, _) = prepare(&state, &headers, &q).await?;
+    let unit = &f.interval; // validated: hour or day
+    let clicks = rows(&ctx, &format!("SELECT date_trunc('{unit}', at) AS bucket, {CLICK_COUNTS} FROM c GROUP BY 1")).await?;
+    let conv = rows(&ctx, &format!("SELECT date_trunc('{unit}', occurred_at) AS bucket, currency, count(*) AS conversions, sum(value_minor) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY 1, 2 ORDER BY 2")).await?;
+    let mut buckets: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let entry = |buckets: &mut BTreeMap<String, Map<String, Value>>, key: &str| -> Map<String, Value> {
+        buckets.remove(key).unwrap_or_else(|| {
+            let mut m = Map::new();
+            m.insert("bucket".into(), json!(key));
+            for k in ["clicks", "unique_clicks", "bot_clicks", "conversions"] {
+                m.insert(k.into(), json!(0));
+            }
+            m.insert("revenue".into(), json!([]));
+            m
+        })
+    };
+    for r in &clicks {
+        let key = r["bucket"].as_str().unwrap_or_default().to_string();
+        let mut m = entry(&mut buckets, &key);
+        for k in ["clicks", "unique_clicks", "bot_clicks"] {
+            m.insert(k.into(), json!(int(r, k)));
+        }
+        buckets.insert(key, m);
+    }
+    for r in &conv {
+        let key = r["bucket"].as_str().unwrap_or_default().to_string();
+        let mut m = entry(&mut buckets, &key);
+        let n = m["conversions"].as_i64().unwrap_or(0) + int(r, "conversions");
+        m.insert("conversions".into(), json!(n));
+        if let Some(Value::Array(rev)) = m.get_mut("revenue") {
+            rev.push(json!({"currency": r["currency"], "amount_minor": int(r, "amount_minor")}));
+        }
+        buckets.insert(key, m);
+    }
+    Ok(Json(json!({
+        "period": period(&f),
+        "interval": unit,
+        "series": buckets.into_values().collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Clone, Copy)]
+enum Dim {
+    Influencer,
+    Campaign,
+    Link,
+    SubId,
+}
+
+async fn breakdown(state: QueryState, headers: HeaderMap, q: HashMap<String, String>, dim: Dim) -> Result<Json<Value>, ApiError> {
+    let (ctx, f, _) = prepare(&state, &headers, &q).await?;
+    let (col, from) = match dim {
+        Dim::Influencer => ("e.influencer_id", "e"),
+        Dim::Campaign => ("e.campaign_id", "e"),
+        Dim::Link => ("e.link_id", "e"),
+        Dim::SubId => ("k.sub_id", "e JOIN clicks k ON e.credited_click_id = k.click_id"),
+    };
+    let click_col = match dim {
+        Dim::Influencer => "influencer_id",
+        Dim::Campaign => "campaign_id",
+        Dim::Link => "link_id",
+        Dim::SubId => "sub_id",
+    };
+    let clicks = rows(&ctx, &format!("SELECT {click_col} AS id, {CLICK_COUNTS} FROM c WHERE {click_col} IS NOT NULL GROUP BY 1")).await?;
+    let events = rows(&ctx, &format!("SELECT {col} AS id, {EVENT_COUNTS} FROM {from} WHERE {col} IS NOT NULL GROUP BY 1")).await?;
+    let rev = rows(&ctx, &format!("SELECT {col} AS id, e.currency AS currency, sum(e.value_minor) AS amount_minor FROM {from} WHERE e.action = 'purchase' AND {col} IS NOT NULL GROUP BY 1, 2 ORDER BY 2")).await?;
+
+    let catalog = state.catalog.snapshot();
+    let mut out: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let blank = |id: &str| {
+        let mut m = Map::new();
+        m.insert("id".into(), json!(id));
+        let (name, extra) = match dim {
+            Dim::Influencer => (catalog.influencers.get(id).map(|i| i.name.clone()), None),
+            Dim::Campaign => (catalog.campaigns.get(id).map(|c| c.name.clone()), None),
+            Dim::Link => {
+                let l = catalog.links.get(id);
+                (l.map(|l| l.code.clone()), l.map(|l| ("influencer_id", json!(l.influencer_id))))
+            }
+            Dim::SubId => (Some(id.to_string()), None),
+        };
+        m.insert("name".into(), json!(name));
+        if let Some((k, v)) = extra {
+            m.insert(k.into(), v);
+        }
+        for k in ["clicks", "unique_clicks", "bot_clicks", "add_to_carts", "purchases", "attributed_purchases", "signups", "drop_offs", "custom_events"] {
+            m.insert(k.into(), json!(0));
+        }
+        m.insert("revenue".into(), json!([]));
+        m
+    };
+    for (source, keys) in [
+        (&clicks, &["clicks", "unique_clicks", "bot_clicks"][..]),
+        (&events, &["add_to_carts", "purchases", "attributed_purchases", "signups", "drop_offs", "custom_events"][..]),
+    ] {
+        for r in source {
+            let id = r["id"].as_str().unwrap_or_default().to_string();
+            let m = out.entry(id.clone()).or_insert_with(|| blank(&id));
+            for k in keys {
+                m.insert((*k).into(), json!(int(r, k)));
+            }
+        }
+    }
+    for r in &rev {
+        let id = r["id"].as_str().unwrap_or_default().to_string();
+        let m = out.entry(id.clone()).or_insert_with(|| blank(&id));
+        if let Some(Value::Array(v)) = m.get_mut("revenue") {
+            v.push(json!({"currency": r["currency"], "amount_minor": int(r, "amount_minor")}));
+        }
+    }
+    let mut list: Vec<Map<String, Value>> = out.into_values().collect();
+    for m in &mut list {
+        let rate = ratio(m["purchases"].as_i64().unwrap_or(0), m["unique_clicks"].as_i64().unwrap_or(0));
+        m.insert("conversion_rate".into(), json!(rate));
+    }
+    list.sort_by(|a, b| {
+        b["clicks"].as_i64().cmp(&a["clicks"].as_i64()).then_with(|| a["id"].as_str().cmp(&b["id"].as_str()))
+    });
+    Ok(Json(json!({"period": period(&f), "rows": list})))
+}
+
+macro_rules! per {
+    ($name:ident, $path:literal, $dim:expr, $what:literal) => {
+        #[doc = concat!("Clicks, funnel counts, revenue and conversion rate per ", $what, ", credited events only.")]
+        #[utoipa::path(get, path = $path, tag = "stats",
+            params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
+            responses((status = 200, description = "One row per key, most clicks first"), (status = 400, description = "Bad filter")))]
+        pub async fn $name(State(state): State<QueryState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+            breakdown(state, headers, q, $dim).await
+        }
+    };
+}
+
+per!(per_influencer, "/api/v1/stats/per-influencer", Dim::Influencer, "influencer");
+per!(per_campaign, "/api/v1/stats/per-campaign", Dim::Campaign, "campaign");
+per!(per_link, "/api/v1/stats/per-link", Dim::Link, "tracking link");
+per!(per_sub_id, "/api/v1/stats/per-sub-id", Dim::SubId, "sub id (conversions joined through the credited click)");
+
+/// The funnel: landing (unique clicks) → add to cart → purchase, with drop-offs.
+#[utoipa::path(get, path = "/api/v1/stats/funnel", tag = "stats",
+    params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
+    responses((status = 200, description = "Steps with counts and step rates"), (status = 400, description = "Bad filter")))]
+pub async fn funnel(State(state): State<QueryState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+    let (ctx, f, _) = prepare(&state, &headers, &q).await?;
+    let c = rows(&ctx, &format!("SELECT {CLICK_COUNTS} FROM c")).await?;
+    let e = rows(&ctx, &format!("SELECT {EVENT_COUNTS} FROM e")).await?;
+    let landing = int(&c[0], "unique_clicks");
+    let carts = int(&e[0], "add_to_carts");
+    let purchases = int(&e[0], "purchases");
+    Ok(Json(json!({
+        "period": period(&f),
+        "steps": [
+            {"step": "landing", "count": landing},
+            {"step": "add_to_cart", "count": carts, "rate_from_previous": ratio(carts, landing)},
+            {"step": "purchase", "count": purchases, "rate_from_previous": ratio(purchases, carts)},
+        ],
+        "drop_offs": int(&e[0], "drop_offs"),
+        "signups": int(&e[0], "signups"),
+        "overall_rate": ratio(purchases, landing),
+    })))
+}
