@@ -110,7 +110,7 @@ pub enum ConsumerEvent {
 
 /// Reads one topic as a member of a consumer group.
 #[async_trait]
-pub trait Consumer: Send {
+pub trait Consumer: Send + Sync {
     /// The next assignment change or batch of records, waiting up to `wait` for records.
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<ConsumerEvent, BusError>;
 
