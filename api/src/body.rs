@@ -5,11 +5,31 @@ use crate::error::ApiError;
 use axum::body::{Body, Bytes};
 use serde::de::DeserializeOwned;
 
+/// Over-limit bytes read and thrown away so the client can read the 413 before the
+/// connection closes; past this the connection is simply closed.
+const DISCARD_CAP: usize = 64 * 1024 * 1024;
+
 /// Reads the whole body, refusing more than `limit` bytes with 413.
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::TooLarge(format!("the request body is larger than {limit} bytes"))
-    })
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::field("body", format!("could not read the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            } else if seen > DISCARD_CAP {
+                break;
+            }
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::TooLarge(format!("the request body is larger than {limit} bytes")));
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Parses JSON into `T`, naming the failing field.
