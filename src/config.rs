@@ -55,7 +55,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CLICKTRAIL_BATCH_MAX_WAIT_MS", default_value_t = 250)]
     pub batch_max_wait_ms: u64,
     /// Visitor-link pairs per clicks partition per hour the dedup rate holds for.
-    #[arg(long, env = "CLICKTRAIL_DEDUP_HOURLY_CAPACITY", default_value_t = 100_000)]
+    #[arg(
+        long,
+        env = "CLICKTRAIL_DEDUP_HOURLY_CAPACITY",
+        default_value_t = 100_000
+    )]
     pub dedup_hourly_capacity: usize,
     /// Probability that a new visitor-link pair is mistaken for a repeat.
     #[arg(long, env = "CLICKTRAIL_DEDUP_FP_RATE", default_value_t = 0.01)]
@@ -100,25 +104,25 @@ impl ServeArgs {
         if self.max_body_bytes < 1024 {
             problems.push("--max-body-bytes must be at least 1024".to_string());
         }
-        if let Some(t) = &self.admin_token {
-            if t.len() < 16 {
-                problems.push("--admin-token must be at least 16 characters".to_string());
-            }
+        if let Some(t) = &self.admin_token
+            && t.len() < 16
+        {
+            problems.push("--admin-token must be at least 16 characters".to_string());
         }
-        if let Some(k) = &self.click_keys {
-            if let Err(e) = clicktrail_schemas::token::ClickKeys::parse(k) {
-                problems.push(format!("--click-keys: {e}"));
-            }
+        if let Some(k) = &self.click_keys
+            && let Err(e) = clicktrail_schemas::token::ClickKeys::parse(k)
+        {
+            problems.push(format!("--click-keys: {e}"));
         }
-        if let Some(u) = &self.public_url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                problems.push("--public-url must start with http:// or https://".to_string());
-            }
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            problems.push("--public-url must start with http:// or https://".to_string());
         }
-        if let Some(g) = &self.geo_db {
-            if !g.is_file() {
-                problems.push(format!("--geo-db {} is not a file", g.display()));
-            }
+        if let Some(g) = &self.geo_db
+            && !g.is_file()
+        {
+            problems.push(format!("--geo-db {} is not a file", g.display()));
         }
         if problems.is_empty() {
             Ok(())

@@ -53,40 +53,81 @@ fn id(v: &Value) -> String {
 /// Creates the demo catalog and drives `visitors` shoppers through it.
 pub async fn run(base: &str, admin: &str, visitors: usize) -> anyhow::Result<()> {
     let api = Api {
-        http: Client::builder().redirect(reqwest::redirect::Policy::none()).build()?,
+        http: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
         base: base.to_string(),
         admin: admin.to_string(),
     };
-    let adv = api.admin("/api/v1/admin/advertisers", json!({"name": "Acme Outdoor (demo)"})).await?;
+    let adv = api
+        .admin(
+            "/api/v1/admin/advertisers",
+            json!({"name": "Acme Outdoor (demo)"}),
+        )
+        .await?;
     let adv_id = id(&adv);
-    let key = api.admin(&format!("/api/v1/admin/advertisers/{adv_id}/api-keys"), json!({})).await?;
+    let key = api
+        .admin(
+            &format!("/api/v1/admin/advertisers/{adv_id}/api-keys"),
+            json!({}),
+        )
+        .await?;
     let api_key = key["key"].as_str().context("key in answer")?.to_string();
     let mut campaigns = Vec::new();
     for (name, dest, window) in [
-        ("Spring Trail Sale", "https://shop.example/spring", 30 * 86400),
-        ("Summit Boots Launch", "https://shop.example/boots?lang=en", 7 * 86400),
+        (
+            "Spring Trail Sale",
+            "https://shop.example/spring",
+            30 * 86400,
+        ),
+        (
+            "Summit Boots Launch",
+            "https://shop.example/boots?lang=en",
+            7 * 86400,
+        ),
     ] {
         let c = api
-            .admin(&format!("/api/v1/admin/advertisers/{adv_id}/campaigns"), json!({"name": name, "destination_url": dest, "attribution_window_secs": window}))
+            .admin(
+                &format!("/api/v1/admin/advertisers/{adv_id}/campaigns"),
+                json!({"name": name, "destination_url": dest, "attribution_window_secs": window}),
+            )
             .await?;
         campaigns.push(id(&c));
     }
     let mut links = Vec::new();
     let mut coupons = Vec::new();
     for name in ["Maya Hikes", "Leo Climbs", "Ana Runs"] {
-        let inf = id(&api.admin("/api/v1/admin/influencers", json!({"name": name})).await?);
+        let inf = id(&api
+            .admin("/api/v1/admin/influencers", json!({"name": name}))
+            .await?);
         for c in &campaigns {
-            api.admin(&format!("/api/v1/admin/campaigns/{c}/influencers"), json!({"influencer_id": inf})).await?;
-            let link = api.admin("/api/v1/admin/links", json!({"campaign_id": c, "influencer_id": inf})).await?;
+            api.admin(
+                &format!("/api/v1/admin/campaigns/{c}/influencers"),
+                json!({"influencer_id": inf}),
+            )
+            .await?;
+            let link = api
+                .admin(
+                    "/api/v1/admin/links",
+                    json!({"campaign_id": c, "influencer_id": inf}),
+                )
+                .await?;
             links.push(link["code"].as_str().unwrap_or_default().to_string());
         }
         let prefix = name.split(' ').next().unwrap_or("X").to_ascii_uppercase();
         let cs = api
-            .admin(&format!("/api/v1/admin/campaigns/{}/coupons", campaigns[0]), json!({"influencer_id": inf, "prefix": format!("{prefix}-"), "length": 5}))
+            .admin(
+                &format!("/api/v1/admin/campaigns/{}/coupons", campaigns[0]),
+                json!({"influencer_id": inf, "prefix": format!("{prefix}-"), "length": 5}),
+            )
             .await?;
         coupons.push(cs[0]["code"].as_str().unwrap_or_default().to_string());
     }
-    api.admin(&format!("/api/v1/admin/campaigns/{}/coupons", campaigns[0]), json!({"code": "WELCOME10"})).await?;
+    api.admin(
+        &format!("/api/v1/admin/campaigns/{}/coupons", campaigns[0]),
+        json!({"code": "WELCOME10"}),
+    )
+    .await?;
 
     let bar = ProgressBar::new(visitors as u64);
     bar.set_style(
@@ -98,11 +139,29 @@ pub async fn run(base: &str, admin: &str, visitors: usize) -> anyhow::Result<()>
         let (ua, ip, code, sub, repeat, bot, roll) = {
             let mut rng = rand::rng();
             let bot = rng.random_bool(0.06);
-            let ua = if bot { *BOTS.choose(&mut rng).expect("non-empty") } else { *USER_AGENTS.choose(&mut rng).expect("non-empty") };
-            let ip = format!("198.51.{}.{}", rng.random_range(0..=255), rng.random_range(1..=254));
+            let ua = if bot {
+                *BOTS.choose(&mut rng).expect("non-empty")
+            } else {
+                *USER_AGENTS.choose(&mut rng).expect("non-empty")
+            };
+            let ip = format!(
+                "198.51.{}.{}",
+                rng.random_range(0..=255),
+                rng.random_range(1..=254)
+            );
             let code = links.choose(&mut rng).expect("links").clone();
-            let sub = rng.random_bool(0.6).then(|| *SUB_IDS.choose(&mut rng).expect("non-empty"));
-            (ua, ip, code, sub, rng.random_bool(0.2), bot, rng.random::<f64>())
+            let sub = rng
+                .random_bool(0.6)
+                .then(|| *SUB_IDS.choose(&mut rng).expect("non-empty"));
+            (
+                ua,
+                ip,
+                code,
+                sub,
+                rng.random_bool(0.2),
+                bot,
+                rng.random::<f64>(),
+            )
         };
         let path = match sub {
             Some(s) => format!("{base}/r/{code}/{s}?utm_source=demo"),
@@ -119,7 +178,11 @@ pub async fn run(base: &str, admin: &str, visitors: usize) -> anyhow::Result<()>
                 .await?;
             redirects += 1;
             if resp.status() == StatusCode::FOUND {
-                let loc = resp.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()).unwrap_or_default();
+                let loc = resp
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .unwrap_or_default();
                 click_id = url_param(loc, "click_id");
             }
         }
@@ -134,11 +197,14 @@ pub async fn run(base: &str, admin: &str, visitors: usize) -> anyhow::Result<()>
             if roll < 0.25 {
                 let mut purchase = json!({"action": "purchase", "customer_id": customer, "order_id": format!("demo-order-{v}"), "click_id": click_id, "value": format!("{}.{:02}", 20 + v % 180, v % 100), "currency": if v % 7 == 0 { "EUR" } else { "USD" }});
                 if roll < 0.08 {
-                    purchase["coupon_code"] = json!(coupons[v % coupons.len()].to_ascii_lowercase());
+                    purchase["coupon_code"] =
+                        json!(coupons[v % coupons.len()].to_ascii_lowercase());
                 }
                 batch.push(purchase);
             } else if roll < 0.35 {
-                batch.push(json!({"action": "drop_off", "customer_id": customer, "click_id": click_id}));
+                batch.push(
+                    json!({"action": "drop_off", "customer_id": customer, "click_id": click_id}),
+                );
             }
         } else if roll < 0.55 {
             batch.push(json!({"action": "signup", "customer_id": customer, "landing_url": format!("https://shop.example/welcome?ref_code={code}")}));
@@ -153,7 +219,11 @@ pub async fn run(base: &str, admin: &str, visitors: usize) -> anyhow::Result<()>
                 .send()
                 .await?;
             if !resp.status().is_success() {
-                return Err(anyhow!("events: {} {}", resp.status(), resp.text().await.unwrap_or_default()));
+                return Err(anyhow!(
+                    "events: {} {}",
+                    resp.status(),
+                    resp.text().await.unwrap_or_default()
+                ));
             }
             events += n;
         }
@@ -162,7 +232,9 @@ pub async fn run(base: &str, admin: &str, visitors: usize) -> anyhow::Result<()>
     }
     bar.finish();
     println!("demo: done. The demo advertiser's API key is {api_key}");
-    println!("demo: try  curl -H 'X-API-KEY: {api_key}' '{base}/api/v1/stats/overview?period=today'");
+    println!(
+        "demo: try  curl -H 'X-API-KEY: {api_key}' '{base}/api/v1/stats/overview?period=today'"
+    );
     Ok(())
 }
 

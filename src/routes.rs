@@ -46,7 +46,9 @@ pub fn app(ingest: Router, query: Router, state: AppState) -> Router {
         .merge(ingest)
         .merge(query)
         .merge(own)
-        .fallback(|| async { ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".into()) })
+        .fallback(|| async {
+            ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".into())
+        })
         .layer(middleware::from_fn(track))
 }
 
@@ -121,11 +123,15 @@ async fn pipeline(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<
             let committed = consumer.committed(p as u32).await?.unwrap_or(0);
             let lag = end.saturating_sub(committed);
             total += lag;
-            parts.push(json!({"partition": p, "end_offset": end, "committed": committed, "lag": lag}));
+            parts.push(
+                json!({"partition": p, "end_offset": end, "committed": committed, "lag": lag}),
+            );
         }
         topics.insert(topic.name().into(), Value::Array(parts));
     }
-    Ok(Json(json!({"group": s.processor_group, "lag": total, "topics": topics})))
+    Ok(Json(
+        json!({"group": s.processor_group, "lag": total, "topics": topics}),
+    ))
 }
 
 #[derive(utoipa::OpenApi)]

@@ -8,7 +8,9 @@ use std::path::Path;
 fn random_secret(len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
     let mut rng = rand::rng();
-    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// The value in `dir/name`, created from `make` when absent.
@@ -35,7 +37,9 @@ fn kept(dir: &Path, name: &str, make: impl FnOnce() -> String) -> anyhow::Result
 pub fn admin_token(dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
     match given {
         Some(t) => Ok(t.to_string()),
-        None => kept(dir, "admin-token", || format!("ct_admin_{}", random_secret(32))),
+        None => kept(dir, "admin-token", || {
+            format!("ct_admin_{}", random_secret(32))
+        }),
     }
 }
 

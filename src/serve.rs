@@ -44,7 +44,8 @@ async fn shutdown_signal() {
 
 /// Runs until Ctrl-C or SIGTERM, then shuts down in order.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    args.validate().map_err(|e| anyhow!("invalid configuration:\n{e}"))?;
+    args.validate()
+        .map_err(|e| anyhow!("invalid configuration:\n{e}"))?;
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let admin_token = secrets::admin_token(dir, args.admin_token.as_deref())?;
@@ -74,17 +75,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let follower = tokio::spawn({
         let (consumers, catalog, stop) = (consumers.clone(), catalog.clone(), background.clone());
         async move {
-            follower::follow(consumers, "catalog-follower", catalog, move || {
-                let _ = caught_up.send(());
-            }, stop.cancelled_owned())
+            follower::follow(
+                consumers,
+                "catalog-follower",
+                catalog,
+                move || {
+                    let _ = caught_up.send(());
+                },
+                stop.cancelled_owned(),
+            )
             .await
         }
     });
-    caught_up_rx.await.map_err(|_| anyhow!("the catalog follower stopped before catching up"))?;
+    caught_up_rx
+        .await
+        .map_err(|_| anyhow!("the catalog follower stopped before catching up"))?;
     catalog_pending.ready();
 
     let processor_stop = CancellationToken::new();
-    let processor = tokio::spawn(clicktrail_processor::run(
+    let processor_exited = CancellationToken::new();
+    let processor_run = clicktrail_processor::run(
         ProcessorConfig {
             group: PROCESSOR_GROUP.into(),
             batch_max_records: args.batch_max_records,
@@ -102,7 +112,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             catalog: catalog.clone(),
         },
         processor_stop.clone(),
-    ));
+    );
+    let processor = tokio::spawn({
+        let exited = processor_exited.clone();
+        async move {
+            let outcome = processor_run.await;
+            exited.cancel();
+            outcome
+        }
+    });
     let compaction = tokio::spawn(store.clone().run_compaction(
         Duration::from_secs(args.compact_every_secs.max(1)),
         CompactionPolicy::default(),
@@ -113,7 +131,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let redirector = Redirector::new(
         RedirectorConfig {
             click_keys,
@@ -140,18 +161,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         catalog: catalog.clone(),
         admin_token: admin_token.clone(),
     });
-    let app = routes::app(ingest, query, AppState {
-        redirector,
-        lifecycle: lifecycle.clone(),
-        metrics,
-        consumers: consumers.clone(),
-        processor_group: PROCESSOR_GROUP.into(),
-        admin_token: admin_token.clone(),
-    });
+    let app = routes::app(
+        ingest,
+        query,
+        AppState {
+            redirector,
+            lifecycle: lifecycle.clone(),
+            metrics,
+            consumers: consumers.clone(),
+            processor_group: PROCESSOR_GROUP.into(),
+            admin_token: admin_token.clone(),
+        },
+    );
 
     print_banner(addr, &public_url, &admin_token, &args);
     if args.demo {
-        let (base, token, visitors) = (format!("http://{addr}"), admin_token.clone(), args.demo_visitors);
+        let (base, token, visitors) = (
+            format!("http://{addr}"),
+            admin_token.clone(),
+            args.demo_visitors,
+        );
         tokio::spawn(async move {
             if let Err(e) = demo::run(&base, &token, visitors).await {
                 tracing::error!(error = %e, "demo traffic failed");
@@ -161,30 +190,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let deadline = Duration::from_secs(args.shutdown_timeout_secs);
     let lc = lifecycle.clone();
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: readiness off, draining HTTP");
-            lc.shutdown();
-            tokio::spawn(async move {
-                tokio::time::sleep(deadline).await;
-                tracing::error!(?deadline, "shutdown deadline passed; exiting");
-                std::process::exit(1);
-            });
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: readiness off, draining HTTP");
+        lc.shutdown();
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            tracing::error!(?deadline, "shutdown deadline passed; exiting");
+            std::process::exit(1);
+        });
+    })
+    .await?;
 
     log.flush().await.context("flushing queued clicks")?;
+    let failed_early = processor_exited.is_cancelled();
     processor_stop.cancel();
-    match processor.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "processor stopped with an error"),
-        Err(e) => tracing::error!(error = %e, "processor panicked"),
-    }
+    let processor_failed = match processor.await {
+        Ok(Ok(())) if !failed_early => None,
+        Ok(Ok(())) => Some("it returned before shutdown".to_string()),
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(e) => Some(format!("it panicked: {e}")),
+    };
     background.cancel();
     let _ = follower.await;
     let _ = compaction.await;
     log.close().await.context("closing the log")?;
+    if let Some(reason) = processor_failed {
+        return Err(anyhow!("the processor stopped: {reason}"));
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -7,14 +7,49 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn advertiser(s: &Server, name: &str) -> (String, String, String) {
-    let adv = s.admin_post("/api/v1/admin/advertisers", json!({"name": name})).await;
+    let adv = s
+        .admin_post("/api/v1/admin/advertisers", json!({"name": name}))
+        .await;
     let id = adv["id"].as_str().unwrap().to_string();
-    let key = s.admin_post(&format!("/api/v1/admin/advertisers/{id}/api-keys"), json!({})).await["key"].as_str().unwrap().to_string();
-    let c = s.admin_post(&format!("/api/v1/admin/advertisers/{id}/campaigns"), json!({"name": "C", "destination_url": "https://a.example/"})).await;
+    let key = s
+        .admin_post(
+            &format!("/api/v1/admin/advertisers/{id}/api-keys"),
+            json!({}),
+        )
+        .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = s
+        .admin_post(
+            &format!("/api/v1/admin/advertisers/{id}/campaigns"),
+            json!({"name": "C", "destination_url": "https://a.example/"}),
+        )
+        .await;
     let c = c["id"].as_str().unwrap().to_string();
-    let i = s.admin_post("/api/v1/admin/influencers", json!({"name": format!("{name} creator")})).await["id"].as_str().unwrap().to_string();
-    s.admin_post(&format!("/api/v1/admin/campaigns/{c}/influencers"), json!({"influencer_id": i})).await;
-    let code = s.admin_post("/api/v1/admin/links", json!({"campaign_id": c, "influencer_id": i})).await["code"].as_str().unwrap().to_string();
+    let i = s
+        .admin_post(
+            "/api/v1/admin/influencers",
+            json!({"name": format!("{name} creator")}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.admin_post(
+        &format!("/api/v1/admin/campaigns/{c}/influencers"),
+        json!({"influencer_id": i}),
+    )
+    .await;
+    let code = s
+        .admin_post(
+            "/api/v1/admin/links",
+            json!({"campaign_id": c, "influencer_id": i}),
+        )
+        .await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
     (id, key, code)
 }
 
@@ -33,39 +68,138 @@ async fn advertiser_b_cannot_read_advertiser_a() {
     assert_eq!(r.status(), StatusCode::OK);
     s.drain().await;
 
-    let a: Value = s.get_with_key("/api/v1/stats/overview?period=all", &a_key).await.json().await.unwrap();
-    assert_eq!((a["clicks"].clone(), a["purchases"].clone(), a["attributed_purchases"].clone()), (json!(1), json!(1), json!(1)));
-    let b: Value = s.get_with_key("/api/v1/stats/overview?period=all", &b_key).await.json().await.unwrap();
-    assert_eq!((b["clicks"].clone(), b["purchases"].clone(), b["attributed_purchases"].clone()), (json!(0), json!(1), json!(0)), "{b}");
-    let audit: Value = s.get_with_key("/api/v1/attribution/b-1", &b_key).await.json().await.unwrap();
+    let a: Value = s
+        .get_with_key("/api/v1/stats/overview?period=all", &a_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            a["clicks"].clone(),
+            a["purchases"].clone(),
+            a["attributed_purchases"].clone()
+        ),
+        (json!(1), json!(1), json!(1))
+    );
+    let b: Value = s
+        .get_with_key("/api/v1/stats/overview?period=all", &b_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            b["clicks"].clone(),
+            b["purchases"].clone(),
+            b["attributed_purchases"].clone()
+        ),
+        (json!(0), json!(1), json!(0)),
+        "{b}"
+    );
+    let audit: Value = s
+        .get_with_key("/api/v1/attribution/b-1", &b_key)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(audit["candidates"][0]["status"], json!("other_advertiser"));
 
-    for path in ["/api/v1/stats/per-influencer?period=all", "/api/v1/stats/per-link?period=all", "/api/v1/stats/per-campaign?period=all"] {
+    for path in [
+        "/api/v1/stats/per-influencer?period=all",
+        "/api/v1/stats/per-link?period=all",
+        "/api/v1/stats/per-campaign?period=all",
+    ] {
         let v: Value = s.get_with_key(path, &b_key).await.json().await.unwrap();
         assert!(v["rows"].as_array().unwrap().is_empty(), "{path}: {v}");
     }
-    let csv = s.get_with_key("/api/v1/export/events.csv", &b_key).await.text().await.unwrap();
+    let csv = s
+        .get_with_key("/api/v1/export/events.csv", &b_key)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(csv.lines().count(), 2, "header and B's own event: {csv}");
     assert!(!csv.contains("a-1") && csv.contains("b-1"));
-    let csv = s.get_with_key("/api/v1/export/clicks.csv", &b_key).await.text().await.unwrap();
+    let csv = s
+        .get_with_key("/api/v1/export/clicks.csv", &b_key)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(csv.lines().count() <= 1, "no clicks of A: {csv}");
-    assert_eq!(s.get_with_key("/api/v1/attribution/a-1", &b_key).await.status(), StatusCode::NOT_FOUND);
-    let r = s.get_with_key(&format!("/api/v1/stats/overview?advertiser_id={a_id}"), &b_key).await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "an advertiser cannot widen its scope");
+    assert_eq!(
+        s.get_with_key("/api/v1/attribution/a-1", &b_key)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = s
+        .get_with_key(
+            &format!("/api/v1/stats/overview?advertiser_id={a_id}"),
+            &b_key,
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "an advertiser cannot widen its scope"
+    );
     // Analyst SQL is scoped the same way.
-    let v: Value = s.http.post(s.url("/api/v1/sql")).header("x-api-key", &b_key)
-        .json(&json!({"query": "SELECT count(*) AS n FROM events"})).send().await.unwrap().json().await.unwrap();
+    let v: Value = s
+        .http
+        .post(s.url("/api/v1/sql"))
+        .header("x-api-key", &b_key)
+        .json(&json!({"query": "SELECT count(*) AS n FROM events"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["rows"][0]["n"], json!(1), "{v}");
-    let r = s.http.post(s.url("/api/v1/sql")).header("x-api-key", &b_key)
-        .json(&json!({"query": "DROP TABLE events"})).send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url("/api/v1/sql"))
+        .header("x-api-key", &b_key)
+        .json(&json!({"query": "DROP TABLE events"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // Keys are not admin tokens, and revoked keys stop working.
-    let r = s.http.get(s.url("/api/v1/admin/advertisers")).header("x-api-key", &b_key).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("/api/v1/admin/advertisers"))
+        .header("x-api-key", &b_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let keys = s.admin_get(&format!("/api/v1/admin/advertisers/{a_id}/api-keys")).await;
-    assert!(keys[0].get("key").is_none() && keys[0].get("hash").is_none(), "listing never shows secrets: {keys}");
+    let keys = s
+        .admin_get(&format!("/api/v1/admin/advertisers/{a_id}/api-keys"))
+        .await;
+    assert!(
+        keys[0].get("key").is_none() && keys[0].get("hash").is_none(),
+        "listing never shows secrets: {keys}"
+    );
     let key_id = keys[0]["id"].as_str().unwrap();
-    let rotated = s.admin_post(&format!("/api/v1/admin/api-keys/{key_id}/rotate"), json!({})).await;
-    assert_eq!(s.get_with_key("/api/v1/stats/overview", &a_key).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(s.get_with_key("/api/v1/stats/overview", rotated["key"].as_str().unwrap()).await.status(), StatusCode::OK);
+    let rotated = s
+        .admin_post(
+            &format!("/api/v1/admin/api-keys/{key_id}/rotate"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        s.get_with_key("/api/v1/stats/overview", &a_key)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.get_with_key("/api/v1/stats/overview", rotated["key"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
 }

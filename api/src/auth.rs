@@ -26,28 +26,38 @@ pub fn require_admin(headers: &HeaderMap, admin_token: &str) -> Result<(), ApiEr
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <admin token>".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized("missing Authorization: Bearer <admin token>".into())
+        })?;
     if bool::from(presented.trim().as_bytes().ct_eq(admin_token.as_bytes())) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized("the admin token is not valid".into()))
+        Err(ApiError::Unauthorized(
+            "the admin token is not valid".into(),
+        ))
     }
 }
 
 /// The key and advertiser behind `X-API-KEY`.
-pub fn api_key<'a>(headers: &HeaderMap, catalog: &'a Catalog) -> Result<(&'a ApiKey, &'a Advertiser), ApiError> {
+pub fn api_key<'a>(
+    headers: &HeaderMap,
+    catalog: &'a Catalog,
+) -> Result<(&'a ApiKey, &'a Advertiser), ApiError> {
     let presented = headers
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::Unauthorized("missing X-API-KEY header".into()))?;
-    catalog
-        .authenticate(presented.trim())
-        .ok_or_else(|| ApiError::Unauthorized("the API key is not valid, revoked, or its advertiser is inactive".into()))
+    catalog.authenticate(presented.trim()).ok_or_else(|| {
+        ApiError::Unauthorized(
+            "the API key is not valid, revoked, or its advertiser is inactive".into(),
+        )
+    })
 }
 
 /// The hex signature of `body` at `timestamp` under `secret`.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -55,11 +65,21 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
 }
 
 /// Checks the signature header over `body` at `now` (unix seconds).
-pub fn verify_signature(headers: &HeaderMap, secret: &str, body: &[u8], now: i64) -> Result<(), ApiError> {
+pub fn verify_signature(
+    headers: &HeaderMap,
+    secret: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), ApiError> {
     let header = headers
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::Unauthorized("this advertiser requires signed requests: missing X-Clicktrail-Signature header".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "this advertiser requires signed requests: missing X-Clicktrail-Signature header"
+                    .into(),
+            )
+        })?;
     let mut ts = None;
     let mut sig = None;
     for part in header.split(',') {
@@ -70,7 +90,9 @@ pub fn verify_signature(headers: &HeaderMap, secret: &str, body: &[u8], now: i64
         }
     }
     let (Some(ts), Some(sig)) = (ts, sig) else {
-        return Err(ApiError::Unauthorized("X-Clicktrail-Signature must be `t=<unix seconds>,v1=<hex>`".into()));
+        return Err(ApiError::Unauthorized(
+            "X-Clicktrail-Signature must be `t=<unix seconds>,v1=<hex>`".into(),
+        ));
     };
     if (now - ts).abs() > SIGNATURE_TOLERANCE_SECS {
         return Err(ApiError::Unauthorized(format!(
@@ -81,7 +103,9 @@ pub fn verify_signature(headers: &HeaderMap, secret: &str, body: &[u8], now: i64
     if bool::from(expected.as_bytes().ct_eq(sig.trim().as_bytes())) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized("the signature does not match the body".into()))
+        Err(ApiError::Unauthorized(
+            "the signature does not match the body".into(),
+        ))
     }
 }
 
@@ -99,9 +123,33 @@ mod tests {
     fn signatures() {
         let now = 1_700_000_000;
         let sig = sign("s3cret", now, b"{}");
-        assert!(verify_signature(&headers(&format!("t={now},v1={sig}")), "s3cret", b"{}", now + 10).is_ok());
-        assert!(verify_signature(&headers(&format!("t={now},v1={sig}")), "s3cret", b"{ }", now).is_err());
-        assert!(verify_signature(&headers(&format!("t={now},v1={sig}")), "s3cret", b"{}", now + 301).is_err());
+        assert!(
+            verify_signature(
+                &headers(&format!("t={now},v1={sig}")),
+                "s3cret",
+                b"{}",
+                now + 10
+            )
+            .is_ok()
+        );
+        assert!(
+            verify_signature(
+                &headers(&format!("t={now},v1={sig}")),
+                "s3cret",
+                b"{ }",
+                now
+            )
+            .is_err()
+        );
+        assert!(
+            verify_signature(
+                &headers(&format!("t={now},v1={sig}")),
+                "s3cret",
+                b"{}",
+                now + 301
+            )
+            .is_err()
+        );
         assert!(verify_signature(&headers("garbage"), "s3cret", b"{}", now).is_err());
         assert!(verify_signature(&HeaderMap::new(), "s3cret", b"{}", now).is_err());
     }

@@ -16,7 +16,8 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let mut buf = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::field("body", format!("could not read the body: {e}")))?;
+        let frame =
+            frame.map_err(|e| ApiError::field("body", format!("could not read the body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             seen += data.len();
             if seen <= limit {
@@ -27,7 +28,9 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         }
     }
     if seen > limit {
-        return Err(ApiError::TooLarge(format!("the request body is larger than {limit} bytes")));
+        return Err(ApiError::TooLarge(format!(
+            "the request body is larger than {limit} bytes"
+        )));
     }
     Ok(Bytes::from(buf))
 }
@@ -35,7 +38,10 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 /// Parses JSON into `T`, naming the failing field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::field("body", "expected a JSON object, got an empty body"));
+        return Err(ApiError::field(
+            "body",
+            "expected a JSON object, got an empty body",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -44,7 +50,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if inner.is_syntax() || inner.is_eof() {
             ApiError::field("body", format!("malformed JSON: {inner}"))
         } else {
-            let field = if path == "." { "body".to_string() } else { path };
+            let field = if path == "." {
+                "body".to_string()
+            } else {
+                path
+            };
             ApiError::field(field, inner.to_string())
         }
     })

@@ -115,7 +115,15 @@ impl IntoResponse for ApiError {
             ApiError::Invalid { fields, .. } => fields,
             _ => Vec::new(),
         };
-        let mut resp = (status, Json(ErrorBody { error, message, fields })).into_response();
+        let mut resp = (
+            status,
+            Json(ErrorBody {
+                error,
+                message,
+                fields,
+            }),
+        )
+            .into_response();
         match status {
             StatusCode::SERVICE_UNAVAILABLE => {
                 resp.headers_mut()
@@ -134,7 +142,9 @@ impl IntoResponse for ApiError {
 impl From<BusError> for ApiError {
     fn from(e: BusError) -> Self {
         tracing::warn!(error = %e, "bus unavailable");
-        ApiError::Unavailable(format!("the record could not be made durable ({e}); retry shortly"))
+        ApiError::Unavailable(format!(
+            "the record could not be made durable ({e}); retry shortly"
+        ))
     }
 }
 

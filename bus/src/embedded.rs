@@ -7,7 +7,7 @@
 //! durable by t + linger + one commit. Offsets are dense and start at 0, as in Kafka.
 
 use crate::metric_names::{LOG_COMMITS, QUEUE_FULL, RECORDS_APPENDED};
-use crate::{BusError, Consumer, ConsumerEvent, ConsumerFactory, Delivery, Message, Producer, TailReader};
+use crate::{BusError, Consumer, ConsumerFactory, Delivery, Message, Producer, TailReader};
 use async_trait::async_trait;
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::topics::partition_for;
@@ -18,6 +18,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+
+mod consumer;
+
+use consumer::{EmbeddedConsumer, read_committed};
 
 const OFFSETS: TableDefinition<&str, u64> = TableDefinition::new("consumer-offsets");
 
@@ -40,12 +44,16 @@ fn encode(ts_ms: i64, key: &[u8], payload: &[u8]) -> Vec<u8> {
 
 fn decode(topic: Topic, partition: u32, offset: u64, raw: &[u8]) -> Result<Message, BusError> {
     if raw.len() < 12 {
-        return Err(storage(format!("record {topic}/{partition}/{offset} is truncated")));
+        return Err(storage(format!(
+            "record {topic}/{partition}/{offset} is truncated"
+        )));
     }
     let ts = i64::from_be_bytes(raw[0..8].try_into().expect("8 bytes"));
     let klen = u32::from_be_bytes(raw[8..12].try_into().expect("4 bytes")) as usize;
     if raw.len() < 12 + klen {
-        return Err(storage(format!("record {topic}/{partition}/{offset} is truncated")));
+        return Err(storage(format!(
+            "record {topic}/{partition}/{offset} is truncated"
+        )));
     }
     Ok(Message {
         topic,
@@ -364,202 +372,5 @@ impl TailReader for EmbeddedLog {
     }
 }
 
-fn offsets_key(group: &str, topic: Topic, partition: u32) -> String {
-    format!("{group}/{}/{partition}", topic.name())
-}
-
-fn read_committed(db: &Database, group: &str, topic: Topic, p: u32) -> Result<Option<u64>, BusError> {
-    let txn = db.begin_read().map_err(storage)?;
-    let table = txn.open_table(OFFSETS).map_err(storage)?;
-    Ok(table
-        .get(offsets_key(group, topic, p).as_str())
-        .map_err(storage)?
-        .map(|v| v.value()))
-}
-
-/// A consumer of the embedded log. The log has one process, so a consumer is assigned every
-/// partition of its topic on its first poll.
-struct EmbeddedConsumer {
-    shared: Arc<Shared>,
-    group: String,
-    topic: Topic,
-    positions: HashMap<u32, u64>,
-    assigned: bool,
-    version: watch::Receiver<u64>,
-}
-
-impl EmbeddedConsumer {
-    fn has_data(&self) -> bool {
-        let ends = self.shared.ends.read();
-        self.positions
-            .iter()
-            .any(|(p, pos)| ends.get(&(self.topic, *p)).copied().unwrap_or(0) > *pos)
-    }
-
-    async fn read(&self, max: usize) -> Result<Vec<Message>, BusError> {
-        let shared = self.shared.clone();
-        let topic = self.topic;
-        let mut positions: Vec<(u32, u64)> = self.positions.iter().map(|(p, o)| (*p, *o)).collect();
-        positions.sort();
-        tokio::task::spawn_blocking(move || {
-            let txn = shared.db.begin_read().map_err(storage)?;
-            let mut out = Vec::new();
-            let per = (max / positions.len().max(1)).max(1);
-            for (p, pos) in positions {
-                let name = table_name(topic, p);
-                let table = txn
-                    .open_table(TableDefinition::<u64, &[u8]>::new(&name))
-                    .map_err(storage)?;
-                for item in table.range(pos..).map_err(storage)?.take(per) {
-                    let (k, v) = item.map_err(storage)?;
-                    out.push(decode(topic, p, k.value(), v.value())?);
-                }
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(storage)?
-    }
-}
-
-#[async_trait]
-impl Consumer for EmbeddedConsumer {
-    async fn poll(&mut self, max: usize, wait: Duration) -> Result<ConsumerEvent, BusError> {
-        if !self.assigned {
-            self.assigned = true;
-            let mut parts: Vec<u32> = self.positions.keys().copied().collect();
-            parts.sort();
-            return Ok(ConsumerEvent::Assigned(parts));
-        }
-        if !self.has_data() {
-            self.version.mark_unchanged();
-            let _ = tokio::time::timeout(wait, self.version.changed()).await;
-            if !self.has_data() {
-                return Ok(ConsumerEvent::Records(Vec::new()));
-            }
-        }
-        let records = self.read(max).await?;
-        for m in &records {
-            self.positions.insert(m.partition, m.offset + 1);
-        }
-        Ok(ConsumerEvent::Records(records))
-    }
-
-    fn seek(&mut self, partition: u32, offset: u64) -> Result<(), BusError> {
-        match self.positions.get_mut(&partition) {
-            Some(pos) => {
-                *pos = offset;
-                Ok(())
-            }
-            None => Err(BusError::Invalid(format!(
-                "partition {partition} of {} is not assigned",
-                self.topic
-            ))),
-        }
-    }
-
-    async fn commit(&mut self, offsets: &[(u32, u64)]) -> Result<(), BusError> {
-        let shared = self.shared.clone();
-        let keys: Vec<(String, u64)> = offsets
-            .iter()
-            .map(|(p, o)| (offsets_key(&self.group, self.topic, *p), *o))
-            .collect();
-        tokio::task::spawn_blocking(move || {
-            let txn = shared.db.begin_write().map_err(storage)?;
-            {
-                let mut table = txn.open_table(OFFSETS).map_err(storage)?;
-                for (k, o) in keys {
-                    let current = table.get(k.as_str()).map_err(storage)?.map(|v| v.value());
-                    if current.is_none_or(|c| o > c) {
-                        table.insert(k.as_str(), o).map_err(storage)?;
-                    }
-                }
-            }
-            txn.commit().map_err(storage)
-        })
-        .await
-        .map_err(storage)?
-    }
-
-    async fn committed(&self, partition: u32) -> Result<Option<u64>, BusError> {
-        read_committed(&self.shared.db, &self.group, self.topic, partition)
-    }
-
-    async fn end_offsets(&self) -> Result<Vec<u64>, BusError> {
-        let n = self.shared.partitions.get(&self.topic).copied().unwrap_or(1);
-        let ends = self.shared.ends.read();
-        Ok((0..n)
-            .map(|p| ends.get(&(self.topic, p)).copied().unwrap_or(0))
-            .collect())
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn open(dir: &Path) -> EmbeddedLog {
-        EmbeddedLog::open(&dir.join("log.redb"), LogOptions::default()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn appended_records_survive_reopen_in_offset_order() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let log = open(dir.path()).await;
-            for i in 0..10u8 {
-                log.send(Topic::Events, b"k".to_vec(), vec![i]).await.unwrap();
-            }
-            log.enqueue(Topic::Events, b"k".to_vec(), vec![10]).unwrap();
-            log.close().await.unwrap();
-        }
-        let log = open(dir.path()).await;
-        let mut c = log.consumer("g", Topic::Events).await.unwrap();
-        assert!(matches!(c.poll(100, Duration::ZERO).await.unwrap(), ConsumerEvent::Assigned(p) if p.len() == 4));
-        let ConsumerEvent::Records(recs) = c.poll(100, Duration::ZERO).await.unwrap() else {
-            panic!("expected records")
-        };
-        let payloads: Vec<u8> = recs.iter().map(|m| m.payload[0]).collect();
-        assert_eq!(payloads, (0..=10).collect::<Vec<u8>>());
-        assert_eq!(recs.iter().map(|m| m.offset).collect::<Vec<_>>(), (0..=10).collect::<Vec<u64>>());
-        let p = recs[0].partition;
-        assert_eq!(log.send(Topic::Events, b"k".to_vec(), vec![11]).await.unwrap(), Delivery { partition: p, offset: 11 });
-    }
-
-    #[tokio::test]
-    async fn commits_resume_the_group_and_never_go_backwards() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = open(dir.path()).await;
-        let d = log.send(Topic::Clicks, b"v".to_vec(), b"a".to_vec()).await.unwrap();
-        log.send(Topic::Clicks, b"v".to_vec(), b"b".to_vec()).await.unwrap();
-        let mut c = log.consumer("g", Topic::Clicks).await.unwrap();
-        c.commit(&[(d.partition, 1)]).await.unwrap();
-        c.commit(&[(d.partition, 0)]).await.unwrap();
-        assert_eq!(c.committed(d.partition).await.unwrap(), Some(1));
-        let mut c2 = log.consumer("g", Topic::Clicks).await.unwrap();
-        c2.poll(10, Duration::ZERO).await.unwrap();
-        let ConsumerEvent::Records(recs) = c2.poll(10, Duration::ZERO).await.unwrap() else {
-            panic!()
-        };
-        assert_eq!(recs.len(), 1);
-        assert_eq!(recs[0].payload, b"b");
-        assert_eq!(c2.end_offsets().await.unwrap()[d.partition as usize], 2);
-    }
-
-    #[tokio::test]
-    async fn a_waiting_consumer_wakes_on_append() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = open(dir.path()).await;
-        let mut c = log.consumer("g", Topic::Catalog).await.unwrap();
-        c.poll(10, Duration::ZERO).await.unwrap();
-        let l2 = log.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            l2.send(Topic::Catalog, b"x".to_vec(), b"y".to_vec()).await.unwrap();
-        });
-        let ConsumerEvent::Records(recs) = c.poll(10, Duration::from_secs(5)).await.unwrap() else {
-            panic!()
-        };
-        assert_eq!(recs.len(), 1);
-    }
-}
+mod tests;

@@ -95,7 +95,11 @@ impl CatalogView {
     }
 
     /// Waits until the change at `offset` is applied and returns whether it was accepted.
-    pub async fn wait_applied(&self, offset: u64, timeout: Duration) -> Result<(), CatalogWriteError> {
+    pub async fn wait_applied(
+        &self,
+        offset: u64,
+        timeout: Duration,
+    ) -> Result<(), CatalogWriteError> {
         let mut rx = self.applied.subscribe();
         let reached = tokio::time::timeout(timeout, rx.wait_for(|next| *next > offset)).await;
         match reached {
@@ -119,7 +123,8 @@ impl CatalogView {
         let delivery = producer
             .send(Topic::Catalog, change.key().into_bytes(), payload)
             .await?;
-        self.wait_applied(delivery.offset, Duration::from_secs(10)).await
+        self.wait_applied(delivery.offset, Duration::from_secs(10))
+            .await
     }
 }
 
@@ -140,10 +145,10 @@ pub async fn follow(
     }
     let end = consumer.end_offsets().await?.first().copied().unwrap_or(0);
     let mut ready = Some(ready);
-    if end == 0 {
-        if let Some(r) = ready.take() {
-            r()
-        }
+    if end == 0
+        && let Some(r) = ready.take()
+    {
+        r()
     }
     tokio::pin!(stop);
     loop {
@@ -162,12 +167,11 @@ pub async fn follow(
                 })
                 .collect();
             view.apply(&changes);
-            if let Some(last) = records.last() {
-                if last.offset + 1 >= end {
-                    if let Some(r) = ready.take() {
-                        r()
-                    }
-                }
+            if let Some(last) = records.last()
+                && last.offset + 1 >= end
+                && let Some(r) = ready.take()
+            {
+                r()
             }
         }
     }

@@ -83,7 +83,12 @@ pub trait Producer: Send + Sync + 'static {
     ) -> Result<Vec<Delivery>, BusError>;
 
     /// Appends one record and returns once it is durable.
-    async fn send(&self, topic: Topic, key: Vec<u8>, payload: Vec<u8>) -> Result<Delivery, BusError> {
+    async fn send(
+        &self,
+        topic: Topic,
+        key: Vec<u8>,
+        payload: Vec<u8>,
+    ) -> Result<Delivery, BusError> {
         let mut out = self.send_batch(topic, vec![(key, payload)]).await?;
         out.pop()
             .ok_or_else(|| BusError::Storage("no delivery report".into()))

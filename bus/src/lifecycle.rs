@@ -67,7 +67,8 @@ impl Lifecycle {
 
     /// Whether `/health/ready` answers 200.
     pub fn is_ready(&self) -> bool {
-        self.inner.pending.load(Ordering::SeqCst) == 0 && !self.inner.draining.load(Ordering::SeqCst)
+        self.inner.pending.load(Ordering::SeqCst) == 0
+            && !self.inner.draining.load(Ordering::SeqCst)
     }
 
     /// Starts shutting down: readiness turns false first, then the token is cancelled.

@@ -1,9 +1,6 @@
 //! `POST /api/v1/events` and the `/event/{action}` aliases.
 
 use crate::IngestState;
-use clicktrail_api::auth;
-use clicktrail_api::body::read_limited;
-use clicktrail_api::error::{ApiError, ErrorBody, FieldError};
 use crate::metric_names::{EVENTS_ACCEPTED, REQUESTS_REFUSED};
 use crate::validate::{self, MAX_BATCH};
 use axum::body::Body;
@@ -13,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
+use clicktrail_api::auth;
+use clicktrail_api::body::read_limited;
+use clicktrail_api::error::{ApiError, ErrorBody, FieldError};
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::wire::Action;
 use serde::Serialize;
@@ -112,7 +112,8 @@ fn respond(result: Result<Accepted, ApiError>) -> Response {
         Ok(a) => Json(a).into_response(),
         Err(e) => {
             let resp = e.into_response();
-            metrics::counter!(REQUESTS_REFUSED, "status" => resp.status().as_str().to_string()).increment(1);
+            metrics::counter!(REQUESTS_REFUSED, "status" => resp.status().as_str().to_string())
+                .increment(1);
             resp
         }
     }
@@ -147,7 +148,11 @@ async fn accept(
     let mut errors = Vec::new();
     let mut records = Vec::with_capacity(batch.len());
     for (i, item) in batch.iter().enumerate() {
-        let prefix = if single { String::new() } else { format!("events[{i}].") };
+        let prefix = if single {
+            String::new()
+        } else {
+            format!("events[{i}].")
+        };
         if let Some(r) = validate::event(item, prefix, &advertiser.id, fixed, now, &mut errors) {
             records.push(r);
         }
@@ -161,7 +166,10 @@ async fn accept(
         .iter()
         .map(|r| {
             *by_action.entry(r.action.as_str()).or_default() += 1;
-            (r.key().into_bytes(), serde_json::to_vec(r).expect("events serialize"))
+            (
+                r.key().into_bytes(),
+                serde_json::to_vec(r).expect("events serialize"),
+            )
         })
         .collect();
     state.producer.send_batch(Topic::Events, payloads).await?;

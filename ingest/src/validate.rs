@@ -1,7 +1,7 @@
 //! Event validation: every field error of a request is collected and reported at once.
 
-use clicktrail_api::error::FieldError;
 use chrono::{DateTime, Utc};
+use clicktrail_api::error::FieldError;
 use clicktrail_schemas::money;
 use clicktrail_schemas::wire::{Action, EventRecord, WIRE_VERSION};
 use serde_json::{Map, Value};
@@ -15,9 +15,23 @@ pub const MAX_PROPERTIES_BYTES: usize = 4096;
 pub const MAX_FUTURE_SECS: i64 = 300;
 
 const FIELDS: [&str; 17] = [
-    "action", "name", "custom_name", "event_id", "occurred_at", "value", "currency", "order_id",
-    "customer_id", "properties", "coupon_code", "ref_code", "click_id", "landing_url", "referrer",
-    "timestamp", "v",
+    "action",
+    "name",
+    "custom_name",
+    "event_id",
+    "occurred_at",
+    "value",
+    "currency",
+    "order_id",
+    "customer_id",
+    "properties",
+    "coupon_code",
+    "ref_code",
+    "click_id",
+    "landing_url",
+    "referrer",
+    "timestamp",
+    "v",
 ];
 
 struct Fields<'a> {
@@ -74,7 +88,10 @@ pub fn split_batch(body: Value) -> Result<Vec<Value>, FieldError> {
         obj @ Value::Object(_) => Ok(vec![obj]),
         other => Err(FieldError::new(
             "body",
-            format!("expected an event object or an array of events, got {}", kind(&other)),
+            format!(
+                "expected an event object or an array of events, got {}",
+                kind(&other)
+            ),
         )),
     }
 }
@@ -90,11 +107,22 @@ pub fn event(
 ) -> Option<EventRecord> {
     let before = errors.len();
     let Value::Object(obj) = value else {
-        let field = if prefix.is_empty() { "body".to_string() } else { prefix.trim_end_matches('.').to_string() };
-        errors.push(FieldError::new(field, format!("expected an event object, got {}", kind(value))));
+        let field = if prefix.is_empty() {
+            "body".to_string()
+        } else {
+            prefix.trim_end_matches('.').to_string()
+        };
+        errors.push(FieldError::new(
+            field,
+            format!("expected an event object, got {}", kind(value)),
+        ));
         return None;
     };
-    let mut f = Fields { obj, prefix, errors };
+    let mut f = Fields {
+        obj,
+        prefix,
+        errors,
+    };
     for key in obj.keys() {
         if !FIELDS.contains(&key.as_str()) {
             f.err(key, "unknown field");
@@ -104,17 +132,29 @@ pub fn event(
     let action = match (obj.get("action"), fixed_action) {
         (None | Some(Value::Null), Some(a)) => Some(a),
         (None | Some(Value::Null), None) => {
-            f.err("action", "required: one of purchase, add_to_cart, signup, drop_off, custom");
+            f.err(
+                "action",
+                "required: one of purchase, add_to_cart, signup, drop_off, custom",
+            );
             None
         }
         (Some(Value::String(s)), fixed) => match Action::parse(s) {
             Some(a) if fixed.is_some_and(|x| x != a) => {
-                f.err("action", format!("this endpoint only accepts `{}`", fixed.map(Action::as_str).unwrap_or_default()));
+                f.err(
+                    "action",
+                    format!(
+                        "this endpoint only accepts `{}`",
+                        fixed.map(Action::as_str).unwrap_or_default()
+                    ),
+                );
                 None
             }
             Some(a) => Some(a),
             None => {
-                f.err("action", "expected one of purchase, add_to_cart, signup, drop_off, custom");
+                f.err(
+                    "action",
+                    "expected one of purchase, add_to_cart, signup, drop_off, custom",
+                );
                 None
             }
         },
@@ -138,12 +178,18 @@ pub fn event(
             }
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(_) => {
-                f.err("occurred_at", "expected an RFC 3339 timestamp such as 2026-01-31T12:00:00Z");
+                f.err(
+                    "occurred_at",
+                    "expected an RFC 3339 timestamp such as 2026-01-31T12:00:00Z",
+                );
                 None
             }
         },
         Some(other) => {
-            f.err("occurred_at", format!("expected an RFC 3339 timestamp string, got {}", kind(other)));
+            f.err(
+                "occurred_at",
+                format!("expected an RFC 3339 timestamp string, got {}", kind(other)),
+            );
             None
         }
     };
@@ -167,11 +213,13 @@ pub fn event(
             None
         }
     }
-    .and_then(|text| match money::to_minor_units(&text, currency.as_deref().unwrap_or("USD")) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            f.err("value", e.to_string());
-            None
+    .and_then(|text| {
+        match money::to_minor_units(&text, currency.as_deref().unwrap_or("USD")) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                f.err("value", e.to_string());
+                None
+            }
         }
     });
     let value_given = obj.get("value").is_some_and(|v| !v.is_null());
@@ -187,14 +235,20 @@ pub fn event(
         Some(p @ Value::Object(_)) => {
             let s = p.to_string();
             if s.len() > MAX_PROPERTIES_BYTES {
-                f.err("properties", format!("expected at most {MAX_PROPERTIES_BYTES} bytes of JSON"));
+                f.err(
+                    "properties",
+                    format!("expected at most {MAX_PROPERTIES_BYTES} bytes of JSON"),
+                );
                 None
             } else {
                 Some(s)
             }
         }
         Some(other) => {
-            f.err("properties", format!("expected a JSON object, got {}", kind(other)));
+            f.err(
+                "properties",
+                format!("expected a JSON object, got {}", kind(other)),
+            );
             None
         }
     };
@@ -216,7 +270,11 @@ pub fn event(
         event_id: String::new(),
         advertiser_id: advertiser_id.to_string(),
         action,
-        custom_name: if action == Action::Custom { custom_name } else { None },
+        custom_name: if action == Action::Custom {
+            custom_name
+        } else {
+            None
+        },
         occurred_at: occurred,
         received_at: now,
         value_minor,
@@ -250,7 +308,9 @@ mod tests {
 
     fn check(v: Value) -> Result<EventRecord, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         match event(&v, String::new(), "adv", None, now, &mut errors) {
             Some(e) if errors.is_empty() => Ok(e),
             _ => Err(errors),
@@ -259,7 +319,10 @@ mod tests {
 
     #[test]
     fn a_valid_purchase() {
-        let e = check(json!({"action": "purchase", "value": 19.99, "currency": "eur", "order_id": "o1"})).unwrap();
+        let e = check(
+            json!({"action": "purchase", "value": 19.99, "currency": "eur", "order_id": "o1"}),
+        )
+        .unwrap();
         assert_eq!(e.value_minor, Some(1999));
         assert_eq!(e.currency, "EUR");
         assert!(e.event_id.starts_with("drv_"));
@@ -278,7 +341,8 @@ mod tests {
     fn purchase_needs_a_positive_value_and_future_is_refused() {
         let errs = check(json!({"action": "purchase"})).unwrap_err();
         assert_eq!(errs[0].field, "value");
-        let errs = check(json!({"action": "signup", "occurred_at": "2026-01-01T00:06:00Z"})).unwrap_err();
+        let errs =
+            check(json!({"action": "signup", "occurred_at": "2026-01-01T00:06:00Z"})).unwrap_err();
         assert_eq!(errs[0].field, "occurred_at");
         assert!(check(json!({"action": "signup", "occurred_at": "2026-01-01T00:04:00Z"})).is_ok());
         let errs = check(json!({"action": "custom"})).unwrap_err();
@@ -287,8 +351,14 @@ mod tests {
 
     #[test]
     fn derived_ids_are_stable_for_retries() {
-        let a = check(json!({"action": "signup", "customer_id": "c", "occurred_at": "2025-12-31T00:00:00Z"})).unwrap();
-        let b = check(json!({"action": "signup", "customer_id": "c", "occurred_at": "2025-12-31T00:00:00Z"})).unwrap();
+        let a = check(
+            json!({"action": "signup", "customer_id": "c", "occurred_at": "2025-12-31T00:00:00Z"}),
+        )
+        .unwrap();
+        let b = check(
+            json!({"action": "signup", "customer_id": "c", "occurred_at": "2025-12-31T00:00:00Z"}),
+        )
+        .unwrap();
         assert_eq!(a.event_id, b.event_id);
     }
 }

@@ -207,9 +207,17 @@ pub fn attribute(
     keys: &ClickKeys,
     owner: Option<&FirstTouch>,
 ) -> Decision {
-    let ctx = Ctx { event, catalog, keys };
+    let ctx = Ctx {
+        event,
+        catalog,
+        keys,
+    };
     let mut cands: Vec<Candidate> = Vec::new();
-    if let Some(code) = event.coupon_code.as_deref().filter(|c| !c.trim().is_empty()) {
+    if let Some(code) = event
+        .coupon_code
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    {
         cands.push(ctx.coupon(code));
     }
     if let Some(token) = event.click_id.as_deref() {
@@ -218,7 +226,10 @@ pub fn attribute(
     if let Some(code) = event.ref_code.as_deref() {
         cands.push(ctx.code("ref_code", code));
     }
-    for (source, url) in [("landing_url", &event.landing_url), ("referrer", &event.referrer)] {
+    for (source, url) in [
+        ("landing_url", &event.landing_url),
+        ("referrer", &event.referrer),
+    ] {
         if let Some(url) = url {
             let found = extract::from_url(url);
             if let Some(token) = found.click_id {
@@ -236,7 +247,12 @@ pub fn attribute(
         .filter_map(|c| c.link_id.clone())
         .collect();
     for c in cands.iter_mut() {
-        if c.eligible() && c.click_at.is_none() && c.link_id.as_ref().is_some_and(|l| expired_links.contains(l)) {
+        if c.eligible()
+            && c.click_at.is_none()
+            && c.link_id
+                .as_ref()
+                .is_some_and(|l| expired_links.contains(l))
+        {
             c.status = "expired".into();
         }
     }
@@ -245,8 +261,16 @@ pub fn attribute(
     let mut conflicts = Vec::new();
     if let Some(w) = winner {
         let win = &cands[w];
-        if let Some(other) = cands.iter().skip(w + 1).find(|c| c.eligible() && c.influencer_id != win.influencer_id) {
-            let kind = if win.source == "coupon" { "coupon_vs_click" } else { "competing_touch" };
+        if let Some(other) = cands
+            .iter()
+            .skip(w + 1)
+            .find(|c| c.eligible() && c.influencer_id != win.influencer_id)
+        {
+            let kind = if win.source == "coupon" {
+                "coupon_vs_click"
+            } else {
+                "competing_touch"
+            };
             conflicts.push(serde_json::json!({
                 "type": kind,
                 "credited_influencer_id": win.influencer_id,
@@ -267,7 +291,9 @@ pub fn attribute(
     let mut a = Attribution::default();
     let mut new_first_touch = None;
     match (winner, live_owner) {
-        (Some(w), Some(o)) if cands[w].influencer_id.as_deref() != Some(o.influencer_id.as_str()) => {
+        (Some(w), Some(o))
+            if cands[w].influencer_id.as_deref() != Some(o.influencer_id.as_str()) =>
+        {
             conflicts.push(serde_json::json!({
                 "type": "first_touch",
                 "credited_influencer_id": o.influencer_id,
@@ -303,7 +329,11 @@ pub fn attribute(
         (None, None) => {
             let expired = cands.iter().find(|c| c.status == "expired");
             let first = expired.or(cands.first());
-            a.reason = Some(first.map(|c| c.status.clone()).unwrap_or_else(|| "no_touch".into()));
+            a.reason = Some(
+                first
+                    .map(|c| c.status.clone())
+                    .unwrap_or_else(|| "no_touch".into()),
+            );
             if let Some(c) = expired {
                 a.click_at = c.click_at;
                 a.window_secs = c.window_secs;

@@ -1,7 +1,7 @@
 //! The clicks step: decode, then unique-click dedup per partition.
 
 use crate::dedup::ClickDedup;
-use crate::pipeline::{Output, PartitionState, StepCtx};
+use crate::pipeline::{Output, PartitionState, StateChanges, StepCtx};
 use clicktrail_bus::Message;
 use clicktrail_schemas::rows::{ClickRow, Source};
 use clicktrail_schemas::wire::ClickRecord;
@@ -14,7 +14,11 @@ pub struct ClickState {
 }
 
 impl PartitionState for ClickState {
-    fn restore(partition: u32, entries: Vec<(Vec<u8>, Vec<u8>)>, ctx: &StepCtx) -> Result<Self, String> {
+    fn restore(
+        partition: u32,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        ctx: &StepCtx,
+    ) -> Result<Self, String> {
         let mut dedup = ClickDedup::new(partition, ctx.dedup);
         for (k, v) in entries {
             if let Some(bucket) = k.strip_prefix(BLOOM_PREFIX) {
@@ -33,9 +37,11 @@ impl PartitionState for ClickState {
         // Bots never enter the filters: they are counted apart and must not make a human's
         // first click look like a repeat.
         let is_unique = !click.is_bot
-            && self
-                .dedup
-                .check_and_insert(&click.visitor_key, &click.link_id, click.at.timestamp_millis());
+            && self.dedup.check_and_insert(
+                &click.visitor_key,
+                &click.link_id,
+                click.at.timestamp_millis(),
+            );
         out.rows.clicks.push(ClickRow {
             click,
             is_unique,
@@ -46,13 +52,13 @@ impl PartitionState for ClickState {
         });
     }
 
-    fn take_changes(&mut self) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) {
+    fn take_changes(&mut self) -> StateChanges {
         let key = |b: i64| [BLOOM_PREFIX, &b.to_be_bytes()].concat();
         let (changed, evicted) = self.dedup.take_changes();
-        (
-            changed.into_iter().map(|(b, v)| (key(b), v)).collect(),
-            evicted.into_iter().map(key).collect(),
-        )
+        StateChanges {
+            puts: changed.into_iter().map(|(b, v)| (key(b), v)).collect(),
+            deletes: evicted.into_iter().map(key).collect(),
+        }
     }
 
     fn memory_bytes(&self) -> usize {

@@ -107,8 +107,12 @@ impl ClickDedup {
         }
         if !self.generations.contains_key(&bucket) {
             let p = self.options.fp_rate / GENERATIONS as f64;
-            let bloom = Bloom::new_for_fp_rate_with_seed(self.options.hourly_capacity, p, &self.seed(bucket))
-                .expect("dedup options are validated at start");
+            let bloom = Bloom::new_for_fp_rate_with_seed(
+                self.options.hourly_capacity,
+                p,
+                &self.seed(bucket),
+            )
+            .expect("dedup options are validated at start");
             self.generations.insert(bucket, bloom);
         }
         self.generations
@@ -157,17 +161,38 @@ mod tests {
         assert!(d.check_and_insert("v1", "l1", T0));
         assert!(!d.check_and_insert("v1", "l1", T0 + 1000));
         assert!(!d.check_and_insert("v1", "l1", T0 + 23 * HOUR_MS));
-        assert!(d.check_and_insert("v1", "l2", T0), "another link is another pair");
-        assert!(d.check_and_insert("v2", "l1", T0), "another visitor is another pair");
-        assert!(d.check_and_insert("v1", "l1", T0 + 26 * HOUR_MS), "a day later it counts again");
+        assert!(
+            d.check_and_insert("v1", "l2", T0),
+            "another link is another pair"
+        );
+        assert!(
+            d.check_and_insert("v2", "l1", T0),
+            "another visitor is another pair"
+        );
+        assert!(
+            d.check_and_insert("v1", "l1", T0 + 26 * HOUR_MS),
+            "a day later it counts again"
+        );
     }
 
     #[test]
     fn state_survives_a_checkpoint_round_trip() {
-        let mut d = ClickDedup::new(3, DedupOptions { hourly_capacity: 1000, fp_rate: 0.01 });
+        let mut d = ClickDedup::new(
+            3,
+            DedupOptions {
+                hourly_capacity: 1000,
+                fp_rate: 0.01,
+            },
+        );
         d.check_and_insert("v", "l", T0);
         let (changed, _) = d.take_changes();
-        let mut restored = ClickDedup::new(3, DedupOptions { hourly_capacity: 1000, fp_rate: 0.01 });
+        let mut restored = ClickDedup::new(
+            3,
+            DedupOptions {
+                hourly_capacity: 1000,
+                fp_rate: 0.01,
+            },
+        );
         for (b, bytes) in changed {
             restored.restore(b, bytes).unwrap();
         }
@@ -176,7 +201,10 @@ mod tests {
 
     #[test]
     fn measured_false_positive_rate_is_within_the_stated_rate() {
-        let options = DedupOptions { hourly_capacity: 20_000, fp_rate: 0.01 };
+        let options = DedupOptions {
+            hourly_capacity: 20_000,
+            fp_rate: 0.01,
+        };
         let mut d = ClickDedup::new(0, options);
         // Fill all 25 generations to capacity, then probe with pairs never seen.
         for h in 0..GENERATIONS {

@@ -7,7 +7,7 @@
 
 use crate::attribution::{FirstTouch, attribute};
 use crate::metric_names::DUPLICATE_EVENTS;
-use crate::pipeline::{Output, PartitionState, StepCtx};
+use crate::pipeline::{Output, PartitionState, StateChanges, StepCtx};
 use clicktrail_bus::Message;
 use clicktrail_schemas::rows::{EventRow, Source};
 use clicktrail_schemas::wire::{Action, EventRecord};
@@ -37,7 +37,11 @@ pub struct EventState {
 }
 
 impl PartitionState for EventState {
-    fn restore(_partition: u32, entries: Vec<(Vec<u8>, Vec<u8>)>, _ctx: &StepCtx) -> Result<Self, String> {
+    fn restore(
+        _partition: u32,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        _ctx: &StepCtx,
+    ) -> Result<Self, String> {
         let mut s = EventState::default();
         for (k, v) in entries {
             match k.first() {
@@ -87,8 +91,10 @@ impl PartitionState for EventState {
         let owner = tk.as_ref().and_then(|k| self.touches.get(k));
         let decision = attribute(&event, &ctx.catalog, &ctx.keys, owner);
         if let (Some(k), Some(t)) = (tk, decision.new_first_touch) {
-            self.puts
-                .push((k.clone(), serde_json::to_vec(&t).expect("first touch serializes")));
+            self.puts.push((
+                k.clone(),
+                serde_json::to_vec(&t).expect("first touch serializes"),
+            ));
             self.touches.insert(k, t);
         }
         out.rows.events.push(EventRow {
@@ -101,8 +107,11 @@ impl PartitionState for EventState {
         });
     }
 
-    fn take_changes(&mut self) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) {
-        (std::mem::take(&mut self.puts), Vec::new())
+    fn take_changes(&mut self) -> StateChanges {
+        StateChanges {
+            puts: std::mem::take(&mut self.puts),
+            deletes: Vec::new(),
+        }
     }
 
     fn memory_bytes(&self) -> usize {

@@ -46,7 +46,10 @@ mod tests {
         let e = from_url("https://shop.example/p?utm_source=x&ref_code=abc&click_id=TOKEN");
         assert_eq!(e.click_id.as_deref(), Some("TOKEN"));
         assert_eq!(e.ref_code.as_deref(), Some("abc"));
-        assert_eq!(from_url("shop.example/?aff=zz").ref_code.as_deref(), Some("zz"));
+        assert_eq!(
+            from_url("shop.example/?aff=zz").ref_code.as_deref(),
+            Some("zz")
+        );
         assert_eq!(from_url("::not a url::"), Extracted::default());
     }
 }

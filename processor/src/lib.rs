@@ -69,9 +69,17 @@ pub async fn run(
         store: deps.store.clone(),
         catalog: deps.catalog.clone(),
     };
-    let clicks = deps.consumers.consumer(&config.group, Topic::Clicks).await?;
-    let events = deps.consumers.consumer(&config.group, Topic::Events).await?;
-    let (a, b) = tokio::join!(
+    let clicks = deps
+        .consumers
+        .consumer(&config.group, Topic::Clicks)
+        .await?;
+    let events = deps
+        .consumers
+        .consumer(&config.group, Topic::Events)
+        .await?;
+    // Either pipeline failing permanently stops both: a half-running processor would look
+    // healthy while one topic silently piles up.
+    tokio::try_join!(
         pipeline::run::<clicks::ClickState>(
             Topic::Clicks,
             wiring(clicks),
@@ -88,6 +96,6 @@ pub async fn run(
             limits,
             shutdown.clone()
         ),
-    );
-    a.and(b)
+    )?;
+    Ok(())
 }

@@ -10,10 +10,10 @@
 
 use crate::metric_names::*;
 use clicktrail_bus::{BusError, Consumer, ConsumerEvent, Message, Producer};
+use clicktrail_schemas::Topic;
 use clicktrail_schemas::catalog::Catalog;
 use clicktrail_schemas::token::ClickKeys;
 use clicktrail_schemas::wire::DeadLetterRecord;
-use clicktrail_schemas::Topic;
 use clicktrail_store::{Checkpoint, Rows, Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -61,14 +61,27 @@ impl Output {
     }
 }
 
+/// State entries changed and removed since the last checkpoint.
+#[derive(Debug, Default)]
+pub struct StateChanges {
+    /// Entries to insert or overwrite.
+    pub puts: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Entries to remove.
+    pub deletes: Vec<Vec<u8>>,
+}
+
 /// The state one partition keeps between records.
 pub trait PartitionState: Send + Sized + 'static {
     /// Rebuilds the state from its checkpointed entries.
-    fn restore(partition: u32, entries: Vec<(Vec<u8>, Vec<u8>)>, ctx: &StepCtx) -> Result<Self, String>;
+    fn restore(
+        partition: u32,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        ctx: &StepCtx,
+    ) -> Result<Self, String>;
     /// Processes one record.
     fn process(&mut self, msg: &Message, ctx: &StepCtx, out: &mut Output);
     /// Entries changed and removed since the last call.
-    fn take_changes(&mut self) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>);
+    fn take_changes(&mut self) -> StateChanges;
     /// Approximate bytes held.
     fn memory_bytes(&self) -> usize;
 }
@@ -209,10 +222,11 @@ impl<S: PartitionState> Pipeline<S> {
                 Some(r) => (r.next_offset, r.entries),
                 None => (0, Vec::new()),
             };
-            let state = S::restore(part, entries, &ctx).map_err(|reason| PipelineError::Restore {
-                stream: name.clone(),
-                reason,
-            })?;
+            let state =
+                S::restore(part, entries, &ctx).map_err(|reason| PipelineError::Restore {
+                    stream: name.clone(),
+                    reason,
+                })?;
             self.wiring.consumer.seek(part, offset)?;
             tracing::info!(stream = %name, offset, "partition assigned");
             self.states.insert(part, state);
@@ -249,7 +263,7 @@ impl<S: PartitionState> Pipeline<S> {
             .pending
             .iter()
             .map(|(&part, &next)| {
-                let (puts, deletes) = self
+                let StateChanges { puts, deletes } = self
                     .states
                     .get_mut(&part)
                     .map(|s| s.take_changes())
@@ -270,10 +284,18 @@ impl<S: PartitionState> Pipeline<S> {
                     .dead
                     .iter()
                     .map(|d| {
-                        (d.key().as_bytes().to_vec(), serde_json::to_vec(d).expect("dead letters serialize"))
+                        (
+                            d.key().as_bytes().to_vec(),
+                            serde_json::to_vec(d).expect("dead letters serialize"),
+                        )
                     })
                     .collect();
-                if let Err(e) = self.wiring.producer.send_batch(Topic::DeadLetter, dead).await {
+                if let Err(e) = self
+                    .wiring
+                    .producer
+                    .send_batch(Topic::DeadLetter, dead)
+                    .await
+                {
                     tracing::warn!(error = %e, "dead-letter write failed; retrying");
                     self.pause(&mut backoff, stop).await;
                     continue;
@@ -281,7 +303,12 @@ impl<S: PartitionState> Pipeline<S> {
                 out.dead.clear();
             }
             let (clicks, events) = (out.rows.clicks.len(), out.rows.events.len());
-            match self.wiring.store.write(out.rows.clone(), checkpoints.clone()).await {
+            match self
+                .wiring
+                .store
+                .write(out.rows.clone(), checkpoints.clone())
+                .await
+            {
                 Ok(()) => {
                     metrics::counter!(ROWS_WRITTEN, "table" => "clicks").increment(clicks as u64);
                     metrics::counter!(ROWS_WRITTEN, "table" => "events").increment(events as u64);
@@ -291,10 +318,20 @@ impl<S: PartitionState> Pipeline<S> {
                     tracing::error!(reason = %reason, "store refused a batch; its rows go to dead-letter");
                     let rows = std::mem::take(&mut out.rows);
                     for c in rows.clicks {
-                        out.dead.push(refused(self.topic, c.source, &reason, serde_json::to_string(&c.click)));
+                        out.dead.push(refused(
+                            self.topic,
+                            c.source,
+                            &reason,
+                            serde_json::to_string(&c.click),
+                        ));
                     }
                     for e in rows.events {
-                        out.dead.push(refused(self.topic, e.source, &reason, serde_json::to_string(&e.event)));
+                        out.dead.push(refused(
+                            self.topic,
+                            e.source,
+                            &reason,
+                            serde_json::to_string(&e.event),
+                        ));
                     }
                 }
                 Err(e) => {

@@ -19,7 +19,11 @@ pub(crate) fn routes() -> Router<QueryState> {
 /// coupon, every candidate considered, the click time and window, and any conflict.
 #[utoipa::path(get, path = "/api/v1/attribution/{event_id}", tag = "stats", params(("event_id" = String, Path)),
     responses((status = 200, description = "The decision"), (status = 404, description = "No such event in the caller's scope")))]
-pub async fn attribution(State(state): State<QueryState>, headers: HeaderMap, Path(event_id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn attribution(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let scope = Scope::of(&headers, &state)?;
     let ctx = session(&state, &scope).await?;
     let batches = ctx
@@ -33,7 +37,9 @@ pub async fn attribution(State(state): State<QueryState>, headers: HeaderMap, Pa
         .map_err(internal)?;
     let mut rows = to_json(&batches)?;
     if rows.is_empty() {
-        return Err(ApiError::NotFound(format!("no event `{event_id}` is visible to you")));
+        return Err(ApiError::NotFound(format!(
+            "no event `{event_id}` is visible to you"
+        )));
     }
     let mut row = rows.remove(0);
     let parse = |v: Option<Value>| match v {

@@ -3,15 +3,15 @@
 use crate::filters::Filters;
 use crate::scope::{Scope, session};
 use crate::{QueryState, internal};
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use clicktrail_api::error::ApiError;
 use datafusion::arrow::csv::WriterBuilder;
-use datafusion::prelude::{col, Expr};
+use datafusion::prelude::{Expr, col};
 use futures::StreamExt;
 use std::collections::HashMap;
 
@@ -21,7 +21,13 @@ pub(crate) fn routes() -> Router<QueryState> {
         .route("/api/v1/export/clicks.csv", get(clicks_csv))
 }
 
-async fn export(state: QueryState, headers: HeaderMap, q: HashMap<String, String>, table: &'static str, time: &'static str) -> Result<Response, ApiError> {
+async fn export(
+    state: QueryState,
+    headers: HeaderMap,
+    q: HashMap<String, String>,
+    table: &'static str,
+    time: &'static str,
+) -> Result<Response, ApiError> {
     let scope = Scope::of(&headers, &state)?;
     let mut q = q;
     // Exports default to everything; a period narrows them.
@@ -30,10 +36,15 @@ async fn export(state: QueryState, headers: HeaderMap, q: HashMap<String, String
     }
     let filters = Filters::parse(&q, chrono::Utc::now())?;
     if filters.advertiser_id.is_some() && scope != Scope::All {
-        return Err(ApiError::field("advertiser_id", "only the admin token may filter by advertiser"));
+        return Err(ApiError::field(
+            "advertiser_id",
+            "only the admin token may filter by advertiser",
+        ));
     }
     let ctx = session(&state, &scope).await?;
-    let df = filters.apply(ctx.table(table).await.map_err(internal)?, time).map_err(internal)?;
+    let df = filters
+        .apply(ctx.table(table).await.map_err(internal)?, time)
+        .map_err(internal)?;
     let columns: Vec<Expr> = df
         .schema()
         .fields()
@@ -53,13 +64,17 @@ async fn export(state: QueryState, headers: HeaderMap, q: HashMap<String, String
         let mut buf = Vec::new();
         {
             let mut w = WriterBuilder::new().with_header(first).build(&mut buf);
-            w.write(&batch).map_err(|e| std::io::Error::other(e.to_string()))?;
+            w.write(&batch)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
         first = false;
         Ok::<_, std::io::Error>(axum::body::Bytes::from(buf))
     });
     let mut resp = Response::new(Body::from_stream(body));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
     resp.headers_mut().insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_str(&format!("attachment; filename=\"{table}.csv\"")).expect("ascii"),
@@ -71,7 +86,11 @@ async fn export(state: QueryState, headers: HeaderMap, q: HashMap<String, String
 #[utoipa::path(get, path = "/api/v1/export/events.csv", tag = "export",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
     responses((status = 200, description = "CSV with a header row", content_type = "text/csv")))]
-pub async fn events_csv(State(state): State<QueryState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn events_csv(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     export(state, headers, q, "events", "occurred_at").await
 }
 
@@ -79,6 +98,10 @@ pub async fn events_csv(State(state): State<QueryState>, headers: HeaderMap, Que
 #[utoipa::path(get, path = "/api/v1/export/clicks.csv", tag = "export",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
     responses((status = 200, description = "CSV with a header row", content_type = "text/csv")))]
-pub async fn clicks_csv(State(state): State<QueryState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn clicks_csv(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     export(state, headers, q, "clicks", "at").await
 }

@@ -1,7 +1,7 @@
 //! Query-string filters shared by the stats and export endpoints.
 
-use clicktrail_api::error::{ApiError, FieldError};
 use chrono::{DateTime, Duration, Utc};
+use clicktrail_api::error::{ApiError, FieldError};
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::{col, lit};
 use datafusion::scalar::ScalarValue;
@@ -24,7 +24,15 @@ pub struct Filters {
     pub interval: String,
 }
 
-const KNOWN: [&str; 7] = ["from", "to", "period", "campaign_id", "influencer_id", "advertiser_id", "interval"];
+const KNOWN: [&str; 7] = [
+    "from",
+    "to",
+    "period",
+    "campaign_id",
+    "influencer_id",
+    "advertiser_id",
+    "interval",
+];
 
 impl Filters {
     /// Parses `from`/`to` (RFC 3339) or `period=today|7d|30d|all` (default `30d`),
@@ -33,17 +41,24 @@ impl Filters {
         let mut errors = Vec::new();
         for k in q.keys() {
             if !KNOWN.contains(&k.as_str()) {
-                errors.push(FieldError::new(k.clone(), format!("unknown parameter; expected one of {}", KNOWN.join(", "))));
+                errors.push(FieldError::new(
+                    k.clone(),
+                    format!("unknown parameter; expected one of {}", KNOWN.join(", ")),
+                ));
             }
         }
         let time = |name: &str, errors: &mut Vec<FieldError>| {
-            q.get(name).and_then(|v| match DateTime::parse_from_rfc3339(v) {
-                Ok(t) => Some(t.with_timezone(&Utc)),
-                Err(_) => {
-                    errors.push(FieldError::new(name, "expected an RFC 3339 timestamp such as 2026-01-31T00:00:00Z"));
-                    None
-                }
-            })
+            q.get(name)
+                .and_then(|v| match DateTime::parse_from_rfc3339(v) {
+                    Ok(t) => Some(t.with_timezone(&Utc)),
+                    Err(_) => {
+                        errors.push(FieldError::new(
+                            name,
+                            "expected an RFC 3339 timestamp such as 2026-01-31T00:00:00Z",
+                        ));
+                        None
+                    }
+                })
         };
         let mut f = Filters {
             from: time("from", &mut errors),
@@ -55,30 +70,49 @@ impl Filters {
         };
         let explicit = q.contains_key("from") || q.contains_key("to");
         match (q.get("period").map(String::as_str), explicit) {
-            (Some(_), true) => errors.push(FieldError::new("period", "give either period or from/to, not both")),
+            (Some(_), true) => errors.push(FieldError::new(
+                "period",
+                "give either period or from/to, not both",
+            )),
             (Some("all"), false) => {}
             (Some("today"), false) => {
-                f.from = Some(now.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+                f.from = Some(
+                    now.date_naive()
+                        .and_hms_opt(0, 0, 0)
+                        .expect("midnight")
+                        .and_utc(),
+                );
             }
             (Some("7d"), false) => f.from = Some(now - Duration::days(7)),
             (Some("30d"), false) | (None, false) => f.from = Some(now - Duration::days(30)),
-            (Some(_), false) => errors.push(FieldError::new("period", "expected today, 7d, 30d or all")),
+            (Some(_), false) => {
+                errors.push(FieldError::new("period", "expected today, 7d, 30d or all"))
+            }
             (None, true) => {}
         }
-        if let (Some(a), Some(b)) = (f.from, f.to) {
-            if b <= a {
-                errors.push(FieldError::new("to", "must be after from"));
-            }
+        if let (Some(a), Some(b)) = (f.from, f.to)
+            && b <= a
+        {
+            errors.push(FieldError::new("to", "must be after from"));
         }
         if f.interval != "hour" && f.interval != "day" {
             errors.push(FieldError::new("interval", "expected hour or day"));
         }
-        if errors.is_empty() { Ok(f) } else { Err(ApiError::fields(errors)) }
+        if errors.is_empty() {
+            Ok(f)
+        } else {
+            Err(ApiError::fields(errors))
+        }
     }
 
     /// Applies the filters to a table whose time column is `time_col`.
     pub fn apply(&self, mut df: DataFrame, time_col: &str) -> datafusion::error::Result<DataFrame> {
-        let ts = |t: DateTime<Utc>| lit(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into())));
+        let ts = |t: DateTime<Utc>| {
+            lit(ScalarValue::TimestampMicrosecond(
+                Some(t.timestamp_micros()),
+                Some("UTC".into()),
+            ))
+        };
         if let Some(from) = self.from {
             df = df.filter(col(time_col).gt_eq(ts(from)))?;
         }

@@ -9,7 +9,13 @@ use serde_json::{Map, Value};
 
 /// Runs trusted SQL (no caller text in it) and returns its rows.
 pub async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Map<String, Value>>, ApiError> {
-    let batches = ctx.sql(sql).await.map_err(internal)?.collect().await.map_err(internal)?;
+    let batches = ctx
+        .sql(sql)
+        .await
+        .map_err(internal)?
+        .collect()
+        .await
+        .map_err(internal)?;
     to_json(&batches)
 }
 

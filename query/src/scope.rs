@@ -2,9 +2,9 @@
 //! and `events` tables a request sees are views already filtered to the caller's advertiser.
 
 use crate::QueryState;
+use axum::http::HeaderMap;
 use clicktrail_api::auth::{api_key, require_admin};
 use clicktrail_api::error::ApiError;
-use axum::http::HeaderMap;
 use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE};
 use datafusion::prelude::{SessionContext, col, lit};
 
@@ -49,7 +49,8 @@ pub async fn session(state: &QueryState, scope: &Scope) -> Result<SessionContext
                 .filter(col("advertiser_id").eq(lit(adv.to_string())))
                 .map_err(crate::internal)?;
         }
-        ctx.register_table(table, df.into_view()).map_err(crate::internal)?;
+        ctx.register_table(table, df.into_view())
+            .map_err(crate::internal)?;
     }
     Ok(ctx)
 }

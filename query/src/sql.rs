@@ -1,9 +1,9 @@
 //! `POST /api/v1/sql`: read-only analyst SQL over `clicks` and `events`, scoped like every
 //! other query (an advertiser's key sees only its rows).
 
+use crate::QueryState;
 use crate::json::to_json;
 use crate::scope::{Scope, session};
-use crate::QueryState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
@@ -31,7 +31,11 @@ pub(crate) fn routes() -> Router<QueryState> {
 /// Run a read-only query; at most 10,000 rows are returned.
 #[utoipa::path(post, path = "/api/v1/sql", tag = "sql", request_body = SqlRequest,
     responses((status = 200, description = "{columns, rows, truncated}"), (status = 400, description = "Not a valid read-only query")))]
-pub async fn run_sql(State(state): State<QueryState>, headers: HeaderMap, body: axum::body::Body) -> Result<Json<Value>, ApiError> {
+pub async fn run_sql(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
     let scope = Scope::of(&headers, &state)?;
     let bytes = clicktrail_api::body::read_limited(body, 64 * 1024).await?;
     let req: SqlRequest = clicktrail_api::body::parse_json(&bytes)?;
@@ -44,7 +48,12 @@ pub async fn run_sql(State(state): State<QueryState>, headers: HeaderMap, body: 
         .sql_with_options(&req.query, options)
         .await
         .map_err(|e| ApiError::field("query", e.to_string()))?;
-    let columns: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let columns: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let batches = df
         .limit(0, Some(MAX_ROWS + 1))
         .map_err(|e| ApiError::field("query", e.to_string()))?
@@ -54,5 +63,7 @@ pub async fn run_sql(State(state): State<QueryState>, headers: HeaderMap, body: 
     let mut rows = to_json(&batches)?;
     let truncated = rows.len() > MAX_ROWS;
     rows.truncate(MAX_ROWS);
-    Ok(Json(json!({"columns": columns, "rows": rows, "truncated": truncated})))
+    Ok(Json(
+        json!({"columns": columns, "rows": rows, "truncated": truncated}),
+    ))
 }

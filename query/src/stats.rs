@@ -39,7 +39,10 @@ pub(crate) async fn prepare(
     let scope = Scope::of(headers, state)?;
     let filters = Filters::parse(q, chrono::Utc::now())?;
     if filters.advertiser_id.is_some() && scope != Scope::All {
-        return Err(ApiError::field("advertiser_id", "only the admin token may filter by advertiser"));
+        return Err(ApiError::field(
+            "advertiser_id",
+            "only the admin token may filter by advertiser",
+        ));
     }
     let ctx = session(state, &scope).await?;
     for (name, table, time) in [("c", "clicks", "at"), ("e", "events", "occurred_at")] {
@@ -55,7 +58,11 @@ fn period(f: &Filters) -> Value {
 }
 
 fn ratio(num: i64, den: i64) -> f64 {
-    if den == 0 { 0.0 } else { ((num as f64 / den as f64) * 10_000.0).round() / 10_000.0 }
+    if den == 0 {
+        0.0
+    } else {
+        ((num as f64 / den as f64) * 10_000.0).round() / 10_000.0
+    }
 }
 
 const CLICK_COUNTS: &str = "count(*) FILTER (WHERE NOT is_bot) AS clicks, \
@@ -81,7 +88,11 @@ fn revenue(rows: &[Map<String, Value>]) -> Value {
 #[utoipa::path(get, path = "/api/v1/stats/overview", tag = "stats",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query, description = "today, 7d, 30d (default) or all"), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
     responses((status = 200, description = "Clicks, uniques, bots, funnel counts, revenue per currency, conversion rate"), (status = 400, description = "Bad filter"), (status = 401, description = "No credentials")))]
-pub async fn overview(State(state): State<QueryState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+pub async fn overview(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     let (ctx, f, _) = prepare(&state, &headers, &q).await?;
     let c = rows(&ctx, &format!("SELECT {CLICK_COUNTS} FROM c")).await?;
     let e = rows(&ctx, &format!("SELECT {EVENT_COUNTS} FROM e")).await?;
@@ -109,23 +120,32 @@ pub async fn overview(State(state): State<QueryState>, headers: HeaderMap, Query
 #[utoipa::path(get, path = "/api/v1/stats/chart", tag = "stats",
     params(("interval" = Option<String>, Query, description = "hour or day (default)"), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
     responses((status = 200, description = "Buckets in time order"), (status = 400, description = "Bad filter")))]
-pub async fn chart(State(state): State<QueryState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+pub async fn chart(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     let (ctx, f, _) = prepare(&state, &headers, &q).await?;
     let unit = &f.interval; // validated: hour or day
-    let clicks = rows(&ctx, &format!("SELECT date_trunc('{unit}', at) AS bucket, {CLICK_COUNTS} FROM c GROUP BY 1")).await?;
+    let clicks = rows(
+        &ctx,
+        &format!("SELECT date_trunc('{unit}', at) AS bucket, {CLICK_COUNTS} FROM c GROUP BY 1"),
+    )
+    .await?;
     let conv = rows(&ctx, &format!("SELECT date_trunc('{unit}', occurred_at) AS bucket, currency, count(*) AS conversions, sum(value_minor) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY 1, 2 ORDER BY 2")).await?;
     let mut buckets: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    let entry = |buckets: &mut BTreeMap<String, Map<String, Value>>, key: &str| -> Map<String, Value> {
-        buckets.remove(key).unwrap_or_else(|| {
-            let mut m = Map::new();
-            m.insert("bucket".into(), json!(key));
-            for k in ["clicks", "unique_clicks", "bot_clicks", "conversions"] {
-                m.insert(k.into(), json!(0));
-            }
-            m.insert("revenue".into(), json!([]));
-            m
-        })
-    };
+    let entry =
+        |buckets: &mut BTreeMap<String, Map<String, Value>>, key: &str| -> Map<String, Value> {
+            buckets.remove(key).unwrap_or_else(|| {
+                let mut m = Map::new();
+                m.insert("bucket".into(), json!(key));
+                for k in ["clicks", "unique_clicks", "bot_clicks", "conversions"] {
+                    m.insert(k.into(), json!(0));
+                }
+                m.insert("revenue".into(), json!([]));
+                m
+            })
+        };
     for r in &clicks {
         let key = r["bucket"].as_str().unwrap_or_default().to_string();
         let mut m = entry(&mut buckets, &key);
@@ -159,13 +179,21 @@ enum Dim {
     SubId,
 }
 
-async fn breakdown(state: QueryState, headers: HeaderMap, q: HashMap<String, String>, dim: Dim) -> Result<Json<Value>, ApiError> {
+async fn breakdown(
+    state: QueryState,
+    headers: HeaderMap,
+    q: HashMap<String, String>,
+    dim: Dim,
+) -> Result<Json<Value>, ApiError> {
     let (ctx, f, _) = prepare(&state, &headers, &q).await?;
     let (col, from) = match dim {
         Dim::Influencer => ("e.influencer_id", "e"),
         Dim::Campaign => ("e.campaign_id", "e"),
         Dim::Link => ("e.link_id", "e"),
-        Dim::SubId => ("k.sub_id", "e JOIN clicks k ON e.credited_click_id = k.click_id"),
+        Dim::SubId => (
+            "k.sub_id",
+            "e JOIN clicks k ON e.credited_click_id = k.click_id",
+        ),
     };
     let click_col = match dim {
         Dim::Influencer => "influencer_id",
@@ -174,7 +202,13 @@ async fn breakdown(state: QueryState, headers: HeaderMap, q: HashMap<String, Str
         Dim::SubId => "sub_id",
     };
     let clicks = rows(&ctx, &format!("SELECT {click_col} AS id, {CLICK_COUNTS} FROM c WHERE {click_col} IS NOT NULL GROUP BY 1")).await?;
-    let events = rows(&ctx, &format!("SELECT {col} AS id, {EVENT_COUNTS} FROM {from} WHERE {col} IS NOT NULL GROUP BY 1")).await?;
+    let events = rows(
+        &ctx,
+        &format!(
+            "SELECT {col} AS id, {EVENT_COUNTS} FROM {from} WHERE {col} IS NOT NULL GROUP BY 1"
+        ),
+    )
+    .await?;
     let rev = rows(&ctx, &format!("SELECT {col} AS id, e.currency AS currency, sum(e.value_minor) AS amount_minor FROM {from} WHERE e.action = 'purchase' AND {col} IS NOT NULL GROUP BY 1, 2 ORDER BY 2")).await?;
 
     let catalog = state.catalog.snapshot();
@@ -187,7 +221,10 @@ async fn breakdown(state: QueryState, headers: HeaderMap, q: HashMap<String, Str
             Dim::Campaign => (catalog.campaigns.get(id).map(|c| c.name.clone()), None),
             Dim::Link => {
                 let l = catalog.links.get(id);
-                (l.map(|l| l.code.clone()), l.map(|l| ("influencer_id", json!(l.influencer_id))))
+                (
+                    l.map(|l| l.code.clone()),
+                    l.map(|l| ("influencer_id", json!(l.influencer_id))),
+                )
             }
             Dim::SubId => (Some(id.to_string()), None),
         };
@@ -195,7 +232,17 @@ async fn breakdown(state: QueryState, headers: HeaderMap, q: HashMap<String, Str
         if let Some((k, v)) = extra {
             m.insert(k.into(), v);
         }
-        for k in ["clicks", "unique_clicks", "bot_clicks", "add_to_carts", "purchases", "attributed_purchases", "signups", "drop_offs", "custom_events"] {
+        for k in [
+            "clicks",
+            "unique_clicks",
+            "bot_clicks",
+            "add_to_carts",
+            "purchases",
+            "attributed_purchases",
+            "signups",
+            "drop_offs",
+            "custom_events",
+        ] {
             m.insert(k.into(), json!(0));
         }
         m.insert("revenue".into(), json!([]));
@@ -203,7 +250,17 @@ async fn breakdown(state: QueryState, headers: HeaderMap, q: HashMap<String, Str
     };
     for (source, keys) in [
         (&clicks, &["clicks", "unique_clicks", "bot_clicks"][..]),
-        (&events, &["add_to_carts", "purchases", "attributed_purchases", "signups", "drop_offs", "custom_events"][..]),
+        (
+            &events,
+            &[
+                "add_to_carts",
+                "purchases",
+                "attributed_purchases",
+                "signups",
+                "drop_offs",
+                "custom_events",
+            ][..],
+        ),
     ] {
         for r in source {
             let id = r["id"].as_str().unwrap_or_default().to_string();
@@ -222,11 +279,17 @@ async fn breakdown(state: QueryState, headers: HeaderMap, q: HashMap<String, Str
     }
     let mut list: Vec<Map<String, Value>> = out.into_values().collect();
     for m in &mut list {
-        let rate = ratio(m["purchases"].as_i64().unwrap_or(0), m["unique_clicks"].as_i64().unwrap_or(0));
+        let rate = ratio(
+            m["purchases"].as_i64().unwrap_or(0),
+            m["unique_clicks"].as_i64().unwrap_or(0),
+        );
         m.insert("conversion_rate".into(), json!(rate));
     }
     list.sort_by(|a, b| {
-        b["clicks"].as_i64().cmp(&a["clicks"].as_i64()).then_with(|| a["id"].as_str().cmp(&b["id"].as_str()))
+        b["clicks"]
+            .as_i64()
+            .cmp(&a["clicks"].as_i64())
+            .then_with(|| a["id"].as_str().cmp(&b["id"].as_str()))
     });
     Ok(Json(json!({"period": period(&f), "rows": list})))
 }
@@ -243,16 +306,40 @@ macro_rules! per {
     };
 }
 
-per!(per_influencer, "/api/v1/stats/per-influencer", Dim::Influencer, "influencer");
-per!(per_campaign, "/api/v1/stats/per-campaign", Dim::Campaign, "campaign");
-per!(per_link, "/api/v1/stats/per-link", Dim::Link, "tracking link");
-per!(per_sub_id, "/api/v1/stats/per-sub-id", Dim::SubId, "sub id (conversions joined through the credited click)");
+per!(
+    per_influencer,
+    "/api/v1/stats/per-influencer",
+    Dim::Influencer,
+    "influencer"
+);
+per!(
+    per_campaign,
+    "/api/v1/stats/per-campaign",
+    Dim::Campaign,
+    "campaign"
+);
+per!(
+    per_link,
+    "/api/v1/stats/per-link",
+    Dim::Link,
+    "tracking link"
+);
+per!(
+    per_sub_id,
+    "/api/v1/stats/per-sub-id",
+    Dim::SubId,
+    "sub id (conversions joined through the credited click)"
+);
 
 /// The funnel: landing (unique clicks) → add to cart → purchase, with drop-offs.
 #[utoipa::path(get, path = "/api/v1/stats/funnel", tag = "stats",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
     responses((status = 200, description = "Steps with counts and step rates"), (status = 400, description = "Bad filter")))]
-pub async fn funnel(State(state): State<QueryState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+pub async fn funnel(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     let (ctx, f, _) = prepare(&state, &headers, &q).await?;
     let c = rows(&ctx, &format!("SELECT {CLICK_COUNTS} FROM c")).await?;
     let e = rows(&ctx, &format!("SELECT {EVENT_COUNTS} FROM e")).await?;

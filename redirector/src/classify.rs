@@ -48,7 +48,10 @@ mod tests {
         let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
         assert_eq!(bot_reason(false, chrome), None);
         assert_eq!(bot_reason(true, chrome), Some("head_request"));
-        assert_eq!(bot_reason(false, "Googlebot/2.1 (+http://www.google.com/bot.html)"), Some("crawler_user_agent"));
+        assert_eq!(
+            bot_reason(false, "Googlebot/2.1 (+http://www.google.com/bot.html)"),
+            Some("crawler_user_agent")
+        );
         assert_eq!(device_class(chrome, false), "desktop");
         assert_eq!(device_class(iphone, false), "mobile");
     }

@@ -119,15 +119,14 @@ impl Redirector {
     }
 
     fn client_ip(&self, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
-        if self.config.trust_forwarded_for {
-            if let Some(ip) = headers
+        if self.config.trust_forwarded_for
+            && let Some(ip) = headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split(',').next())
                 .and_then(|v| v.trim().parse().ok())
-            {
-                return ip;
-            }
+        {
+            return ip;
         }
         peer
     }
@@ -140,11 +139,22 @@ impl Redirector {
             .decode_path::<String>(&[Key("country"), Key("iso_code")])
             .ok()
             .flatten()
-            .or_else(|| found.decode_path::<String>(&[Key("country_code")]).ok().flatten())
+            .or_else(|| {
+                found
+                    .decode_path::<String>(&[Key("country_code")])
+                    .ok()
+                    .flatten()
+            })
     }
 
     /// Answers one request to `/r/…` or `/ref/…` from `peer`.
-    pub fn handle(&self, method: &Method, uri: &Uri, headers: &HeaderMap, peer: IpAddr) -> Response<Full<Bytes>> {
+    pub fn handle(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        peer: IpAddr,
+    ) -> Response<Full<Bytes>> {
         let is_head = method == Method::HEAD;
         if method != Method::GET && !is_head {
             metrics::counter!(REQUESTS, "status" => "405").increment(1);
@@ -175,10 +185,10 @@ impl Redirector {
             });
 
         let now = Utc::now();
-        let click_id = self
-            .config
-            .click_keys
-            .mint(&target.link_id, now.timestamp_millis(), rand::random());
+        let click_id =
+            self.config
+                .click_keys
+                .mint(&target.link_id, now.timestamp_millis(), rand::random());
         let mut user_agent = headers
             .get(header::USER_AGENT)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
@@ -194,7 +204,10 @@ impl Redirector {
             .map(str::to_string);
         let (visitor_key, new_cookie) = match cookie_key {
             Some(k) => (k, false),
-            None => (visitor::hashed_key(&self.config.visitor_salt, &ip_prefix, &user_agent), true),
+            None => (
+                visitor::hashed_key(&self.config.visitor_salt, &ip_prefix, &user_agent),
+                true,
+            ),
         };
         let bot_reason = classify::bot_reason(is_head, &user_agent);
 
@@ -235,9 +248,9 @@ impl Redirector {
             not_live: !target.campaign.is_live_at(now),
         };
         let payload = serde_json::to_vec(&record).expect("click records serialize");
-        if let Err(e) = self
-            .producer
-            .enqueue(Topic::Clicks, record.visitor_key.into_bytes(), payload)
+        if let Err(e) =
+            self.producer
+                .enqueue(Topic::Clicks, record.visitor_key.into_bytes(), payload)
         {
             metrics::counter!(CLICKS_DROPPED).increment(1);
             tracing::warn!(error = %e, "click not queued; redirect answered anyway");
@@ -250,10 +263,8 @@ impl Redirector {
             .header(header::CACHE_CONTROL, "no-store")
             .body(Full::new(Bytes::new()))
             .expect("valid response");
-        if new_cookie {
-            if let Ok(v) = HeaderValue::from_str(&visitor::set_cookie(&visitor_key)) {
-                resp.headers_mut().insert(header::SET_COOKIE, v);
-            }
+        if new_cookie && let Ok(v) = HeaderValue::from_str(&visitor::set_cookie(&visitor_key)) {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
         }
         resp
     }
@@ -265,6 +276,10 @@ fn not_found(is_head: bool) -> Response<Full<Bytes>> {
         .status(StatusCode::NOT_FOUND)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")
-        .body(Full::new(if is_head { Bytes::new() } else { Bytes::from_static(NOT_FOUND_PAGE.as_bytes()) }))
+        .body(Full::new(if is_head {
+            Bytes::new()
+        } else {
+            Bytes::from_static(NOT_FOUND_PAGE.as_bytes())
+        }))
         .expect("static response")
 }

@@ -33,7 +33,10 @@ pub fn hashed_key(salt: &str, ip_prefix: &str, user_agent: &str) -> String {
     h.update(ip_prefix.as_bytes());
     h.update([0]);
     h.update(user_agent.as_bytes());
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The visitor key carried by a `Cookie` header, if well-formed.
@@ -56,9 +59,18 @@ mod tests {
 
     #[test]
     fn truncation_keeps_only_the_network() {
-        assert_eq!(truncate_ip("203.0.113.77".parse().unwrap()), "203.0.113.0/24");
-        assert_eq!(truncate_ip("2001:db8:abcd:12::1".parse().unwrap()), "2001:db8:abcd::/48");
-        assert_eq!(truncate_ip("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.0/24");
+        assert_eq!(
+            truncate_ip("203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            truncate_ip("2001:db8:abcd:12::1".parse().unwrap()),
+            "2001:db8:abcd::/48"
+        );
+        assert_eq!(
+            truncate_ip("::ffff:10.1.2.3".parse().unwrap()),
+            "10.1.2.0/24"
+        );
     }
 
     #[test]

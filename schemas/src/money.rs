@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn refuses() {
-        assert_eq!(to_minor_units("1.999", "USD"), Err(MoneyError::TooPrecise(2)));
+        assert_eq!(
+            to_minor_units("1.999", "USD"),
+            Err(MoneyError::TooPrecise(2))
+        );
         assert_eq!(to_minor_units("1.5", "JPY"), Err(MoneyError::TooPrecise(0)));
         assert_eq!(to_minor_units("abc", "USD"), Err(MoneyError::NotDecimal));
         assert_eq!(to_minor_units("1e3", "USD"), Err(MoneyError::NotDecimal));

@@ -140,7 +140,9 @@ impl ClickKeys {
         }
         let key_id = raw[1];
         let (body, mac) = raw.split_at(raw.len() - MAC_LEN);
-        let expected = self.mac(key_id, body).ok_or(TokenError::UnknownKey(key_id))?;
+        let expected = self
+            .mac(key_id, body)
+            .ok_or(TokenError::UnknownKey(key_id))?;
         if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], mac)) {
             return Err(TokenError::BadSignature);
         }

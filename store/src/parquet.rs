@@ -74,7 +74,8 @@ impl ParquetStore {
         std::fs::create_dir_all(root).map_err(unavailable)?;
         let db = Database::create(root.join("manifest.redb")).map_err(unavailable)?;
         let txn = db.begin_write().map_err(unavailable)?;
-        for def in [FILES] {
+        {
+            let def = FILES;
             txn.open_table(def).map_err(unavailable)?;
         }
         txn.open_table(RETIRED).map_err(unavailable)?;
@@ -166,9 +167,11 @@ impl ParquetStore {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
-        let mut writer =
-            ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| StoreError::Data(e.to_string()))?;
-        writer.write(batch).map_err(|e| StoreError::Data(e.to_string()))?;
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
+            .map_err(|e| StoreError::Data(e.to_string()))?;
+        writer
+            .write(batch)
+            .map_err(|e| StoreError::Data(e.to_string()))?;
         let file = writer.into_inner().map_err(unavailable)?;
         file.sync_all().map_err(unavailable)?;
         std::fs::rename(&tmp, &path).map_err(unavailable)?;
@@ -181,11 +184,13 @@ impl ParquetStore {
     fn write_blocking(&self, rows: Rows, checkpoints: Vec<Checkpoint>) -> Result<(), StoreError> {
         let mut written = Vec::new();
         if !rows.clicks.is_empty() {
-            let batch = clicks_to_batch(&rows.clicks).map_err(|e| StoreError::Data(e.to_string()))?;
+            let batch =
+                clicks_to_batch(&rows.clicks).map_err(|e| StoreError::Data(e.to_string()))?;
             written.push(self.write_file(CLICKS_TABLE, &batch)?);
         }
         if !rows.events.is_empty() {
-            let batch = events_to_batch(&rows.events).map_err(|e| StoreError::Data(e.to_string()))?;
+            let batch =
+                events_to_batch(&rows.events).map_err(|e| StoreError::Data(e.to_string()))?;
             written.push(self.write_file(EVENTS_TABLE, &batch)?);
         }
         let txn = self.db.begin_write().map_err(unavailable)?;
@@ -296,7 +301,12 @@ impl ParquetStore {
     }
 
     /// Compacts every `every` until `stop` resolves.
-    pub async fn run_compaction(self, every: Duration, policy: CompactionPolicy, stop: impl std::future::Future<Output = ()>) {
+    pub async fn run_compaction(
+        self,
+        every: Duration,
+        policy: CompactionPolicy,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(stop);
         loop {
             tokio::select! {

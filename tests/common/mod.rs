@@ -29,7 +29,12 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_clicktrail"))
             .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", ADMIN])
             .args(["--click-keys", "1:integration-test-click-key-000"])
-            .args(["--click-flush-ms", &FLUSH_MS.to_string(), "--batch-max-wait-ms", "50"])
+            .args([
+                "--click-flush-ms",
+                &FLUSH_MS.to_string(),
+                "--batch-max-wait-ms",
+                "50",
+            ])
             .arg("--data-dir")
             .arg(data)
             .args(extra)
@@ -47,7 +52,9 @@ impl Server {
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server printed its address");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server printed its address");
         let server = Server {
             child,
             base: format!("http://{addr}"),
@@ -60,10 +67,10 @@ impl Server {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = server.http.get(server.url("/health/ready")).send().await {
-                if r.status() == StatusCode::OK {
-                    break;
-                }
+            if let Ok(r) = server.http.get(server.url("/health/ready")).send().await
+                && r.status() == StatusCode::OK
+            {
+                break;
             }
             assert!(Instant::now() < deadline, "server never became ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -84,13 +91,23 @@ impl Server {
     /// SIGINT, then wait for a clean exit.
     pub fn stop(&mut self) {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill -INT");
         let status = self.child.wait().expect("exited");
         assert!(status.success(), "clean shutdown, got {status}");
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> Value {
-        let r = self.http.post(self.url(path)).bearer_auth(ADMIN).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         let v: Value = r.json().await.unwrap();
         assert!(status.is_success(), "{path}: {status} {v}");
@@ -98,17 +115,34 @@ impl Server {
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {
-        let r = self.http.get(self.url(path)).bearer_auth(ADMIN).send().await.unwrap();
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         r.json().await.unwrap()
     }
 
     pub async fn get_with_key(&self, path: &str, key: &str) -> Response {
-        self.http.get(self.url(path)).header("x-api-key", key).send().await.unwrap()
+        self.http
+            .get(self.url(path))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post_events(&self, key: &str, body: &Value) -> Response {
-        self.http.post(self.url("/api/v1/events")).header("x-api-key", key).json(body).send().await.unwrap()
+        self.http
+            .post(self.url("/api/v1/events"))
+            .header("x-api-key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Follows a tracking link as a shopper with this user agent; returns the response.
@@ -147,7 +181,10 @@ impl Drop for Server {
 /// A query parameter of a URL.
 pub fn param(url: &str, name: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
-    parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    parsed
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The `click_id` of a 302.

@@ -2,12 +2,12 @@
 
 use super::{Admin, JsonIn, check, require_text};
 use crate::IngestState;
-use clicktrail_api::error::ApiError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use clicktrail_api::error::ApiError;
 use clicktrail_schemas::CatalogChange;
 use clicktrail_schemas::catalog::{Advertiser, ApiKey, Status, api_key_prefix, hash_api_key};
 use clicktrail_schemas::ids::{new_id, random_code};
@@ -62,7 +62,10 @@ pub(super) fn routes() -> Router<IngestState> {
     Router::new()
         .route("/api/v1/admin/advertisers", post(create).get(list))
         .route("/api/v1/admin/advertisers/{id}", get(show).patch(update))
-        .route("/api/v1/admin/advertisers/{id}/api-keys", post(create_key).get(list_keys))
+        .route(
+            "/api/v1/admin/advertisers/{id}/api-keys",
+            post(create_key).get(list_keys),
+        )
         .route("/api/v1/admin/api-keys/{id}/rotate", post(rotate_key))
         .route("/api/v1/admin/api-keys/{id}", delete(revoke_key))
 }
@@ -70,7 +73,11 @@ pub(super) fn routes() -> Router<IngestState> {
 /// Create an advertiser.
 #[utoipa::path(post, path = "/api/v1/admin/advertisers", tag = "admin", request_body = NewAdvertiser,
     responses((status = 201, description = "Created"), (status = 400, description = "Invalid fields"), (status = 401, description = "Not admin")))]
-pub async fn create(_: Admin, State(s): State<IngestState>, JsonIn(req): JsonIn<NewAdvertiser>) -> Result<(StatusCode, Json<Advertiser>), ApiError> {
+pub async fn create(
+    _: Admin,
+    State(s): State<IngestState>,
+    JsonIn(req): JsonIn<NewAdvertiser>,
+) -> Result<(StatusCode, Json<Advertiser>), ApiError> {
     let mut errors = Vec::new();
     require_text("name", &req.name, 200, &mut errors);
     check(errors)?;
@@ -81,7 +88,10 @@ pub async fn create(_: Admin, State(s): State<IngestState>, JsonIn(req): JsonIn<
         require_signature: req.require_signature,
         created_at: Utc::now(),
     };
-    s.write(CatalogChange::AdvertiserUpserted { advertiser: advertiser.clone() }).await?;
+    s.write(CatalogChange::AdvertiserUpserted {
+        advertiser: advertiser.clone(),
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(advertiser)))
 }
 
@@ -105,13 +115,22 @@ pub(super) fn find(s: &IngestState, id: &str) -> Result<Advertiser, ApiError> {
 
 /// Get an advertiser.
 #[utoipa::path(get, path = "/api/v1/admin/advertisers/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The advertiser"), (status = 404, description = "Unknown")))]
-pub async fn show(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<Json<Advertiser>, ApiError> {
+pub async fn show(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<Json<Advertiser>, ApiError> {
     find(&s, &id).map(Json)
 }
 
 /// Update an advertiser (name, status, signature requirement).
 #[utoipa::path(patch, path = "/api/v1/admin/advertisers/{id}", tag = "admin", params(("id" = String, Path)), request_body = AdvertiserPatch, responses((status = 200, description = "Updated"), (status = 404, description = "Unknown")))]
-pub async fn update(_: Admin, State(s): State<IngestState>, Path(id): Path<String>, JsonIn(p): JsonIn<AdvertiserPatch>) -> Result<Json<Advertiser>, ApiError> {
+pub async fn update(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+    JsonIn(p): JsonIn<AdvertiserPatch>,
+) -> Result<Json<Advertiser>, ApiError> {
     let mut a = find(&s, &id)?;
     let mut errors = Vec::new();
     if let Some(name) = p.name {
@@ -125,7 +144,10 @@ pub async fn update(_: Admin, State(s): State<IngestState>, Path(id): Path<Strin
     if let Some(r) = p.require_signature {
         a.require_signature = r;
     }
-    s.write(CatalogChange::AdvertiserUpserted { advertiser: a.clone() }).await?;
+    s.write(CatalogChange::AdvertiserUpserted {
+        advertiser: a.clone(),
+    })
+    .await?;
     Ok(Json(a))
 }
 
@@ -135,7 +157,10 @@ async fn issue_key(s: &IngestState, advertiser_id: &str) -> Result<Value, ApiErr
         if s.catalog.snapshot().key_prefix_taken(&prefix) {
             continue;
         }
-        let secret = random_code(b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789", 40);
+        let secret = random_code(
+            b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789",
+            40,
+        );
         let full = format!("{prefix}_{secret}");
         debug_assert_eq!(api_key_prefix(&full), Some(prefix.as_str()));
         let key = ApiKey {
@@ -143,32 +168,50 @@ async fn issue_key(s: &IngestState, advertiser_id: &str) -> Result<Value, ApiErr
             advertiser_id: advertiser_id.to_string(),
             prefix,
             hash: hash_api_key(&full),
-            signing_secret: format!("whsec_{}", random_code(b"abcdefghijkmnpqrstuvwxyz23456789", 32)),
+            signing_secret: format!(
+                "whsec_{}",
+                random_code(b"abcdefghijkmnpqrstuvwxyz23456789", 32)
+            ),
             created_at: Utc::now(),
             revoked_at: None,
         };
-        s.write(CatalogChange::ApiKeyCreated { key: key.clone() }).await?;
+        s.write(CatalogChange::ApiKeyCreated { key: key.clone() })
+            .await?;
         let mut out = serde_json::to_value(view(&key)).expect("serializes");
         out["key"] = json!(full);
         out["signing_secret"] = json!(key.signing_secret);
         return Ok(out);
     }
-    Err(ApiError::Unavailable("could not pick an unused key prefix; retry".into()))
+    Err(ApiError::Unavailable(
+        "could not pick an unused key prefix; retry".into(),
+    ))
 }
 
 /// Create an API key. The key and its signing secret are in this answer only; keep them.
 #[utoipa::path(post, path = "/api/v1/admin/advertisers/{id}/api-keys", tag = "admin", params(("id" = String, Path)), responses((status = 201, description = "The key, shown once"), (status = 404, description = "Unknown advertiser")))]
-pub async fn create_key(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_key(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     find(&s, &id)?;
     Ok((StatusCode::CREATED, Json(issue_key(&s, &id).await?)))
 }
 
 /// List an advertiser's keys (prefixes only).
 #[utoipa::path(get, path = "/api/v1/admin/advertisers/{id}/api-keys", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "Keys without secrets")))]
-pub async fn list_keys(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn list_keys(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     find(&s, &id)?;
     let c = s.catalog.snapshot();
-    let mut keys: Vec<&ApiKey> = c.api_keys.values().filter(|k| k.advertiser_id == id).collect();
+    let mut keys: Vec<&ApiKey> = c
+        .api_keys
+        .values()
+        .filter(|k| k.advertiser_id == id)
+        .collect();
     keys.sort_by_key(|k| k.created_at);
     Ok(Json(json!(keys.into_iter().map(view).collect::<Vec<_>>())))
 }
@@ -184,18 +227,31 @@ fn find_key(s: &IngestState, id: &str) -> Result<ApiKey, ApiError> {
 
 /// Rotate a key: a new key is issued and the old one revoked.
 #[utoipa::path(post, path = "/api/v1/admin/api-keys/{id}/rotate", tag = "admin", params(("id" = String, Path)), responses((status = 201, description = "The new key, shown once"), (status = 404, description = "Unknown key")))]
-pub async fn rotate_key(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn rotate_key(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let old = find_key(&s, &id)?;
     let new = issue_key(&s, &old.advertiser_id).await?;
-    s.write(CatalogChange::ApiKeyRevoked { id, at: Utc::now() }).await?;
+    s.write(CatalogChange::ApiKeyRevoked { id, at: Utc::now() })
+        .await?;
     Ok((StatusCode::CREATED, Json(new)))
 }
 
 /// Revoke a key.
 #[utoipa::path(delete, path = "/api/v1/admin/api-keys/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "Revoked"), (status = 404, description = "Unknown key")))]
-pub async fn revoke_key(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn revoke_key(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     find_key(&s, &id)?;
-    s.write(CatalogChange::ApiKeyRevoked { id: id.clone(), at: Utc::now() }).await?;
+    s.write(CatalogChange::ApiKeyRevoked {
+        id: id.clone(),
+        at: Utc::now(),
+    })
+    .await?;
     let key = find_key(&s, &id)?;
     Ok(Json(json!(view(&key))))
 }

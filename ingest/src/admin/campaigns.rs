@@ -2,14 +2,16 @@
 
 use super::{Admin, JsonIn, check, require_text};
 use crate::IngestState;
-use clicktrail_api::error::{ApiError, FieldError};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use clicktrail_api::error::{ApiError, FieldError};
 use clicktrail_schemas::CatalogChange;
-use clicktrail_schemas::catalog::{AttributionSource, Campaign, DEFAULT_WINDOW_SECS, Influencer, Status};
+use clicktrail_schemas::catalog::{
+    AttributionSource, Campaign, DEFAULT_WINDOW_SECS, Influencer, Status,
+};
 use clicktrail_schemas::ids::new_id;
 use serde::Deserialize;
 
@@ -78,33 +80,53 @@ pub(super) fn routes() -> Router<IngestState> {
         .route("/api/v1/admin/advertisers/{id}/campaigns", post(create))
         .route("/api/v1/admin/campaigns", get(list))
         .route("/api/v1/admin/campaigns/{id}", get(show).patch(update))
-        .route("/api/v1/admin/campaigns/{id}/influencers", post(assign).get(assigned))
-        .route("/api/v1/admin/campaigns/{id}/influencers/{influencer_id}", delete(unassign))
+        .route(
+            "/api/v1/admin/campaigns/{id}/influencers",
+            post(assign).get(assigned),
+        )
+        .route(
+            "/api/v1/admin/campaigns/{id}/influencers/{influencer_id}",
+            delete(unassign),
+        )
 }
 
 fn validate(c: &Campaign, errors: &mut Vec<FieldError>) {
     require_text("name", &c.name, 200, errors);
     match url::Url::parse(&c.destination_url) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-        _ => errors.push(FieldError::new("destination_url", "expected an absolute http or https URL")),
+        _ => errors.push(FieldError::new(
+            "destination_url",
+            "expected an absolute http or https URL",
+        )),
     }
     if c.attribution_window_secs < 1 {
-        errors.push(FieldError::new("attribution_window_secs", "expected at least 1 second"));
+        errors.push(FieldError::new(
+            "attribution_window_secs",
+            "expected at least 1 second",
+        ));
     }
     if c.trailing_expiry_secs == Some(0) {
-        errors.push(FieldError::new("trailing_expiry_secs", "expected at least 1 second, or leave it out for no expiry"));
+        errors.push(FieldError::new(
+            "trailing_expiry_secs",
+            "expected at least 1 second, or leave it out for no expiry",
+        ));
     }
-    if let (Some(s), Some(e)) = (c.starts_at, c.ends_at) {
-        if e <= s {
-            errors.push(FieldError::new("ends_at", "must be after starts_at"));
-        }
+    if let (Some(s), Some(e)) = (c.starts_at, c.ends_at)
+        && e <= s
+    {
+        errors.push(FieldError::new("ends_at", "must be after starts_at"));
     }
 }
 
 /// Create a campaign under an advertiser.
 #[utoipa::path(post, path = "/api/v1/admin/advertisers/{id}/campaigns", tag = "admin", params(("id" = String, Path)), request_body = NewCampaign,
     responses((status = 201, description = "Created"), (status = 400, description = "Invalid fields"), (status = 404, description = "Unknown advertiser")))]
-pub async fn create(_: Admin, State(s): State<IngestState>, Path(advertiser_id): Path<String>, JsonIn(req): JsonIn<NewCampaign>) -> Result<(StatusCode, Json<Campaign>), ApiError> {
+pub async fn create(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(advertiser_id): Path<String>,
+    JsonIn(req): JsonIn<NewCampaign>,
+) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     super::advertisers::find(&s, &advertiser_id)?;
     let c = Campaign {
         id: new_id("cmp"),
@@ -122,18 +144,29 @@ pub async fn create(_: Admin, State(s): State<IngestState>, Path(advertiser_id):
     let mut errors = Vec::new();
     validate(&c, &mut errors);
     check(errors)?;
-    s.write(CatalogChange::CampaignUpserted { campaign: c.clone() }).await?;
+    s.write(CatalogChange::CampaignUpserted {
+        campaign: c.clone(),
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(c)))
 }
 
 /// List campaigns, optionally of one advertiser.
 #[utoipa::path(get, path = "/api/v1/admin/campaigns", tag = "admin", params(("advertiser_id" = Option<String>, Query)), responses((status = 200, description = "Campaigns")))]
-pub async fn list(_: Admin, State(s): State<IngestState>, Query(q): Query<ListQuery>) -> Json<Vec<Campaign>> {
+pub async fn list(
+    _: Admin,
+    State(s): State<IngestState>,
+    Query(q): Query<ListQuery>,
+) -> Json<Vec<Campaign>> {
     let c = s.catalog.snapshot();
     let mut all: Vec<Campaign> = c
         .campaigns
         .values()
-        .filter(|x| q.advertiser_id.as_ref().is_none_or(|a| &x.advertiser_id == a))
+        .filter(|x| {
+            q.advertiser_id
+                .as_ref()
+                .is_none_or(|a| &x.advertiser_id == a)
+        })
         .cloned()
         .collect();
     all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
@@ -151,51 +184,112 @@ pub(super) fn find(s: &IngestState, id: &str) -> Result<Campaign, ApiError> {
 
 /// Get a campaign.
 #[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The campaign"), (status = 404, description = "Unknown")))]
-pub async fn show(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+pub async fn show(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<Json<Campaign>, ApiError> {
     find(&s, &id).map(Json)
 }
 
 /// Update a campaign.
 #[utoipa::path(patch, path = "/api/v1/admin/campaigns/{id}", tag = "admin", params(("id" = String, Path)), request_body = CampaignPatch, responses((status = 200, description = "Updated"), (status = 400, description = "Invalid"), (status = 404, description = "Unknown")))]
-pub async fn update(_: Admin, State(s): State<IngestState>, Path(id): Path<String>, JsonIn(p): JsonIn<CampaignPatch>) -> Result<Json<Campaign>, ApiError> {
+pub async fn update(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+    JsonIn(p): JsonIn<CampaignPatch>,
+) -> Result<Json<Campaign>, ApiError> {
     let mut c = find(&s, &id)?;
-    if let Some(v) = p.name { c.name = v.trim().to_string(); }
-    if let Some(v) = p.destination_url { c.destination_url = v.trim().to_string(); }
-    if p.starts_at.is_some() { c.starts_at = p.starts_at; }
-    if p.ends_at.is_some() { c.ends_at = p.ends_at; }
-    if let Some(v) = p.attribution_source { c.attribution_source = v; }
-    if let Some(v) = p.attribution_window_secs { c.attribution_window_secs = v; }
-    if p.trailing_expiry_secs.is_some() { c.trailing_expiry_secs = p.trailing_expiry_secs; }
-    if let Some(v) = p.status { c.status = v; }
+    if let Some(v) = p.name {
+        c.name = v.trim().to_string();
+    }
+    if let Some(v) = p.destination_url {
+        c.destination_url = v.trim().to_string();
+    }
+    if p.starts_at.is_some() {
+        c.starts_at = p.starts_at;
+    }
+    if p.ends_at.is_some() {
+        c.ends_at = p.ends_at;
+    }
+    if let Some(v) = p.attribution_source {
+        c.attribution_source = v;
+    }
+    if let Some(v) = p.attribution_window_secs {
+        c.attribution_window_secs = v;
+    }
+    if p.trailing_expiry_secs.is_some() {
+        c.trailing_expiry_secs = p.trailing_expiry_secs;
+    }
+    if let Some(v) = p.status {
+        c.status = v;
+    }
     let mut errors = Vec::new();
     validate(&c, &mut errors);
     check(errors)?;
-    s.write(CatalogChange::CampaignUpserted { campaign: c.clone() }).await?;
+    s.write(CatalogChange::CampaignUpserted {
+        campaign: c.clone(),
+    })
+    .await?;
     Ok(Json(c))
 }
 
 /// Assign an influencer to a campaign.
 #[utoipa::path(post, path = "/api/v1/admin/campaigns/{id}/influencers", tag = "admin", params(("id" = String, Path)), request_body = Assign, responses((status = 201, description = "Assigned"), (status = 404, description = "Unknown campaign or influencer")))]
-pub async fn assign(_: Admin, State(s): State<IngestState>, Path(id): Path<String>, JsonIn(req): JsonIn<Assign>) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+pub async fn assign(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+    JsonIn(req): JsonIn<Assign>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     find(&s, &id)?;
     super::influencers::find(&s, &req.influencer_id)?;
-    s.write(CatalogChange::InfluencerAssigned { campaign_id: id.clone(), influencer_id: req.influencer_id.clone() }).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({"campaign_id": id, "influencer_id": req.influencer_id}))))
+    s.write(CatalogChange::InfluencerAssigned {
+        campaign_id: id.clone(),
+        influencer_id: req.influencer_id.clone(),
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"campaign_id": id, "influencer_id": req.influencer_id})),
+    ))
 }
 
 /// Remove an influencer from a campaign.
 #[utoipa::path(delete, path = "/api/v1/admin/campaigns/{id}/influencers/{influencer_id}", tag = "admin", params(("id" = String, Path), ("influencer_id" = String, Path)), responses((status = 200, description = "Unassigned"), (status = 404, description = "Not assigned")))]
-pub async fn unassign(_: Admin, State(s): State<IngestState>, Path((id, influencer_id)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
-    if !s.catalog.snapshot().assignments.contains(&(id.clone(), influencer_id.clone())) {
-        return Err(ApiError::NotFound(format!("influencer `{influencer_id}` is not assigned to campaign `{id}`")));
+pub async fn unassign(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path((id, influencer_id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !s
+        .catalog
+        .snapshot()
+        .assignments
+        .contains(&(id.clone(), influencer_id.clone()))
+    {
+        return Err(ApiError::NotFound(format!(
+            "influencer `{influencer_id}` is not assigned to campaign `{id}`"
+        )));
     }
-    s.write(CatalogChange::InfluencerUnassigned { campaign_id: id.clone(), influencer_id: influencer_id.clone() }).await?;
-    Ok(Json(serde_json::json!({"campaign_id": id, "influencer_id": influencer_id, "assigned": false})))
+    s.write(CatalogChange::InfluencerUnassigned {
+        campaign_id: id.clone(),
+        influencer_id: influencer_id.clone(),
+    })
+    .await?;
+    Ok(Json(
+        serde_json::json!({"campaign_id": id, "influencer_id": influencer_id, "assigned": false}),
+    ))
 }
 
 /// The influencers assigned to a campaign.
 #[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}/influencers", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "Influencers")))]
-pub async fn assigned(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<Json<Vec<Influencer>>, ApiError> {
+pub async fn assigned(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Influencer>>, ApiError> {
     find(&s, &id)?;
     let c = s.catalog.snapshot();
     let mut out: Vec<Influencer> = c
@@ -204,6 +298,6 @@ pub async fn assigned(_: Admin, State(s): State<IngestState>, Path(id): Path<Str
         .filter(|(cmp, _)| cmp == &id)
         .filter_map(|(_, inf)| c.influencers.get(inf).cloned())
         .collect();
-    out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    out.sort_by_key(|a| a.created_at);
     Ok(Json(out))
 }

@@ -3,12 +3,12 @@
 
 use super::{Admin, JsonIn, check};
 use crate::IngestState;
-use clicktrail_api::error::{ApiError, FieldError};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use clicktrail_api::error::{ApiError, FieldError};
 use clicktrail_bus::CatalogWriteError;
 use clicktrail_schemas::CatalogChange;
 use clicktrail_schemas::catalog::{CatalogConflict, Coupon};
@@ -63,7 +63,11 @@ pub(super) fn routes() -> Router<IngestState> {
 }
 
 fn alphabet(charset: &str, ambiguous: bool) -> Option<Vec<u8>> {
-    let (l, d) = if ambiguous { (LETTERS_ALL, DIGITS_ALL) } else { (LETTERS, DIGITS) };
+    let (l, d) = if ambiguous {
+        (LETTERS_ALL, DIGITS_ALL)
+    } else {
+        (LETTERS, DIGITS)
+    };
     match charset {
         "alphanumeric" => Some([l, d].concat()),
         "letters" => Some(l.to_vec()),
@@ -75,7 +79,12 @@ fn alphabet(charset: &str, ambiguous: bool) -> Option<Vec<u8>> {
 /// Generate coupons for a campaign.
 #[utoipa::path(post, path = "/api/v1/admin/campaigns/{id}/coupons", tag = "admin", params(("id" = String, Path)), request_body = NewCoupons,
     responses((status = 201, description = "The coupons"), (status = 400, description = "Invalid rules"), (status = 404, description = "Unknown campaign or influencer"), (status = 409, description = "A chosen code exists")))]
-pub async fn create(_: Admin, State(s): State<IngestState>, Path(campaign_id): Path<String>, JsonIn(req): JsonIn<NewCoupons>) -> Result<(StatusCode, Json<Vec<Coupon>>), ApiError> {
+pub async fn create(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(campaign_id): Path<String>,
+    JsonIn(req): JsonIn<NewCoupons>,
+) -> Result<(StatusCode, Json<Vec<Coupon>>), ApiError> {
     let campaign = super::campaigns::find(&s, &campaign_id)?;
     if let Some(inf) = &req.influencer_id {
         super::influencers::find(&s, inf)?;
@@ -86,23 +95,43 @@ pub async fn create(_: Admin, State(s): State<IngestState>, Path(campaign_id): P
         errors.push(FieldError::new("count", "expected 1 to 1000"));
     }
     let prefix = req.prefix.clone().unwrap_or_default().to_ascii_uppercase();
-    if prefix.len() > 16 || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        errors.push(FieldError::new("prefix", "expected up to 16 of A-Z, 0-9 and -"));
+    if prefix.len() > 16
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        errors.push(FieldError::new(
+            "prefix",
+            "expected up to 16 of A-Z, 0-9 and -",
+        ));
     }
     let length = req.length.unwrap_or(8);
     if !(4..=32).contains(&length) {
         errors.push(FieldError::new("length", "expected 4 to 32"));
     }
-    let chars = alphabet(req.charset.as_deref().unwrap_or("alphanumeric"), req.include_ambiguous);
+    let chars = alphabet(
+        req.charset.as_deref().unwrap_or("alphanumeric"),
+        req.include_ambiguous,
+    );
     if chars.is_none() {
-        errors.push(FieldError::new("charset", "expected alphanumeric, letters or digits"));
+        errors.push(FieldError::new(
+            "charset",
+            "expected alphanumeric, letters or digits",
+        ));
     }
     if let Some(code) = &req.code {
         if count != 1 {
             errors.push(FieldError::new("count", "must be 1 when a code is given"));
         }
-        if !(3..=48).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            errors.push(FieldError::new("code", "expected 3 to 48 of A-Z, 0-9, - and _"));
+        if !(3..=48).contains(&code.len())
+            || !code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            errors.push(FieldError::new(
+                "code",
+                "expected 3 to 48 of A-Z, 0-9, - and _",
+            ));
         }
     }
     check(errors)?;
@@ -118,7 +147,10 @@ pub async fn create(_: Admin, State(s): State<IngestState>, Path(campaign_id): P
     };
     if let Some(code) = req.code.clone() {
         let coupons = vec![make(code)];
-        s.write(CatalogChange::CouponsCreated { coupons: coupons.clone() }).await?;
+        s.write(CatalogChange::CouponsCreated {
+            coupons: coupons.clone(),
+        })
+        .await?;
         return Ok((StatusCode::CREATED, Json(coupons)));
     }
     for _ in 0..5 {
@@ -127,25 +159,49 @@ pub async fn create(_: Admin, State(s): State<IngestState>, Path(campaign_id): P
             codes.insert(format!("{prefix}{}", random_code(&chars, length)));
         }
         let coupons: Vec<Coupon> = codes.into_iter().map(make).collect();
-        match s.catalog.write(s.producer.as_ref(), &CatalogChange::CouponsCreated { coupons: coupons.clone() }).await {
+        match s
+            .catalog
+            .write(
+                s.producer.as_ref(),
+                &CatalogChange::CouponsCreated {
+                    coupons: coupons.clone(),
+                },
+            )
+            .await
+        {
             Ok(()) => return Ok((StatusCode::CREATED, Json(coupons))),
             Err(CatalogWriteError::Conflict(CatalogConflict::CouponCodeTaken(_))) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict("the code space is too crowded for these rules; use a longer length or another prefix".into()))
+    Err(ApiError::Conflict(
+        "the code space is too crowded for these rules; use a longer length or another prefix"
+            .into(),
+    ))
 }
 
 /// List coupons, optionally of one campaign, advertiser or influencer.
 #[utoipa::path(get, path = "/api/v1/admin/coupons", tag = "admin", params(("campaign_id" = Option<String>, Query), ("advertiser_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)), responses((status = 200, description = "Coupons")))]
-pub async fn list(_: Admin, State(s): State<IngestState>, Query(q): Query<ListQuery>) -> Json<Vec<Coupon>> {
+pub async fn list(
+    _: Admin,
+    State(s): State<IngestState>,
+    Query(q): Query<ListQuery>,
+) -> Json<Vec<Coupon>> {
     let c = s.catalog.snapshot();
     let mut all: Vec<Coupon> = c
         .coupons
         .values()
         .filter(|x| q.campaign_id.as_ref().is_none_or(|v| &x.campaign_id == v))
-        .filter(|x| q.advertiser_id.as_ref().is_none_or(|v| &x.advertiser_id == v))
-        .filter(|x| q.influencer_id.as_ref().is_none_or(|v| x.influencer_id.as_ref() == Some(v)))
+        .filter(|x| {
+            q.advertiser_id
+                .as_ref()
+                .is_none_or(|v| &x.advertiser_id == v)
+        })
+        .filter(|x| {
+            q.influencer_id
+                .as_ref()
+                .is_none_or(|v| x.influencer_id.as_ref() == Some(v))
+        })
         .cloned()
         .collect();
     all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.code.cmp(&b.code)));
@@ -163,15 +219,24 @@ fn find(s: &IngestState, id: &str) -> Result<Coupon, ApiError> {
 
 /// Invalidate a coupon: it no longer credits anyone.
 #[utoipa::path(post, path = "/api/v1/admin/coupons/{id}/invalidate", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "Invalidated"), (status = 404, description = "Unknown")))]
-pub async fn invalidate(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<Json<Coupon>, ApiError> {
+pub async fn invalidate(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<Json<Coupon>, ApiError> {
     find(&s, &id)?;
-    s.write(CatalogChange::CouponInvalidated { id: id.clone() }).await?;
+    s.write(CatalogChange::CouponInvalidated { id: id.clone() })
+        .await?;
     find(&s, &id).map(Json)
 }
 
 /// Give a coupon a new code: the text up to its last `-` is kept, the rest drawn anew.
 #[utoipa::path(post, path = "/api/v1/admin/coupons/{id}/regenerate", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The coupon with its new code"), (status = 404, description = "Unknown")))]
-pub async fn regenerate(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<Json<Coupon>, ApiError> {
+pub async fn regenerate(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<Json<Coupon>, ApiError> {
     let old = find(&s, &id)?;
     let (prefix, random) = match old.code.rfind('-') {
         Some(i) => old.code.split_at(i + 1),
@@ -179,12 +244,28 @@ pub async fn regenerate(_: Admin, State(s): State<IngestState>, Path(id): Path<S
     };
     let chars = alphabet("alphanumeric", false).expect("known charset");
     for _ in 0..5 {
-        let code = format!("{}{}", prefix.to_ascii_uppercase(), random_code(&chars, random.len().max(4)));
-        match s.catalog.write(s.producer.as_ref(), &CatalogChange::CouponCodeChanged { id: id.clone(), code }).await {
+        let code = format!(
+            "{}{}",
+            prefix.to_ascii_uppercase(),
+            random_code(&chars, random.len().max(4))
+        );
+        match s
+            .catalog
+            .write(
+                s.producer.as_ref(),
+                &CatalogChange::CouponCodeChanged {
+                    id: id.clone(),
+                    code,
+                },
+            )
+            .await
+        {
             Ok(()) => return find(&s, &id).map(Json),
             Err(CatalogWriteError::Conflict(CatalogConflict::CouponCodeTaken(_))) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict("could not find an unused code; retry".into()))
+    Err(ApiError::Conflict(
+        "could not find an unused code; retry".into(),
+    ))
 }

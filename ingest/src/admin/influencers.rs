@@ -2,12 +2,12 @@
 
 use super::{Admin, JsonIn, check, require_text};
 use crate::IngestState;
-use clicktrail_api::error::{ApiError, FieldError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use clicktrail_api::error::{ApiError, FieldError};
 use clicktrail_schemas::CatalogChange;
 use clicktrail_schemas::catalog::{Influencer, Status};
 use clicktrail_schemas::ids::new_id;
@@ -44,16 +44,20 @@ pub(super) fn routes() -> Router<IngestState> {
 
 fn validate(i: &Influencer, errors: &mut Vec<FieldError>) {
     require_text("name", &i.name, 200, errors);
-    if let Some(e) = &i.email {
-        if !e.contains('@') || e.len() > 254 {
-            errors.push(FieldError::new("email", "expected an email address"));
-        }
+    if let Some(e) = &i.email
+        && (!e.contains('@') || e.len() > 254)
+    {
+        errors.push(FieldError::new("email", "expected an email address"));
     }
 }
 
 /// Create an influencer.
 #[utoipa::path(post, path = "/api/v1/admin/influencers", tag = "admin", request_body = NewInfluencer, responses((status = 201, description = "Created"), (status = 400, description = "Invalid")))]
-pub async fn create(_: Admin, State(s): State<IngestState>, JsonIn(req): JsonIn<NewInfluencer>) -> Result<(StatusCode, Json<Influencer>), ApiError> {
+pub async fn create(
+    _: Admin,
+    State(s): State<IngestState>,
+    JsonIn(req): JsonIn<NewInfluencer>,
+) -> Result<(StatusCode, Json<Influencer>), ApiError> {
     let i = Influencer {
         id: new_id("inf"),
         name: req.name.trim().to_string(),
@@ -64,7 +68,10 @@ pub async fn create(_: Admin, State(s): State<IngestState>, JsonIn(req): JsonIn<
     let mut errors = Vec::new();
     validate(&i, &mut errors);
     check(errors)?;
-    s.write(CatalogChange::InfluencerUpserted { influencer: i.clone() }).await?;
+    s.write(CatalogChange::InfluencerUpserted {
+        influencer: i.clone(),
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(i)))
 }
 
@@ -88,20 +95,38 @@ pub(super) fn find(s: &IngestState, id: &str) -> Result<Influencer, ApiError> {
 
 /// Get an influencer.
 #[utoipa::path(get, path = "/api/v1/admin/influencers/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The influencer"), (status = 404, description = "Unknown")))]
-pub async fn show(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<Json<Influencer>, ApiError> {
+pub async fn show(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<Json<Influencer>, ApiError> {
     find(&s, &id).map(Json)
 }
 
 /// Update an influencer.
 #[utoipa::path(patch, path = "/api/v1/admin/influencers/{id}", tag = "admin", params(("id" = String, Path)), request_body = InfluencerPatch, responses((status = 200, description = "Updated"), (status = 404, description = "Unknown")))]
-pub async fn update(_: Admin, State(s): State<IngestState>, Path(id): Path<String>, JsonIn(p): JsonIn<InfluencerPatch>) -> Result<Json<Influencer>, ApiError> {
+pub async fn update(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+    JsonIn(p): JsonIn<InfluencerPatch>,
+) -> Result<Json<Influencer>, ApiError> {
     let mut i = find(&s, &id)?;
-    if let Some(v) = p.name { i.name = v.trim().to_string(); }
-    if p.email.is_some() { i.email = p.email; }
-    if let Some(v) = p.status { i.status = v; }
+    if let Some(v) = p.name {
+        i.name = v.trim().to_string();
+    }
+    if p.email.is_some() {
+        i.email = p.email;
+    }
+    if let Some(v) = p.status {
+        i.status = v;
+    }
     let mut errors = Vec::new();
     validate(&i, &mut errors);
     check(errors)?;
-    s.write(CatalogChange::InfluencerUpserted { influencer: i.clone() }).await?;
+    s.write(CatalogChange::InfluencerUpserted {
+        influencer: i.clone(),
+    })
+    .await?;
     Ok(Json(i))
 }

@@ -2,12 +2,12 @@
 
 use super::{Admin, JsonIn, check};
 use crate::IngestState;
-use clicktrail_api::error::{ApiError, FieldError};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
+use clicktrail_api::error::{ApiError, FieldError};
 use clicktrail_bus::CatalogWriteError;
 use clicktrail_schemas::CatalogChange;
 use clicktrail_schemas::catalog::{CatalogConflict, Link};
@@ -48,13 +48,19 @@ pub(super) fn routes() -> Router<IngestState> {
 
 fn with_url(s: &IngestState, l: &Link) -> Value {
     let mut v = serde_json::to_value(l).expect("links serialize");
-    v["url"] = json!(format!("{}/r/{}", s.config.public_url.trim_end_matches('/'), l.code));
+    v["url"] = json!(format!(
+        "{}/r/{}",
+        s.config.public_url.trim_end_matches('/'),
+        l.code
+    ));
     v
 }
 
 fn valid_code(code: &str) -> bool {
     (3..=32).contains(&code.len())
-        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Writes a change built around a fresh code, trying new codes when one is taken.
@@ -69,29 +75,50 @@ async fn with_fresh_code(
     }
     for _ in 0..5 {
         let code = random_code(LINK_CODE_ALPHABET, CODE_LEN);
-        match s.catalog.write(s.producer.as_ref(), &make(code.clone())).await {
+        match s
+            .catalog
+            .write(s.producer.as_ref(), &make(code.clone()))
+            .await
+        {
             Ok(()) => return Ok(code),
             Err(CatalogWriteError::Conflict(CatalogConflict::LinkCodeTaken(_))) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Unavailable("could not find an unused code; retry".into()))
+    Err(ApiError::Unavailable(
+        "could not find an unused code; retry".into(),
+    ))
 }
 
 /// Create a tracking link.
 #[utoipa::path(post, path = "/api/v1/admin/links", tag = "admin", request_body = NewLink,
     responses((status = 201, description = "The link with its redirect URL"), (status = 400, description = "Invalid, or the influencer is not assigned"), (status = 404, description = "Unknown campaign or influencer"), (status = 409, description = "Code taken")))]
-pub async fn create(_: Admin, State(s): State<IngestState>, JsonIn(req): JsonIn<NewLink>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create(
+    _: Admin,
+    State(s): State<IngestState>,
+    JsonIn(req): JsonIn<NewLink>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let campaign = super::campaigns::find(&s, &req.campaign_id)?;
     super::influencers::find(&s, &req.influencer_id)?;
     let mut errors = Vec::new();
-    if !s.catalog.snapshot().assignments.contains(&(campaign.id.clone(), req.influencer_id.clone())) {
-        errors.push(FieldError::new("influencer_id", "the influencer is not assigned to this campaign; assign them first"));
+    if !s
+        .catalog
+        .snapshot()
+        .assignments
+        .contains(&(campaign.id.clone(), req.influencer_id.clone()))
+    {
+        errors.push(FieldError::new(
+            "influencer_id",
+            "the influencer is not assigned to this campaign; assign them first",
+        ));
     }
-    if let Some(c) = &req.code {
-        if !valid_code(c) {
-            errors.push(FieldError::new("code", "expected 3 to 32 of a-z, A-Z, 0-9, - and _"));
-        }
+    if let Some(c) = &req.code
+        && !valid_code(c)
+    {
+        errors.push(FieldError::new(
+            "code",
+            "expected 3 to 32 of a-z, A-Z, 0-9, - and _",
+        ));
     }
     check(errors)?;
     let id = new_id("lnk");
@@ -107,19 +134,33 @@ pub async fn create(_: Admin, State(s): State<IngestState>, JsonIn(req): JsonIn<
         },
     };
     with_fresh_code(&s, req.code.clone(), make).await?;
-    let link = s.catalog.snapshot().links.get(&id).cloned().expect("applied");
+    let link = s
+        .catalog
+        .snapshot()
+        .links
+        .get(&id)
+        .cloned()
+        .expect("applied");
     Ok((StatusCode::CREATED, Json(with_url(&s, &link))))
 }
 
 /// List links, optionally of one campaign or influencer.
 #[utoipa::path(get, path = "/api/v1/admin/links", tag = "admin", params(("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)), responses((status = 200, description = "Links")))]
-pub async fn list(_: Admin, State(s): State<IngestState>, Query(q): Query<ListQuery>) -> Json<Vec<Value>> {
+pub async fn list(
+    _: Admin,
+    State(s): State<IngestState>,
+    Query(q): Query<ListQuery>,
+) -> Json<Vec<Value>> {
     let c = s.catalog.snapshot();
     let mut all: Vec<&Link> = c
         .links
         .values()
         .filter(|l| q.campaign_id.as_ref().is_none_or(|x| &l.campaign_id == x))
-        .filter(|l| q.influencer_id.as_ref().is_none_or(|x| &l.influencer_id == x))
+        .filter(|l| {
+            q.influencer_id
+                .as_ref()
+                .is_none_or(|x| &l.influencer_id == x)
+        })
         .collect();
     all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
     Json(all.into_iter().map(|l| with_url(&s, l)).collect())
@@ -136,16 +177,29 @@ fn find(s: &IngestState, id: &str) -> Result<Link, ApiError> {
 
 /// Give a link a new code; the old code stops resolving (click ids already issued stay valid).
 #[utoipa::path(post, path = "/api/v1/admin/links/{id}/regenerate", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The link with its new code"), (status = 404, description = "Unknown")))]
-pub async fn regenerate(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn regenerate(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     find(&s, &id)?;
-    with_fresh_code(&s, None, |code| CatalogChange::LinkCodeChanged { id: id.clone(), code }).await?;
+    with_fresh_code(&s, None, |code| CatalogChange::LinkCodeChanged {
+        id: id.clone(),
+        code,
+    })
+    .await?;
     Ok(Json(with_url(&s, &find(&s, &id)?)))
 }
 
 /// Deactivate a link: its code answers 404 and is no longer credited.
 #[utoipa::path(post, path = "/api/v1/admin/links/{id}/deactivate", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "Deactivated"), (status = 404, description = "Unknown")))]
-pub async fn deactivate(_: Admin, State(s): State<IngestState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn deactivate(
+    _: Admin,
+    State(s): State<IngestState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     find(&s, &id)?;
-    s.write(CatalogChange::LinkDeactivated { id: id.clone() }).await?;
+    s.write(CatalogChange::LinkDeactivated { id: id.clone() })
+        .await?;
     Ok(Json(with_url(&s, &find(&s, &id)?)))
 }

@@ -11,13 +11,13 @@ pub mod influencers;
 pub mod links;
 
 use crate::IngestState;
-use clicktrail_api::auth::require_admin;
-use clicktrail_api::body::{parse_json, read_limited};
-use clicktrail_api::error::ApiError;
 use crate::metric_names::CATALOG_WRITES;
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use clicktrail_api::auth::require_admin;
+use clicktrail_api::body::{parse_json, read_limited};
+use clicktrail_api::error::ApiError;
 use clicktrail_schemas::CatalogChange;
 use serde::de::DeserializeOwned;
 
@@ -61,16 +61,31 @@ impl IngestState {
     }
 }
 
-fn require_text(field: &str, value: &str, max: usize, errors: &mut Vec<clicktrail_api::error::FieldError>) {
+fn require_text(
+    field: &str,
+    value: &str,
+    max: usize,
+    errors: &mut Vec<clicktrail_api::error::FieldError>,
+) {
     if value.trim().is_empty() {
-        errors.push(clicktrail_api::error::FieldError::new(field, "must not be empty"));
+        errors.push(clicktrail_api::error::FieldError::new(
+            field,
+            "must not be empty",
+        ));
     } else if value.len() > max {
-        errors.push(clicktrail_api::error::FieldError::new(field, format!("expected at most {max} characters")));
+        errors.push(clicktrail_api::error::FieldError::new(
+            field,
+            format!("expected at most {max} characters"),
+        ));
     }
 }
 
 fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::fields(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::fields(errors))
+    }
 }
 
 /// Admin API documentation.

@@ -1,7 +1,7 @@
 use super::*;
 use chrono::Duration;
-use clicktrail_schemas::catalog::*;
 use clicktrail_schemas::CatalogChange;
+use clicktrail_schemas::catalog::*;
 use clicktrail_schemas::wire::Action;
 
 fn t0() -> DateTime<Utc> {
@@ -16,14 +16,74 @@ fn catalog() -> Catalog {
     let mut c = Catalog::default();
     let now = t0();
     let changes = vec![
-        CatalogChange::AdvertiserUpserted { advertiser: Advertiser { id: "adv".into(), name: "A".into(), status: Status::Active, require_signature: false, created_at: now } },
-        CatalogChange::CampaignUpserted { campaign: Campaign { id: "cmp".into(), advertiser_id: "adv".into(), name: "C".into(), destination_url: "https://shop.example/".into(), starts_at: None, ends_at: None, attribution_source: AttributionSource::All, attribution_window_secs: 3600, trailing_expiry_secs: None, status: Status::Active, created_at: now } },
-        CatalogChange::LinkCreated { link: Link { id: "lnk_a".into(), campaign_id: "cmp".into(), influencer_id: "inf_a".into(), advertiser_id: "adv".into(), code: "codea".into(), active: true, created_at: now } },
-        CatalogChange::LinkCreated { link: Link { id: "lnk_b".into(), campaign_id: "cmp".into(), influencer_id: "inf_b".into(), advertiser_id: "adv".into(), code: "codeb".into(), active: true, created_at: now } },
-        CatalogChange::CouponsCreated { coupons: vec![
-            Coupon { id: "cpn_a".into(), advertiser_id: "adv".into(), campaign_id: "cmp".into(), influencer_id: Some("inf_a".into()), code: "ANNA10".into(), active: true, created_at: now },
-            Coupon { id: "cpn_g".into(), advertiser_id: "adv".into(), campaign_id: "cmp".into(), influencer_id: None, code: "WELCOME".into(), active: true, created_at: now },
-        ] },
+        CatalogChange::AdvertiserUpserted {
+            advertiser: Advertiser {
+                id: "adv".into(),
+                name: "A".into(),
+                status: Status::Active,
+                require_signature: false,
+                created_at: now,
+            },
+        },
+        CatalogChange::CampaignUpserted {
+            campaign: Campaign {
+                id: "cmp".into(),
+                advertiser_id: "adv".into(),
+                name: "C".into(),
+                destination_url: "https://shop.example/".into(),
+                starts_at: None,
+                ends_at: None,
+                attribution_source: AttributionSource::All,
+                attribution_window_secs: 3600,
+                trailing_expiry_secs: None,
+                status: Status::Active,
+                created_at: now,
+            },
+        },
+        CatalogChange::LinkCreated {
+            link: Link {
+                id: "lnk_a".into(),
+                campaign_id: "cmp".into(),
+                influencer_id: "inf_a".into(),
+                advertiser_id: "adv".into(),
+                code: "codea".into(),
+                active: true,
+                created_at: now,
+            },
+        },
+        CatalogChange::LinkCreated {
+            link: Link {
+                id: "lnk_b".into(),
+                campaign_id: "cmp".into(),
+                influencer_id: "inf_b".into(),
+                advertiser_id: "adv".into(),
+                code: "codeb".into(),
+                active: true,
+                created_at: now,
+            },
+        },
+        CatalogChange::CouponsCreated {
+            coupons: vec![
+                Coupon {
+                    id: "cpn_a".into(),
+                    advertiser_id: "adv".into(),
+                    campaign_id: "cmp".into(),
+                    influencer_id: Some("inf_a".into()),
+                    code: "ANNA10".into(),
+                    active: true,
+                    created_at: now,
+                },
+                Coupon {
+                    id: "cpn_g".into(),
+                    advertiser_id: "adv".into(),
+                    campaign_id: "cmp".into(),
+                    influencer_id: None,
+                    code: "WELCOME".into(),
+                    active: true,
+                    created_at: now,
+                },
+            ],
+        },
     ];
     for ch in &changes {
         c.apply(ch).unwrap();
@@ -65,7 +125,8 @@ fn coupon_wins_and_a_competing_click_is_a_conflict() {
     let d = attribute(&e, &catalog(), &keys(), None);
     assert_eq!(d.attribution.attributed_by, "coupon");
     assert_eq!(d.attribution.influencer_id.as_deref(), Some("inf_a"));
-    let conflict: serde_json::Value = serde_json::from_str(d.attribution.conflict.as_deref().unwrap()).unwrap();
+    let conflict: serde_json::Value =
+        serde_json::from_str(d.attribution.conflict.as_deref().unwrap()).unwrap();
     assert_eq!(conflict[0]["type"], "coupon_vs_click");
     assert_eq!(conflict[0]["influencer_id"], "inf_b");
 }
@@ -111,7 +172,10 @@ fn lazy_extraction_reads_landing_url_and_referrer() {
     let d = attribute(&e, &catalog(), &keys(), None);
     assert_eq!(d.attribution.attributed_by, "landing_url");
     let mut e = event(t0());
-    e.referrer = Some(format!("https://blog.example/?click_id={}", token("lnk_b", t0())));
+    e.referrer = Some(format!(
+        "https://blog.example/?click_id={}",
+        token("lnk_b", t0())
+    ));
     let d = attribute(&e, &catalog(), &keys(), None);
     assert_eq!(d.attribution.attributed_by, "referrer");
     assert_eq!(d.attribution.influencer_id.as_deref(), Some("inf_b"));

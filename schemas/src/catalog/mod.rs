@@ -9,7 +9,9 @@ mod entities;
 mod state;
 
 pub use entities::*;
-pub use state::{Catalog, CatalogConflict, ResolvedLink, SharedCatalog, api_key_prefix, hash_api_key};
+pub use state::{
+    Catalog, CatalogConflict, ResolvedLink, SharedCatalog, api_key_prefix, hash_api_key,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! In-memory catalog state and the rules for applying a change to it.
 
-use super::entities::*;
 use super::CatalogChange;
+use super::entities::*;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -76,7 +76,8 @@ impl Catalog {
                     .insert(advertiser.id.clone(), advertiser.clone());
             }
             CatalogChange::ApiKeyCreated { key } => {
-                self.key_by_prefix.insert(key.prefix.clone(), key.id.clone());
+                self.key_by_prefix
+                    .insert(key.prefix.clone(), key.id.clone());
                 self.api_keys.insert(key.id.clone(), key.clone());
             }
             CatalogChange::ApiKeyRevoked { id, at } => {
@@ -284,10 +285,14 @@ mod tests {
     #[test]
     fn first_claim_of_a_code_wins() {
         let mut c = Catalog::default();
-        c.apply(&CatalogChange::LinkCreated { link: link("lnk_1", "abc") })
-            .unwrap();
+        c.apply(&CatalogChange::LinkCreated {
+            link: link("lnk_1", "abc"),
+        })
+        .unwrap();
         let err = c
-            .apply(&CatalogChange::LinkCreated { link: link("lnk_2", "abc") })
+            .apply(&CatalogChange::LinkCreated {
+                link: link("lnk_2", "abc"),
+            })
             .unwrap_err();
         assert_eq!(err, CatalogConflict::LinkCodeTaken("abc".into()));
         assert_eq!(c.link_by_code("abc").unwrap().id, "lnk_1");
@@ -297,8 +302,10 @@ mod tests {
     #[test]
     fn coupons_are_unique_case_insensitively_and_all_or_none() {
         let mut c = Catalog::default();
-        c.apply(&CatalogChange::CouponsCreated { coupons: vec![coupon("c1", "Summer10")] })
-            .unwrap();
+        c.apply(&CatalogChange::CouponsCreated {
+            coupons: vec![coupon("c1", "Summer10")],
+        })
+        .unwrap();
         let err = c
             .apply(&CatalogChange::CouponsCreated {
                 coupons: vec![coupon("c2", "FRESH"), coupon("c3", "SUMMER10")],
@@ -312,10 +319,15 @@ mod tests {
     #[test]
     fn regenerated_link_code_moves() {
         let mut c = Catalog::default();
-        c.apply(&CatalogChange::LinkCreated { link: link("lnk_1", "old") })
-            .unwrap();
-        c.apply(&CatalogChange::LinkCodeChanged { id: "lnk_1".into(), code: "new".into() })
-            .unwrap();
+        c.apply(&CatalogChange::LinkCreated {
+            link: link("lnk_1", "old"),
+        })
+        .unwrap();
+        c.apply(&CatalogChange::LinkCodeChanged {
+            id: "lnk_1".into(),
+            code: "new".into(),
+        })
+        .unwrap();
         assert!(c.link_by_code("old").is_none());
         assert_eq!(c.link_by_code("new").unwrap().id, "lnk_1");
     }

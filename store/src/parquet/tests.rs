@@ -25,7 +25,10 @@ fn click(i: u64) -> ClickRow {
             not_live: false,
         },
         is_unique: true,
-        source: Source { partition: 0, offset: i },
+        source: Source {
+            partition: 0,
+            offset: i,
+        },
     }
 }
 
@@ -65,7 +68,10 @@ async fn rows_and_checkpoint_are_stored_together() {
     store.write(rows(0, 3), vec![cp]).await.unwrap();
     let restored = store.restore("clicks/0").await.unwrap().unwrap();
     assert_eq!(restored.next_offset, 3);
-    assert_eq!(restored.entries, vec![(b"bloom".to_vec(), b"bits".to_vec())]);
+    assert_eq!(
+        restored.entries,
+        vec![(b"bloom".to_vec(), b"bits".to_vec())]
+    );
     assert!(store.restore("clicks/1").await.unwrap().is_none());
     assert_eq!(count_rows(&store, CLICKS_TABLE), 3);
 }
@@ -76,15 +82,30 @@ async fn files_not_in_the_manifest_are_removed_at_open() {
     {
         let store = ParquetStore::open(dir.path()).unwrap();
         store
-            .write(rows(0, 2), vec![Checkpoint { stream: "clicks/0".into(), next_offset: 2, puts: vec![], deletes: vec![] }])
+            .write(
+                rows(0, 2),
+                vec![Checkpoint {
+                    stream: "clicks/0".into(),
+                    next_offset: 2,
+                    puts: vec![],
+                    deletes: vec![],
+                }],
+            )
             .await
             .unwrap();
         // A file written by a batch whose manifest transaction never committed.
-        store.write_file(CLICKS_TABLE, &clicks_to_batch(&rows(2, 5).clicks).unwrap()).unwrap();
+        store
+            .write_file(CLICKS_TABLE, &clicks_to_batch(&rows(2, 5).clicks).unwrap())
+            .unwrap();
         std::fs::write(dir.path().join("clicks/partial.parquet.tmp"), b"junk").unwrap();
     }
     let store = ParquetStore::open(dir.path()).unwrap();
-    assert_eq!(std::fs::read_dir(dir.path().join("clicks")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("clicks"))
+            .unwrap()
+            .count(),
+        1
+    );
     assert_eq!(count_rows(&store, CLICKS_TABLE), 2);
 }
 
@@ -94,18 +115,41 @@ async fn compaction_merges_small_files_and_keeps_every_row() {
     let store = ParquetStore::open(dir.path()).unwrap();
     for i in 0..10 {
         store
-            .write(rows(i * 10, 10), vec![Checkpoint { stream: "clicks/0".into(), next_offset: (i + 1) * 10, puts: vec![], deletes: vec![] }])
+            .write(
+                rows(i * 10, 10),
+                vec![Checkpoint {
+                    stream: "clicks/0".into(),
+                    next_offset: (i + 1) * 10,
+                    puts: vec![],
+                    deletes: vec![],
+                }],
+            )
             .await
             .unwrap();
     }
     assert_eq!(store.files(CLICKS_TABLE).unwrap().len(), 10);
-    let replaced = store.compact(CompactionPolicy { small_file_rows: 1000, min_files: 4 }).unwrap();
+    let replaced = store
+        .compact(CompactionPolicy {
+            small_file_rows: 1000,
+            min_files: 4,
+        })
+        .unwrap();
     assert_eq!(replaced, 10);
     assert_eq!(store.files(CLICKS_TABLE).unwrap().len(), 1);
     assert_eq!(count_rows(&store, CLICKS_TABLE), 100);
     // Replaced files stay for queries in flight, and go at the next open.
-    assert_eq!(std::fs::read_dir(dir.path().join("clicks")).unwrap().count(), 11);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("clicks"))
+            .unwrap()
+            .count(),
+        11
+    );
     drop(store);
     ParquetStore::open(dir.path()).unwrap();
-    assert_eq!(std::fs::read_dir(dir.path().join("clicks")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("clicks"))
+            .unwrap()
+            .count(),
+        1
+    );
 }

@@ -1,0 +1,178 @@
+//! The processor's hot paths: bloom dedup, the attribution step, and the whole chain fed from
+//! memory (records appended to a real embedded log, processed into a real Parquet store).
+
+use chrono::Utc;
+use clicktrail_bus::embedded::{EmbeddedLog, LogOptions};
+use clicktrail_bus::{CatalogView, ConsumerFactory, Producer};
+use clicktrail_processor::attribution::attribute;
+use clicktrail_processor::dedup::{ClickDedup, DedupOptions};
+use clicktrail_processor::{ProcessorConfig, ProcessorDeps};
+use clicktrail_schemas::Topic;
+use clicktrail_schemas::wire::{Action, ClickRecord, EventRecord};
+use clicktrail_store::parquet::ParquetStore;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+fn dedup(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dedup");
+    g.throughput(Throughput::Elements(1));
+    let mut d = ClickDedup::new(0, DedupOptions::default());
+    let at = Utc::now().timestamp_millis();
+    let visitors: Vec<String> = (0..100_000).map(|i| format!("{i:032x}")).collect();
+    let mut i = 0usize;
+    g.bench_function("check_and_insert", |b| {
+        b.iter(|| {
+            i = (i + 1) % visitors.len();
+            d.check_and_insert(&visitors[i], "lnk_a", at)
+        })
+    });
+    g.finish();
+}
+
+fn purchase(click_id: String) -> EventRecord {
+    let now = Utc::now();
+    EventRecord {
+        v: 1,
+        event_id: "e".into(),
+        advertiser_id: "adv_bench".into(),
+        action: Action::Purchase,
+        custom_name: None,
+        occurred_at: now,
+        received_at: now,
+        value_minor: Some(12990),
+        currency: "EUR".into(),
+        order_id: Some("o".into()),
+        customer_id: Some("c".into()),
+        properties: None,
+        coupon_code: Some("anna10".into()),
+        ref_code: None,
+        click_id: Some(click_id),
+        landing_url: Some("https://shop.example/p?ref_code=bench-b".into()),
+        referrer: None,
+    }
+}
+
+fn attribution(c: &mut Criterion) {
+    let catalog = clicktrail_benches::catalog();
+    let keys = clicktrail_benches::keys();
+    let event = purchase(keys.mint("lnk_b", Utc::now().timestamp_millis() - 60_000, [3; 8]));
+    let mut g = c.benchmark_group("attribution");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("coupon_click_and_landing_url", |b| {
+        b.iter(|| attribute(&event, &catalog, &keys, None))
+    });
+    g.finish();
+}
+
+/// Appends `n` clicks and `n` events, runs the processor until both are stored, and returns
+/// the processing time.
+fn chain(rt: &tokio::runtime::Runtime, n: usize) -> Duration {
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), LogOptions::default()).unwrap();
+        let keys = clicktrail_benches::keys();
+        let now = Utc::now();
+        let mut clicks = Vec::with_capacity(n);
+        let mut events = Vec::with_capacity(n);
+        for i in 0..n {
+            let token = keys.mint("lnk_a", now.timestamp_millis(), (i as u64).to_be_bytes());
+            let click = ClickRecord {
+                v: 1,
+                click_id: token.clone(),
+                at: now,
+                link_id: "lnk_a".into(),
+                code: "bench-a".into(),
+                sub_id: None,
+                advertiser_id: "adv_bench".into(),
+                campaign_id: "cmp_bench".into(),
+                influencer_id: "inf_a".into(),
+                visitor_key: format!("{:032x}", i % (n / 2).max(1)),
+                user_agent: "Mozilla/5.0".into(),
+                device_class: "desktop".into(),
+                referrer: None,
+                ip_prefix: "203.0.113.0/24".into(),
+                country: None,
+                is_bot: false,
+                bot_reason: None,
+                not_live: false,
+            };
+            clicks.push((
+                click.visitor_key.clone().into_bytes(),
+                serde_json::to_vec(&click).unwrap(),
+            ));
+            let mut e = purchase(token);
+            e.event_id = format!("e{i}");
+            e.order_id = Some(format!("o{i}"));
+            e.customer_id = Some(format!("c{i}"));
+            events.push((e.key().into_bytes(), serde_json::to_vec(&e).unwrap()));
+        }
+        log.send_batch(Topic::Clicks, clicks).await.unwrap();
+        log.send_batch(Topic::Events, events).await.unwrap();
+        let view = CatalogView::new();
+        view.apply(
+            &clicktrail_benches::catalog_changes()
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| (i as u64, Some(c)))
+                .collect::<Vec<_>>(),
+        );
+        let store = ParquetStore::open(&dir.path().join("store")).unwrap();
+        let stop = CancellationToken::new();
+        let consumers: Arc<dyn ConsumerFactory> = Arc::new(log.clone());
+        let started = Instant::now();
+        let task = tokio::spawn(clicktrail_processor::run(
+            ProcessorConfig {
+                group: "bench".into(),
+                batch_max_records: 5000,
+                batch_max_wait: Duration::from_millis(20),
+                click_keys: keys,
+                dedup: DedupOptions::default(),
+            },
+            ProcessorDeps {
+                consumers: consumers.clone(),
+                producer: Arc::new(log.clone()),
+                store: Arc::new(store),
+                catalog: view,
+            },
+            stop.clone(),
+        ));
+        let mut probes = Vec::new();
+        for t in [Topic::Clicks, Topic::Events] {
+            probes.push(consumers.consumer("bench", t).await.unwrap());
+        }
+        loop {
+            let mut lag = 0;
+            for p in &probes {
+                let ends = p.end_offsets().await.unwrap();
+                for (part, end) in ends.iter().enumerate() {
+                    lag += end - p.committed(part as u32).await.unwrap().unwrap_or(0);
+                }
+            }
+            if lag == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let elapsed = started.elapsed();
+        stop.cancel();
+        task.await.unwrap().unwrap();
+        elapsed
+    })
+}
+
+fn processor_chain(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let n = 20_000;
+    let mut g = c.benchmark_group("processor_chain");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(2 * n as u64));
+    g.bench_function("clicks_and_events_to_parquet", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| chain(&rt, n)).sum())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, dedup, attribution, processor_chain);
+criterion_main!(benches);
