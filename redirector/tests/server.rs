@@ -1,0 +1,146 @@
+//! The standalone redirector server over the real embedded log: redirects, health, metrics
+//! text, and the click record it appends.
+
+use clicktrail_bus::embedded::{EmbeddedLog, LogOptions};
+use clicktrail_bus::{CatalogView, ConsumerEvent, ConsumerFactory, Lifecycle};
+use clicktrail_redirector::server::serve;
+use clicktrail_redirector::{Redirector, RedirectorConfig};
+use clicktrail_schemas::catalog::*;
+use clicktrail_schemas::token::ClickKeys;
+use clicktrail_schemas::wire::ClickRecord;
+use clicktrail_schemas::{CatalogChange, Topic};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn catalog() -> Vec<(u64, Option<CatalogChange>)> {
+    let now = chrono::Utc::now();
+    vec![
+        CatalogChange::AdvertiserUpserted {
+            advertiser: Advertiser {
+                id: "adv".into(),
+                name: "A".into(),
+                status: Status::Active,
+                require_signature: false,
+                created_at: now,
+            },
+        },
+        CatalogChange::CampaignUpserted {
+            campaign: Campaign {
+                id: "cmp".into(),
+                advertiser_id: "adv".into(),
+                name: "C".into(),
+                destination_url: "https://dest.example/p?x=1".into(),
+                starts_at: None,
+                ends_at: Some(now - chrono::Duration::days(1)),
+                attribution_source: AttributionSource::All,
+                attribution_window_secs: 60,
+                trailing_expiry_secs: None,
+                status: Status::Active,
+                created_at: now,
+            },
+        },
+        CatalogChange::LinkCreated {
+            link: Link {
+                id: "lnk".into(),
+                campaign_id: "cmp".into(),
+                influencer_id: "inf".into(),
+                advertiser_id: "adv".into(),
+                code: "abc".into(),
+                active: true,
+                created_at: now,
+            },
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, c)| (i as u64, Some(c)))
+    .collect()
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla/5.0 (X11; Linux) Test\r\nX-Forwarded-For: 198.51.100.23\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_server_redirects_and_records_the_click() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(
+        &dir.path().join("log.redb"),
+        LogOptions {
+            linger: Duration::from_millis(10),
+            ..LogOptions::default()
+        },
+    )
+    .unwrap();
+    let view = CatalogView::new();
+    view.apply(&catalog());
+    let keys = ClickKeys::new(1, b"server-test-key-0123".to_vec());
+    let r = Redirector::new(
+        RedirectorConfig {
+            click_keys: keys.clone(),
+            visitor_salt: "s".into(),
+            trust_forwarded_for: true,
+            geo_db: None,
+        },
+        view,
+        Arc::new(log.clone()),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let lifecycle = Lifecycle::new();
+    let server = tokio::spawn(serve(
+        listener,
+        r,
+        lifecycle.clone(),
+        Arc::new(|| "metrics 1\n".to_string()),
+        Duration::from_secs(2),
+    ));
+
+    let resp = get(addr, "/r/abc/news?utm=1").await;
+    assert!(resp.starts_with("HTTP/1.1 302"), "{resp}");
+    let location = resp
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap();
+    assert!(
+        location.starts_with("https://dest.example/p?x=1&utm=1&ref_code=abc&click_id="),
+        "{location}"
+    );
+    assert!(get(addr, "/r/nope").await.starts_with("HTTP/1.1 404"));
+    assert!(get(addr, "/health/ready").await.starts_with("HTTP/1.1 200"));
+    assert!(get(addr, "/metrics").await.ends_with("metrics 1\n"));
+
+    let mut consumer = log.consumer("test", Topic::Clicks).await.unwrap();
+    consumer.poll(10, Duration::ZERO).await.unwrap();
+    let ConsumerEvent::Records(records) = consumer.poll(10, Duration::from_secs(5)).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(records.len(), 1);
+    let click: ClickRecord = serde_json::from_slice(&records[0].payload).unwrap();
+    assert_eq!(
+        (
+            click.code.as_str(),
+            click.sub_id.as_deref(),
+            click.ip_prefix.as_str()
+        ),
+        ("abc", Some("news"), "198.51.100.0/24")
+    );
+    assert!(
+        click.not_live,
+        "the campaign ended yesterday: redirected but flagged"
+    );
+    assert_eq!(keys.verify(&click.click_id).unwrap().link_id, "lnk");
+
+    lifecycle.shutdown();
+    server.await.unwrap().unwrap();
+}
