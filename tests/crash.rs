@@ -129,51 +129,10 @@ impl Stream {
 }
 
 async fn setup(s: &Server) -> (String, Vec<String>) {
-    let adv = s
-        .admin_post("/api/v1/admin/advertisers", json!({"name": "Crashy"}))
+    let shop = s
+        .shop("Crashy", "https://shop.example/", &["Ina", "Jo", "Kai"])
         .await;
-    let adv = adv["id"].as_str().unwrap().to_string();
-    let key = s
-        .admin_post(
-            &format!("/api/v1/admin/advertisers/{adv}/api-keys"),
-            json!({}),
-        )
-        .await["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let c = s
-        .admin_post(
-            &format!("/api/v1/admin/advertisers/{adv}/campaigns"),
-            json!({"name": "C", "destination_url": "https://shop.example/"}),
-        )
-        .await;
-    let c = c["id"].as_str().unwrap().to_string();
-    let mut codes = Vec::new();
-    for name in ["Ina", "Jo", "Kai"] {
-        let i = s
-            .admin_post("/api/v1/admin/influencers", json!({"name": name}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        s.admin_post(
-            &format!("/api/v1/admin/campaigns/{c}/influencers"),
-            json!({"influencer_id": i}),
-        )
-        .await;
-        codes.push(
-            s.admin_post(
-                "/api/v1/admin/links",
-                json!({"campaign_id": c, "influencer_id": i}),
-            )
-            .await["code"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
-    }
-    (key, codes)
+    (shop.key, shop.codes)
 }
 
 /// Runs ops `todo` with several concurrent shoppers; stops early when `stop` is set.

@@ -11,46 +11,8 @@ use serde_json::{Value, json};
 async fn ctrl_c_flushes_everything() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Server::start(dir.path()).await;
-    let adv = s
-        .admin_post("/api/v1/admin/advertisers", json!({"name": "G"}))
-        .await;
-    let adv = adv["id"].as_str().unwrap().to_string();
-    let key = s
-        .admin_post(
-            &format!("/api/v1/admin/advertisers/{adv}/api-keys"),
-            json!({}),
-        )
-        .await["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let c = s
-        .admin_post(
-            &format!("/api/v1/admin/advertisers/{adv}/campaigns"),
-            json!({"name": "C", "destination_url": "https://g.example/"}),
-        )
-        .await;
-    let c = c["id"].as_str().unwrap().to_string();
-    let i = s
-        .admin_post("/api/v1/admin/influencers", json!({"name": "I"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    s.admin_post(
-        &format!("/api/v1/admin/campaigns/{c}/influencers"),
-        json!({"influencer_id": i}),
-    )
-    .await;
-    let code = s
-        .admin_post(
-            "/api/v1/admin/links",
-            json!({"campaign_id": c, "influencer_id": i}),
-        )
-        .await["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let shop = s.shop("G", "https://g.example/", &["I"]).await;
+    let (key, code) = (shop.key, shop.codes[0].clone());
 
     let mut ids = Vec::new();
     for n in 0..40 {

@@ -7,50 +7,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn advertiser(s: &Server, name: &str) -> (String, String, String) {
-    let adv = s
-        .admin_post("/api/v1/admin/advertisers", json!({"name": name}))
+    let shop = s
+        .shop(name, "https://a.example/", &[&format!("{name} creator")])
         .await;
-    let id = adv["id"].as_str().unwrap().to_string();
-    let key = s
-        .admin_post(
-            &format!("/api/v1/admin/advertisers/{id}/api-keys"),
-            json!({}),
-        )
-        .await["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let c = s
-        .admin_post(
-            &format!("/api/v1/admin/advertisers/{id}/campaigns"),
-            json!({"name": "C", "destination_url": "https://a.example/"}),
-        )
-        .await;
-    let c = c["id"].as_str().unwrap().to_string();
-    let i = s
-        .admin_post(
-            "/api/v1/admin/influencers",
-            json!({"name": format!("{name} creator")}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    s.admin_post(
-        &format!("/api/v1/admin/campaigns/{c}/influencers"),
-        json!({"influencer_id": i}),
-    )
-    .await;
-    let code = s
-        .admin_post(
-            "/api/v1/admin/links",
-            json!({"campaign_id": c, "influencer_id": i}),
-        )
-        .await["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (id, key, code)
+    (shop.advertiser, shop.key, shop.codes[0].clone())
 }
 
 #[tokio::test]

@@ -76,6 +76,15 @@ const EVENT_COUNTS: &str = "count(*) FILTER (WHERE e.action = 'add_to_cart') AS 
      count(*) FILTER (WHERE e.action = 'custom') AS custom_events, \
      count(*) FILTER (WHERE e.action = 'purchase' AND e.attributed) AS attributed_purchases";
 
+/// Click and event totals of the filtered `c` and `e` tables: one row each.
+async fn totals(
+    ctx: &SessionContext,
+) -> Result<(Map<String, Value>, Map<String, Value>), ApiError> {
+    let mut c = rows(ctx, &format!("SELECT {CLICK_COUNTS} FROM c")).await?;
+    let mut e = rows(ctx, &format!("SELECT {EVENT_COUNTS} FROM e")).await?;
+    Ok((c.remove(0), e.remove(0)))
+}
+
 fn revenue(rows: &[Map<String, Value>]) -> Value {
     Value::Array(
         rows.iter()
@@ -94,11 +103,10 @@ pub async fn overview(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let (ctx, f, _) = prepare(&state, &headers, &q).await?;
-    let c = rows(&ctx, &format!("SELECT {CLICK_COUNTS} FROM c")).await?;
-    let e = rows(&ctx, &format!("SELECT {EVENT_COUNTS} FROM e")).await?;
+    let (c, e) = totals(&ctx).await?;
     let rev = rows(&ctx, "SELECT currency, sum(value_minor) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY currency ORDER BY currency").await?;
     let arev = rows(&ctx, "SELECT currency, sum(value_minor) AS amount_minor FROM e WHERE action = 'purchase' AND attributed GROUP BY currency ORDER BY currency").await?;
-    let (c, e) = (&c[0], &e[0]);
+    let (c, e) = (&c, &e);
     Ok(Json(json!({
         "period": period(&f),
         "clicks": int(c, "clicks"),
@@ -341,11 +349,10 @@ pub async fn funnel(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let (ctx, f, _) = prepare(&state, &headers, &q).await?;
-    let c = rows(&ctx, &format!("SELECT {CLICK_COUNTS} FROM c")).await?;
-    let e = rows(&ctx, &format!("SELECT {EVENT_COUNTS} FROM e")).await?;
-    let landing = int(&c[0], "unique_clicks");
-    let carts = int(&e[0], "add_to_carts");
-    let purchases = int(&e[0], "purchases");
+    let (c, e) = totals(&ctx).await?;
+    let landing = int(&c, "unique_clicks");
+    let carts = int(&e, "add_to_carts");
+    let purchases = int(&e, "purchases");
     Ok(Json(json!({
         "period": period(&f),
         "steps": [
@@ -353,8 +360,8 @@ pub async fn funnel(
             {"step": "add_to_cart", "count": carts, "rate_from_previous": ratio(carts, landing)},
             {"step": "purchase", "count": purchases, "rate_from_previous": ratio(purchases, carts)},
         ],
-        "drop_offs": int(&e[0], "drop_offs"),
-        "signups": int(&e[0], "signups"),
+        "drop_offs": int(&e, "drop_offs"),
+        "signups": int(&e, "signups"),
         "overall_rate": ratio(purchases, landing),
     })))
 }

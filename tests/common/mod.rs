@@ -114,6 +114,64 @@ impl Server {
         v
     }
 
+    /// Posts to the admin API and returns the created entity's `id`.
+    pub async fn create(&self, path: &str, body: Value) -> String {
+        self.admin_post(path, body).await["id"]
+            .as_str()
+            .expect("an id")
+            .to_string()
+    }
+
+    /// An advertiser with an API key and one campaign to `destination`, whose influencers
+    /// (by name) are assigned and have one link each.
+    pub async fn shop(&self, name: &str, destination: &str, influencers: &[&str]) -> Shop {
+        let advertiser = self
+            .create("/api/v1/admin/advertisers", json!({"name": name}))
+            .await;
+        let key = self
+            .admin_post(
+                &format!("/api/v1/admin/advertisers/{advertiser}/api-keys"),
+                json!({}),
+            )
+            .await["key"]
+            .as_str()
+            .expect("a key")
+            .to_string();
+        let campaign = self
+            .create(
+                &format!("/api/v1/admin/advertisers/{advertiser}/campaigns"),
+                json!({"name": format!("{name} campaign"), "destination_url": destination}),
+            )
+            .await;
+        let mut shop = Shop {
+            advertiser,
+            key,
+            campaign,
+            influencers: Vec::new(),
+            codes: Vec::new(),
+        };
+        for inf in influencers {
+            let id = self
+                .create("/api/v1/admin/influencers", json!({"name": inf}))
+                .await;
+            self.admin_post(
+                &format!("/api/v1/admin/campaigns/{}/influencers", shop.campaign),
+                json!({"influencer_id": id}),
+            )
+            .await;
+            let link = self
+                .admin_post(
+                    "/api/v1/admin/links",
+                    json!({"campaign_id": shop.campaign, "influencer_id": id}),
+                )
+                .await;
+            shop.codes
+                .push(link["code"].as_str().expect("a code").to_string());
+            shop.influencers.push(id);
+        }
+        shop
+    }
+
     pub async fn admin_get(&self, path: &str) -> Value {
         let r = self
             .http
@@ -176,6 +234,15 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What [`Server::shop`] created.
+pub struct Shop {
+    pub advertiser: String,
+    pub key: String,
+    pub campaign: String,
+    pub influencers: Vec<String>,
+    pub codes: Vec<String>,
 }
 
 /// A query parameter of a URL.
