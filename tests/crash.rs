@@ -201,17 +201,7 @@ async fn figures(s: &Server) -> Figures {
             (name, r)
         })
         .collect();
-    let csv = |path: &'static str| async move {
-        s.http
-            .get(s.url(path))
-            .bearer_auth(common::ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let csv = |path: &'static str| async move { s.admin_text(path).await };
     let first_column = |text: String| {
         text.lines()
             .skip(1)

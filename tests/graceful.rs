@@ -40,16 +40,7 @@ async fn ctrl_c_flushes_everything() {
         (json!(40), json!(40), json!(40), json!(40)),
         "{o}"
     );
-    let csv = s
-        .http
-        .get(s.url("/api/v1/export/clicks.csv"))
-        .bearer_auth(common::ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = s.admin_text("/api/v1/export/clicks.csv").await;
     for t in ids {
         assert!(csv.contains(&t), "click {t} lost on a graceful stop");
     }

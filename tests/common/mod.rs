@@ -184,6 +184,19 @@ impl Server {
         r.json().await.unwrap()
     }
 
+    /// A text answer (CSV exports) with the admin token.
+    pub async fn admin_text(&self, path: &str) -> String {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        r.text().await.unwrap()
+    }
+
     pub async fn get_with_key(&self, path: &str, key: &str) -> Response {
         self.http
             .get(self.url(path))

@@ -432,16 +432,7 @@ async fn the_whole_pipeline_adds_up() {
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("event_id,advertiser_id,action,"));
     assert_eq!(lines.len(), 1 + 11, "{csv}");
-    let clicks = s
-        .http
-        .get(s.url("/api/v1/export/clicks.csv"))
-        .bearer_auth(common::ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let clicks = s.admin_text("/api/v1/export/clicks.csv").await;
     assert_eq!(clicks.lines().count(), 1 + 8);
     assert!(clicks.contains("head_request") && clicks.contains("crawler_user_agent"));
     assert!(
