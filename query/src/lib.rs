@@ -10,6 +10,7 @@
 //! (attribution of one event), [`sql`] (read-only analyst SQL), [`filters`], [`json`].
 
 pub mod audit;
+pub mod clickhouse;
 pub mod export;
 pub mod filters;
 pub mod json;

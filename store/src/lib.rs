@@ -8,7 +8,10 @@
 //!   manifest (`redb`) that also holds the checkpoints. A file is visible only once the manifest
 //!   transaction that lists it, together with its checkpoint, has committed; files left over
 //!   from a crash are deleted at open. Small files are compacted in the background.
+//! - [`clickhouse`]: the production backend: versioned migrations, ReplacingMergeTree tables
+//!   keyed by record id, checkpoints and state versioned by offset.
 
+pub mod clickhouse;
 pub mod parquet;
 
 use async_trait::async_trait;

@@ -1,0 +1,57 @@
+//! Versioned ClickHouse DDL. Valid on ClickHouse 18.16 (Debian's) and current releases: no
+//! DateTime64, Map, JSON, IPv4/IPv6, TTL or LowCardinality. Times are Int64 microseconds since
+//! the epoch (the Arrow schema's `Timestamp(µs, UTC)`), booleans UInt8, money Int64 minor units.
+//! Raw tables are ReplacingMergeTree keyed by record id, so a replayed batch replaces rather
+//! than doubles; readers use `FINAL`.
+
+/// One migration: its version and statements (`{db}` is the database).
+pub struct Migration {
+    /// Applied in increasing order, each once.
+    pub version: u32,
+    /// What it does.
+    pub description: &'static str,
+    /// Statements, run in order.
+    pub statements: &'static [&'static str],
+}
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "raw clicks, attributed events, checkpoints and processor state",
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS {db}.clicks (
+            click_id String, at Int64, link_id String, code String, sub_id Nullable(String),
+            advertiser_id String, campaign_id String, influencer_id String, visitor_key String,
+            user_agent String, device_class String, referrer Nullable(String), ip_prefix String,
+            country Nullable(String), is_bot UInt8, bot_reason Nullable(String), not_live UInt8,
+            is_unique UInt8, src_partition UInt32, src_offset UInt64
+        ) ENGINE = ReplacingMergeTree()
+        PARTITION BY toYYYYMM(toDateTime(intDiv(at, 1000000)))
+        ORDER BY (advertiser_id, click_id)",
+        "CREATE TABLE IF NOT EXISTS {db}.events (
+            event_id String, advertiser_id String, action String, custom_name Nullable(String),
+            occurred_at Int64, received_at Int64, value_minor Nullable(Int64), currency String,
+            order_id Nullable(String), customer_id Nullable(String), properties Nullable(String),
+            coupon_code Nullable(String), ref_code Nullable(String), click_id Nullable(String),
+            landing_url Nullable(String), referrer Nullable(String), attributed UInt8,
+            attributed_by String, campaign_id Nullable(String), influencer_id Nullable(String),
+            link_id Nullable(String), coupon_id Nullable(String), reason Nullable(String),
+            candidates String, credited_click_id Nullable(String), click_at Nullable(Int64),
+            window_secs Nullable(Int64), conflict Nullable(String), src_partition UInt32,
+            src_offset UInt64
+        ) ENGINE = ReplacingMergeTree()
+        PARTITION BY toYYYYMM(toDateTime(intDiv(occurred_at, 1000000)))
+        ORDER BY (advertiser_id, event_id)",
+        "CREATE TABLE IF NOT EXISTS {db}.checkpoints (
+            stream String, next_offset UInt64
+        ) ENGINE = ReplacingMergeTree(next_offset) ORDER BY stream",
+        "CREATE TABLE IF NOT EXISTS {db}.processor_state (
+            stream String, key String, value String, seq UInt64, deleted UInt8
+        ) ENGINE = ReplacingMergeTree(seq) ORDER BY (stream, key)",
+    ],
+}];
+
+/// The table that records applied migrations.
+pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+    version UInt32, description String, applied_at DateTime
+) ENGINE = ReplacingMergeTree() ORDER BY version";
