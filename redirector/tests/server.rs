@@ -1,62 +1,15 @@
 //! The standalone redirector server over the real embedded log: redirects, health, metrics
 //! text, and the click record it appends.
 
-use clicktrail_bus::embedded::{EmbeddedLog, LogOptions};
-use clicktrail_bus::{CatalogView, ConsumerEvent, ConsumerFactory, Lifecycle};
+mod common;
+
+use clicktrail_bus::Lifecycle;
 use clicktrail_redirector::server::serve;
 use clicktrail_redirector::{Redirector, RedirectorConfig};
-use clicktrail_schemas::catalog::*;
 use clicktrail_schemas::token::ClickKeys;
-use clicktrail_schemas::wire::ClickRecord;
-use clicktrail_schemas::{CatalogChange, Topic};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn catalog() -> Vec<(u64, Option<CatalogChange>)> {
-    let now = chrono::Utc::now();
-    vec![
-        CatalogChange::AdvertiserUpserted {
-            advertiser: Advertiser {
-                id: "adv".into(),
-                name: "A".into(),
-                status: Status::Active,
-                require_signature: false,
-                created_at: now,
-            },
-        },
-        CatalogChange::CampaignUpserted {
-            campaign: Campaign {
-                id: "cmp".into(),
-                advertiser_id: "adv".into(),
-                name: "C".into(),
-                destination_url: "https://dest.example/p?x=1".into(),
-                starts_at: None,
-                ends_at: Some(now - chrono::Duration::days(1)),
-                attribution_source: AttributionSource::All,
-                attribution_window_secs: 60,
-                trailing_expiry_secs: None,
-                status: Status::Active,
-                created_at: now,
-            },
-        },
-        CatalogChange::LinkCreated {
-            link: Link {
-                id: "lnk".into(),
-                campaign_id: "cmp".into(),
-                influencer_id: "inf".into(),
-                advertiser_id: "adv".into(),
-                code: "abc".into(),
-                active: true,
-                created_at: now,
-            },
-        },
-    ]
-    .into_iter()
-    .enumerate()
-    .map(|(i, c)| (i as u64, Some(c)))
-    .collect()
-}
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -72,16 +25,13 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_server_redirects_and_records_the_click() {
     let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(
-        &dir.path().join("log.redb"),
-        LogOptions {
-            linger: Duration::from_millis(10),
-            ..LogOptions::default()
-        },
-    )
-    .unwrap();
-    let view = CatalogView::new();
-    view.apply(&catalog());
+    let log = common::log(dir.path());
+    // The campaign ended yesterday: its links still redirect, and their clicks are flagged.
+    let view = common::catalog(
+        "https://dest.example/p?x=1",
+        "abc",
+        Some(chrono::Utc::now() - chrono::Duration::days(1)),
+    );
     let keys = ClickKeys::new(1, b"server-test-key-0123".to_vec());
     let r = Redirector::new(
         RedirectorConfig {
@@ -119,14 +69,9 @@ async fn standalone_server_redirects_and_records_the_click() {
     assert!(get(addr, "/health/ready").await.starts_with("HTTP/1.1 200"));
     assert!(get(addr, "/metrics").await.ends_with("metrics 1\n"));
 
-    let mut consumer = log.consumer("test", Topic::Clicks).await.unwrap();
-    consumer.poll(10, Duration::ZERO).await.unwrap();
-    let ConsumerEvent::Records(records) = consumer.poll(10, Duration::from_secs(5)).await.unwrap()
-    else {
-        panic!()
-    };
-    assert_eq!(records.len(), 1);
-    let click: ClickRecord = serde_json::from_slice(&records[0].payload).unwrap();
+    let clicks = common::clicks(&log).await;
+    assert_eq!(clicks.len(), 1);
+    let click = &clicks[0];
     assert_eq!(
         (
             click.code.as_str(),
