@@ -21,32 +21,16 @@ struct Inner {
     shutdown: CancellationToken,
 }
 
-/// A role's claim on readiness: the process is ready once every claim is released.
+/// A role's claim on readiness: the process is ready once every claim is released with
+/// [`NotReady::ready`]. A claim dropped without it keeps the process unready.
 pub struct NotReady {
     inner: Arc<Inner>,
-    released: bool,
 }
 
 impl NotReady {
     /// This role is ready.
-    pub fn ready(mut self) {
-        self.release();
-    }
-
-    fn release(&mut self) {
-        if !self.released {
-            self.released = true;
-            self.inner.pending.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-}
-
-impl Drop for NotReady {
-    fn drop(&mut self) {
-        // A role that gave up without becoming ready keeps the process unready.
-        if !self.released {
-            self.released = true;
-        }
+    pub fn ready(self) {
+        self.inner.pending.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -61,7 +45,6 @@ impl Lifecycle {
         self.inner.pending.fetch_add(1, Ordering::SeqCst);
         NotReady {
             inner: self.inner.clone(),
-            released: false,
         }
     }
 
@@ -90,5 +73,31 @@ impl Lifecycle {
     /// The cancellation token behind [`Lifecycle::stopped`].
     pub fn token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_once_every_role_is_and_not_while_draining() {
+        let lc = Lifecycle::new();
+        let a = lc.not_ready();
+        let b = lc.not_ready();
+        assert!(!lc.is_ready());
+        a.ready();
+        assert!(!lc.is_ready());
+        b.ready();
+        assert!(lc.is_ready());
+        let gave_up = lc.not_ready();
+        drop(gave_up);
+        assert!(
+            !lc.is_ready(),
+            "a role that never became ready keeps the process unready"
+        );
+        let lc = Lifecycle::new();
+        lc.shutdown();
+        assert!(!lc.is_ready() && lc.is_shutting_down());
     }
 }
