@@ -23,6 +23,7 @@ use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::scalar::ScalarValue;
+use futures::TryStreamExt;
 use std::sync::Arc;
 
 /// Tables over the ClickHouse store.
@@ -273,8 +274,6 @@ impl PartitionStream for Scan {
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
     }
 }
-
-use futures::TryStreamExt;
 
 async fn fetch(client: Client, sql: String, schema: SchemaRef) -> Result<Vec<RecordBatch>> {
     tracing::debug!(sql = %sql, "clickhouse scan");
