@@ -173,18 +173,11 @@ impl Server {
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{path}");
-        r.json().await.unwrap()
+        let text = self.admin_text(path).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
     }
 
-    /// A text answer (CSV exports) with the admin token.
+    /// A text answer (JSON, CSV exports) with the admin token; anything but 200 fails the test.
     pub async fn admin_text(&self, path: &str) -> String {
         let r = self
             .http
