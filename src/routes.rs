@@ -116,11 +116,11 @@ async fn pipeline(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<
     let mut topics = serde_json::Map::new();
     let mut total = 0u64;
     for topic in [Topic::Clicks, Topic::Events] {
-        let consumer = s.consumers.consumer(&s.processor_group, topic).await?;
-        let ends = consumer.end_offsets().await?;
+        let ends = s.consumers.end_offsets(topic).await?;
+        let committed = s.consumers.committed(&s.processor_group, topic).await?;
         let mut parts = Vec::new();
         for (p, end) in ends.iter().enumerate() {
-            let committed = consumer.committed(p as u32).await?.unwrap_or(0);
+            let committed = committed.get(p).copied().flatten().unwrap_or(0);
             let lag = end.saturating_sub(committed);
             total += lag;
             parts.push(

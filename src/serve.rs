@@ -77,7 +77,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         async move {
             follower::follow(
                 consumers,
-                "catalog-follower",
                 catalog,
                 move || {
                     let _ = caught_up.send(());

@@ -138,16 +138,13 @@ fn chain(rt: &tokio::runtime::Runtime, n: usize) -> Duration {
             },
             stop.clone(),
         ));
-        let mut probes = Vec::new();
-        for t in [Topic::Clicks, Topic::Events] {
-            probes.push(consumers.consumer("bench", t).await.unwrap());
-        }
         loop {
             let mut lag = 0;
-            for p in &probes {
-                let ends = p.end_offsets().await.unwrap();
-                for (part, end) in ends.iter().enumerate() {
-                    lag += end - p.committed(part as u32).await.unwrap().unwrap_or(0);
+            for t in [Topic::Clicks, Topic::Events] {
+                let ends = consumers.end_offsets(t).await.unwrap();
+                let committed = consumers.committed("bench", t).await.unwrap();
+                for (end, c) in ends.iter().zip(committed) {
+                    lag += end - c.unwrap_or(0);
                 }
             }
             if lag == 0 {

@@ -24,6 +24,8 @@ mod consumer;
 use consumer::{EmbeddedConsumer, read_committed};
 
 const OFFSETS: TableDefinition<&str, u64> = TableDefinition::new("consumer-offsets");
+/// First retained offset per partition table, once records before it were removed.
+const STARTS: TableDefinition<&str, u64> = TableDefinition::new("log-starts");
 
 fn storage(e: impl std::fmt::Display) -> BusError {
     BusError::Storage(e.to_string())
@@ -122,20 +124,27 @@ impl EmbeddedLog {
         {
             let txn = db.begin_write().map_err(storage)?;
             txn.open_table(OFFSETS).map_err(storage)?;
+            let starts = txn.open_table(STARTS).map_err(storage)?;
             for (&topic, &n) in &options.partitions {
                 for p in 0..n {
                     let name = table_name(topic, p);
                     let table = txn
                         .open_table(TableDefinition::<u64, &[u8]>::new(&name))
                         .map_err(storage)?;
+                    let start = starts
+                        .get(name.as_str())
+                        .map_err(storage)?
+                        .map(|v| v.value())
+                        .unwrap_or(0);
                     let end = table
                         .last()
                         .map_err(storage)?
                         .map(|(k, _)| k.value() + 1)
-                        .unwrap_or(0);
+                        .unwrap_or(start);
                     ends.insert((topic, p), end);
                 }
             }
+            drop(starts);
             txn.commit().map_err(storage)?;
         }
         let (version, _) = watch::channel(0);
@@ -169,6 +178,54 @@ impl EmbeddedLog {
     /// Partitions of a topic.
     pub fn partitions(&self, topic: Topic) -> u32 {
         self.shared.partitions.get(&topic).copied().unwrap_or(1)
+    }
+
+    /// Removes the records of a partition before `offset`; offsets of later records and of
+    /// records appended afterwards do not change.
+    pub async fn truncate(&self, topic: Topic, partition: u32, offset: u64) -> Result<(), BusError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let name = table_name(topic, partition);
+            let txn = shared.db.begin_write().map_err(storage)?;
+            {
+                let mut table = txn
+                    .open_table(TableDefinition::<u64, &[u8]>::new(&name))
+                    .map_err(storage)?;
+                table.retain_in(..offset, |_, _| false).map_err(storage)?;
+                let mut starts = txn.open_table(STARTS).map_err(storage)?;
+                let current = starts.get(name.as_str()).map_err(storage)?.map(|v| v.value());
+                if current.is_none_or(|c| offset > c) {
+                    starts.insert(name.as_str(), offset).map_err(storage)?;
+                }
+            }
+            txn.commit().map_err(storage)
+        })
+        .await
+        .map_err(storage)?
+    }
+
+    fn new_consumer(
+        &self,
+        group: Option<&str>,
+        topic: Topic,
+    ) -> Result<Box<dyn Consumer>, BusError> {
+        let n = self.partitions(topic);
+        let mut positions = HashMap::new();
+        for p in 0..n {
+            let committed = match group {
+                Some(g) => read_committed(&self.shared.db, g, topic, p)?,
+                None => None,
+            };
+            positions.insert(p, committed.unwrap_or(0));
+        }
+        Ok(Box::new(EmbeddedConsumer {
+            shared: self.shared.clone(),
+            group: group.map(str::to_string),
+            topic,
+            positions,
+            assigned: false,
+            version: self.shared.version.subscribe(),
+        }))
     }
 }
 
@@ -267,7 +324,11 @@ fn commit(shared: &Shared, batch: &[WriteReq]) -> Result<Vec<Vec<Delivery>>, Bus
                 table
                     .insert(offset, encode(now, key, payload).as_slice())
                     .map_err(storage)?;
-                deliveries.push(Delivery { partition, offset });
+                deliveries.push(Delivery {
+                    partition,
+                    offset,
+                    spooled: false,
+                });
             }
             *appended.entry(req.topic).or_default() += req.records.len() as u64;
             out.push(deliveries);
@@ -327,20 +388,24 @@ impl Producer for EmbeddedLog {
 #[async_trait]
 impl ConsumerFactory for EmbeddedLog {
     async fn consumer(&self, group: &str, topic: Topic) -> Result<Box<dyn Consumer>, BusError> {
-        let n = self.partitions(topic);
-        let mut positions = HashMap::new();
-        for p in 0..n {
-            let committed = read_committed(&self.shared.db, group, topic, p)?;
-            positions.insert(p, committed.unwrap_or(0));
-        }
-        Ok(Box::new(EmbeddedConsumer {
-            shared: self.shared.clone(),
-            group: group.to_string(),
-            topic,
-            positions,
-            assigned: false,
-            version: self.shared.version.subscribe(),
-        }))
+        self.new_consumer(Some(group), topic)
+    }
+
+    async fn reader(&self, topic: Topic) -> Result<Box<dyn Consumer>, BusError> {
+        self.new_consumer(None, topic)
+    }
+
+    async fn end_offsets(&self, topic: Topic) -> Result<Vec<u64>, BusError> {
+        let ends = self.shared.ends.read();
+        Ok((0..self.partitions(topic))
+            .map(|p| ends.get(&(topic, p)).copied().unwrap_or(0))
+            .collect())
+    }
+
+    async fn committed(&self, group: &str, topic: Topic) -> Result<Vec<Option<u64>>, BusError> {
+        (0..self.partitions(topic))
+            .map(|p| read_committed(&self.shared.db, group, topic, p))
+            .collect()
     }
 }
 

@@ -131,19 +131,18 @@ impl CatalogView {
 /// Reads the catalog to its end, then calls `ready` and follows it until `stop` resolves.
 pub async fn follow(
     factory: Arc<dyn ConsumerFactory>,
-    group: &str,
     view: Arc<CatalogView>,
     ready: impl FnOnce(),
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), BusError> {
-    let mut consumer = factory.consumer(group, Topic::Catalog).await?;
     // Every follower replays the whole topic: the catalog's state is its full history.
-    if let ConsumerEvent::Assigned(parts) = consumer.poll(1, Duration::ZERO).await? {
-        for p in parts {
-            consumer.seek(p, 0)?;
-        }
-    }
-    let end = consumer.end_offsets().await?.first().copied().unwrap_or(0);
+    let mut consumer = factory.reader(Topic::Catalog).await?;
+    let end = factory
+        .end_offsets(Topic::Catalog)
+        .await?
+        .first()
+        .copied()
+        .unwrap_or(0);
     let mut ready = Some(ready);
     if end == 0
         && let Some(r) = ready.take()

@@ -6,11 +6,14 @@
 //! - [`embedded`]: the single-node backend, a durable log in the data directory on `redb`.
 //!   A durable send returns only after the write is fsynced; enqueued records (clicks) are
 //!   group-committed at least every `linger` interval.
+//! - [`kafka`]: the production backend over rdkafka, with the local spool that keeps
+//!   redirects and ingest durable while the broker is unreachable.
 //! - [`follower`]: reads `catalog` to its end before the role reports ready, then follows it.
 //! - [`lifecycle`]: readiness and the shutdown signal shared by the roles of one process.
 
 pub mod embedded;
 pub mod follower;
+pub mod kafka;
 pub mod lifecycle;
 mod metric_names;
 
@@ -43,8 +46,11 @@ pub struct Message {
 pub struct Delivery {
     /// Partition.
     pub partition: u32,
-    /// Offset.
+    /// Offset; for a spooled record, its offset in the local spool.
     pub offset: u64,
+    /// The broker was unreachable and the record is durable on the local spool instead; it
+    /// is replayed, in order, when the broker returns.
+    pub spooled: bool,
 }
 
 /// Bus failures, with what the caller should do about them.
@@ -125,12 +131,6 @@ pub trait Consumer: Send + Sync {
     /// Commits the group's positions: each offset is the next one to read. Never moves a
     /// position backwards.
     async fn commit(&mut self, offsets: &[(u32, u64)]) -> Result<(), BusError>;
-
-    /// The group's committed position per partition, if any.
-    async fn committed(&self, partition: u32) -> Result<Option<u64>, BusError>;
-
-    /// The end offset (next offset to be written) of each partition, indexed by partition.
-    async fn end_offsets(&self) -> Result<Vec<u64>, BusError>;
 }
 
 /// Makes consumers; one per topic and group.
@@ -139,6 +139,17 @@ pub trait ConsumerFactory: Send + Sync + 'static {
     /// A consumer of `topic` in `group`, positioned at the group's committed offsets (or the
     /// beginning).
     async fn consumer(&self, group: &str, topic: Topic) -> Result<Box<dyn Consumer>, BusError>;
+
+    /// A reader of every partition of `topic` outside any group, from the positions the caller
+    /// seeks to when it is assigned (the beginning otherwise). It cannot commit.
+    async fn reader(&self, topic: Topic) -> Result<Box<dyn Consumer>, BusError>;
+
+    /// The end offset (next offset to be written) of each partition, indexed by partition.
+    async fn end_offsets(&self, topic: Topic) -> Result<Vec<u64>, BusError>;
+
+    /// The group's committed position per partition, indexed by partition, without joining
+    /// the group.
+    async fn committed(&self, group: &str, topic: Topic) -> Result<Vec<Option<u64>>, BusError>;
 }
 
 /// Reading without a group: the last records of a topic (the admin's dead-letter view).

@@ -32,7 +32,8 @@ pub(super) fn read_committed(
 /// partition of its topic on its first poll.
 pub(super) struct EmbeddedConsumer {
     pub(super) shared: Arc<Shared>,
-    pub(super) group: String,
+    /// `None` for a reader outside any group.
+    pub(super) group: Option<String>,
     pub(super) topic: Topic,
     pub(super) positions: HashMap<u32, u64>,
     pub(super) assigned: bool,
@@ -110,10 +111,13 @@ impl Consumer for EmbeddedConsumer {
     }
 
     async fn commit(&mut self, offsets: &[(u32, u64)]) -> Result<(), BusError> {
+        let Some(group) = &self.group else {
+            return Err(BusError::Invalid("a reader outside a group cannot commit".into()));
+        };
         let shared = self.shared.clone();
         let keys: Vec<(String, u64)> = offsets
             .iter()
-            .map(|(p, o)| (offsets_key(&self.group, self.topic, *p), *o))
+            .map(|(p, o)| (offsets_key(group, self.topic, *p), *o))
             .collect();
         tokio::task::spawn_blocking(move || {
             let txn = shared.db.begin_write().map_err(storage)?;
@@ -130,22 +134,5 @@ impl Consumer for EmbeddedConsumer {
         })
         .await
         .map_err(storage)?
-    }
-
-    async fn committed(&self, partition: u32) -> Result<Option<u64>, BusError> {
-        read_committed(&self.shared.db, &self.group, self.topic, partition)
-    }
-
-    async fn end_offsets(&self) -> Result<Vec<u64>, BusError> {
-        let n = self
-            .shared
-            .partitions
-            .get(&self.topic)
-            .copied()
-            .unwrap_or(1);
-        let ends = self.shared.ends.read();
-        Ok((0..n)
-            .map(|p| ends.get(&(self.topic, p)).copied().unwrap_or(0))
-            .collect())
     }
 }

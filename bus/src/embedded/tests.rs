@@ -39,7 +39,8 @@ async fn appended_records_survive_reopen_in_offset_order() {
             .unwrap(),
         Delivery {
             partition: p,
-            offset: 11
+            offset: 11,
+            spooled: false,
         }
     );
 }
@@ -58,7 +59,10 @@ async fn commits_resume_the_group_and_never_go_backwards() {
     let mut c = log.consumer("g", Topic::Clicks).await.unwrap();
     c.commit(&[(d.partition, 1)]).await.unwrap();
     c.commit(&[(d.partition, 0)]).await.unwrap();
-    assert_eq!(c.committed(d.partition).await.unwrap(), Some(1));
+    assert_eq!(
+        log.committed("g", Topic::Clicks).await.unwrap()[d.partition as usize],
+        Some(1)
+    );
     let mut c2 = log.consumer("g", Topic::Clicks).await.unwrap();
     c2.poll(10, Duration::ZERO).await.unwrap();
     let ConsumerEvent::Records(recs) = c2.poll(10, Duration::ZERO).await.unwrap() else {
@@ -66,7 +70,10 @@ async fn commits_resume_the_group_and_never_go_backwards() {
     };
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].payload, b"b");
-    assert_eq!(c2.end_offsets().await.unwrap()[d.partition as usize], 2);
+    assert_eq!(
+        log.end_offsets(Topic::Clicks).await.unwrap()[d.partition as usize],
+        2
+    );
 }
 
 #[tokio::test]
@@ -86,4 +93,31 @@ async fn a_waiting_consumer_wakes_on_append() {
         panic!()
     };
     assert_eq!(recs.len(), 1);
+}
+
+#[tokio::test]
+async fn truncation_keeps_offsets_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let p;
+    {
+        let log = open(dir.path()).await;
+        let mut last = None;
+        for i in 0..5u8 {
+            last = Some(log.send(Topic::Events, b"k".to_vec(), vec![i]).await.unwrap());
+        }
+        p = last.unwrap().partition;
+        log.truncate(Topic::Events, p, 5).await.unwrap();
+        log.close().await.unwrap();
+    }
+    let log = open(dir.path()).await;
+    assert_eq!(log.end_offsets(Topic::Events).await.unwrap()[p as usize], 5);
+    let d = log.send(Topic::Events, b"k".to_vec(), vec![5]).await.unwrap();
+    assert_eq!(d.offset, 5, "offsets continue after the removed records");
+    let mut r = log.reader(Topic::Events).await.unwrap();
+    r.poll(10, Duration::ZERO).await.unwrap();
+    let ConsumerEvent::Records(recs) = r.poll(10, Duration::ZERO).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(recs.iter().map(|m| m.payload[0]).collect::<Vec<_>>(), vec![5]);
+    assert!(r.commit(&[(p, 6)]).await.is_err(), "a reader cannot commit");
 }

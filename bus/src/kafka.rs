@@ -1,0 +1,561 @@
+//! The production bus: Kafka (any Kafka-protocol broker) through rdkafka.
+//!
+//! - [`KafkaBus::connect`] creates missing topics with the configured partition counts and
+//!   learns the partition counts the broker actually has, so every producer partitions keys
+//!   exactly as [`partition_for`] does, the same as the embedded log.
+//! - [`KafkaProducer`]: idempotent, `acks=all`, lz4; a durable send returns once the broker
+//!   acknowledged every record (delivery reports), or, for `clicks` and `events` while the
+//!   broker is unreachable, once the record is on the local [`spool`].
+//! - [`KafkaBus`] as a [`ConsumerFactory`]: group consumers with manual commits whose
+//!   rebalances are handed to the caller ([`ConsumerEvent::Assigned`] / `Revoked`) and wait
+//!   until the caller has restored or checkpointed the partitions; readers outside any group.
+
+use crate::{BusError, Consumer, ConsumerFactory, Delivery, Message, Producer, TailReader};
+use async_trait::async_trait;
+use clicktrail_schemas::Topic;
+use clicktrail_schemas::topics::partition_for;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+mod consumer;
+pub mod spool;
+
+use consumer::KafkaConsumer;
+use spool::Spool;
+
+/// How long metadata and offset requests may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn kafka_err(e: impl std::fmt::Display) -> BusError {
+    BusError::Storage(format!("kafka: {e}"))
+}
+
+/// Connection and tuning of the Kafka backend.
+#[derive(Debug, Clone)]
+pub struct KafkaOptions {
+    /// `host:port[,host:port…]` of the brokers.
+    pub brokers: String,
+    /// Partitions of each topic created at start (existing topics keep theirs).
+    pub partitions: HashMap<Topic, u32>,
+    /// Replication factor of topics created at start.
+    pub replication: i32,
+    /// How long the producer waits to fill a batch (`linger.ms`).
+    pub linger: Duration,
+    /// Records per producer batch at most (`batch.num.messages`).
+    pub batch_records: usize,
+    /// How long a record may wait for the broker's acknowledgement before it counts as
+    /// undelivered (`message.timeout.ms`) and goes to the spool.
+    pub delivery_timeout: Duration,
+    /// Group session timeout: how soon a member that died is replaced.
+    pub session_timeout: Duration,
+    /// Further librdkafka settings, applied last.
+    pub settings: Vec<(String, String)>,
+}
+
+impl KafkaOptions {
+    /// Defaults for brokers at `brokers`.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        KafkaOptions {
+            brokers: brokers.into(),
+            partitions: Topic::ALL
+                .into_iter()
+                .map(|t| (t, t.default_partitions()))
+                .collect(),
+            replication: 1,
+            linger: Duration::from_millis(5),
+            batch_records: 10_000,
+            delivery_timeout: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(6),
+            settings: Vec::new(),
+        }
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("broker.address.family", "v4")
+            .set("log_level", "4");
+        c
+    }
+
+    fn apply_settings(&self, c: &mut ClientConfig) {
+        for (k, v) in &self.settings {
+            c.set(k, v);
+        }
+    }
+}
+
+/// The Kafka bus: topics checked at connect, a [`ConsumerFactory`] and a [`TailReader`];
+/// producers come from [`KafkaBus::producer`].
+#[derive(Clone)]
+pub struct KafkaBus {
+    options: Arc<KafkaOptions>,
+    partitions: Arc<HashMap<Topic, u32>>,
+    /// For metadata and watermarks; never joins a group.
+    meta: Arc<BaseConsumer>,
+}
+
+impl KafkaBus {
+    /// Connects, creates missing topics and reads every topic's partition count. Waits up
+    /// to `wait` for the broker to answer.
+    pub async fn connect(options: KafkaOptions, wait: Duration) -> Result<Self, BusError> {
+        let options = Arc::new(options);
+        let admin: AdminClient<DefaultClientContext> = {
+            let mut c = options.client_config();
+            options.apply_settings(&mut c);
+            c.create().map_err(kafka_err)?
+        };
+        let deadline = Instant::now() + wait;
+        let new_topics: Vec<(String, i32)> = Topic::ALL
+            .into_iter()
+            .map(|t| {
+                let n = options.partitions.get(&t).copied().unwrap_or(1).max(1);
+                (t.name().to_string(), n as i32)
+            })
+            .collect();
+        loop {
+            let specs: Vec<NewTopic> = new_topics
+                .iter()
+                .map(|(name, n)| {
+                    NewTopic::new(name, *n, TopicReplication::Fixed(options.replication))
+                })
+                .collect();
+            let opts = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+            match admin.create_topics(&specs, &opts).await {
+                Ok(results) => {
+                    let failed: Vec<String> = results
+                        .into_iter()
+                        .filter_map(|r| match r {
+                            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
+                            Err((name, code)) => Some(format!("{name}: {code}")),
+                        })
+                        .collect();
+                    if failed.is_empty() {
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(kafka_err(format!(
+                            "cannot create topics: {}",
+                            failed.join(", ")
+                        )));
+                    }
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(kafka_err(format!("cannot create topics: {e}")));
+                }
+                Err(e) => tracing::warn!(error = %e, "broker not answering yet; retrying"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let meta: BaseConsumer = {
+            let mut c = options.client_config();
+            c.set("group.id", "clicktrail-metadata")
+                .set("enable.auto.commit", "false");
+            options.apply_settings(&mut c);
+            c.create().map_err(kafka_err)?
+        };
+        let meta = Arc::new(meta);
+        let partitions = {
+            let meta = meta.clone();
+            tokio::task::spawn_blocking(move || -> Result<HashMap<Topic, u32>, BusError> {
+                let mut out = HashMap::new();
+                for topic in Topic::ALL {
+                    loop {
+                        let n = topic_partitions(&meta, topic);
+                        match n {
+                            Ok(n) if n > 0 => {
+                                out.insert(topic, n);
+                                break;
+                            }
+                            _ if Instant::now() >= deadline => {
+                                return Err(kafka_err(format!(
+                                    "topic {topic} has no partitions after creation"
+                                )));
+                            }
+                            _ => std::thread::sleep(Duration::from_millis(200)),
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(kafka_err)??
+        };
+        tracing::info!(brokers = %options.brokers, ?partitions, "connected to kafka");
+        Ok(KafkaBus {
+            options,
+            partitions: Arc::new(partitions),
+            meta,
+        })
+    }
+
+    /// Partitions of a topic on the broker.
+    pub fn partitions(&self, topic: Topic) -> u32 {
+        self.partitions.get(&topic).copied().unwrap_or(1)
+    }
+
+    /// Every topic's partition count on the broker.
+    pub fn partition_counts(&self) -> HashMap<Topic, u32> {
+        self.partitions.as_ref().clone()
+    }
+
+    /// A producer; with a spool, `clicks` and `events` stay durable while the broker is
+    /// unreachable (start [`spool::replay`] next to it).
+    pub fn producer(&self, spool: Option<Arc<Spool>>) -> Result<KafkaProducer, BusError> {
+        let o = &self.options;
+        let mut c = o.client_config();
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            .set("linger.ms", o.linger.as_millis().to_string())
+            .set("batch.num.messages", o.batch_records.to_string())
+            .set("message.timeout.ms", o.delivery_timeout.as_millis().to_string())
+            .set("queue.buffering.max.messages", "1000000");
+        o.apply_settings(&mut c);
+        let inner: ThreadedProducer<DeliveryContext> = c
+            .create_with_context(DeliveryContext {
+                spool: spool.clone(),
+            })
+            .map_err(kafka_err)?;
+        Ok(KafkaProducer {
+            inner: Arc::new(inner),
+            partitions: self.partitions.clone(),
+            spool,
+            ack_wait: o.delivery_timeout + Duration::from_secs(5),
+        })
+    }
+
+    fn consumer_config(&self, group: &str) -> ClientConfig {
+        let o = &self.options;
+        let mut c = o.client_config();
+        c.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", o.session_timeout.as_millis().to_string())
+            .set(
+                "heartbeat.interval.ms",
+                (o.session_timeout.as_millis() / 4).max(100).to_string(),
+            )
+            .set("partition.assignment.strategy", "range")
+            .set("fetch.wait.max.ms", "100");
+        o.apply_settings(&mut c);
+        c
+    }
+}
+
+fn topic_partitions(meta: &BaseConsumer, topic: Topic) -> Result<u32, BusError> {
+    let md = meta
+        .fetch_metadata(Some(topic.name()), REQUEST_TIMEOUT)
+        .map_err(kafka_err)?;
+    Ok(md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic.name() && t.error().is_none())
+        .map(|t| t.partitions().len() as u32)
+        .unwrap_or(0))
+}
+
+/// What waits for a record's delivery report.
+enum Pending {
+    /// A durable send waiting for the broker's acknowledgement.
+    Reply(oneshot::Sender<Result<Delivery, String>>),
+    /// An enqueued record (a click): on failure it goes to the spool.
+    Enqueued(Topic),
+}
+
+/// Routes delivery reports to waiting senders and failed enqueued records to the spool.
+struct DeliveryContext {
+    spool: Option<Arc<Spool>>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        match (*pending, result) {
+            (Pending::Reply(tx), Ok(m)) => {
+                let _ = tx.send(Ok(Delivery {
+                    partition: m.partition() as u32,
+                    offset: m.offset() as u64,
+                    spooled: false,
+                }));
+            }
+            (Pending::Reply(tx), Err((e, _))) => {
+                let _ = tx.send(Err(e.to_string()));
+            }
+            (Pending::Enqueued(_), Ok(_)) => {}
+            (Pending::Enqueued(topic), Err((e, m))) => {
+                let key = m.key().unwrap_or_default().to_vec();
+                let payload = m.payload().unwrap_or_default().to_vec();
+                match &self.spool {
+                    Some(spool) => spool.enqueue(topic, key, payload),
+                    None => {
+                        metrics::counter!(crate::metric_names::UNDELIVERED, "topic" => topic.name())
+                            .increment(1);
+                        tracing::error!(%topic, error = %e, "record not delivered and no spool");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The Kafka producer, with the optional local spool behind it.
+#[derive(Clone)]
+pub struct KafkaProducer {
+    inner: Arc<ThreadedProducer<DeliveryContext>>,
+    partitions: Arc<HashMap<Topic, u32>>,
+    spool: Option<Arc<Spool>>,
+    ack_wait: Duration,
+}
+
+impl KafkaProducer {
+    fn partition(&self, topic: Topic, key: &[u8]) -> u32 {
+        partition_for(key, self.partitions.get(&topic).copied().unwrap_or(1))
+    }
+
+    /// Sends straight to the broker and reports each record's outcome, in order.
+    async fn send_direct(
+        &self,
+        topic: Topic,
+        records: &[(Vec<u8>, Vec<u8>)],
+    ) -> Vec<Result<Delivery, String>> {
+        let mut waits = Vec::with_capacity(records.len());
+        for (key, payload) in records {
+            let (tx, rx) = oneshot::channel();
+            let partition = self.partition(topic, key);
+            let record = BaseRecord::with_opaque_to(topic.name(), Box::new(Pending::Reply(tx)))
+                .key(key.as_slice())
+                .payload(payload.as_slice())
+                .partition(partition as i32);
+            match self.inner.send(record) {
+                Ok(()) => waits.push(Ok(rx)),
+                Err((e, _)) => waits.push(Err(e.to_string())),
+            }
+        }
+        let mut out = Vec::with_capacity(waits.len());
+        for w in waits {
+            out.push(match w {
+                Ok(rx) => match tokio::time::timeout(self.ack_wait, rx).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(_)) => Err("the producer dropped the record".into()),
+                    Err(_) => Err("no delivery report in time".into()),
+                },
+                Err(e) => Err(e),
+            });
+        }
+        out
+    }
+
+    fn spool_for(&self, topic: Topic) -> Option<&Arc<Spool>> {
+        self.spool.as_ref().filter(|s| s.covers(topic))
+    }
+}
+
+#[async_trait]
+impl Producer for KafkaProducer {
+    async fn send_batch(
+        &self,
+        topic: Topic,
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Vec<Delivery>, BusError> {
+        if let Some(spool) = self.spool_for(topic)
+            && spool.is_spooling(topic)
+        {
+            return spool.append(topic, records).await;
+        }
+        let results = self.send_direct(topic, &records).await;
+        let mut out: Vec<Option<Delivery>> = Vec::with_capacity(results.len());
+        let mut failed = Vec::new();
+        let mut first_error = None;
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(d) => out.push(Some(d)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    failed.push(i);
+                    out.push(None);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            let Some(spool) = self.spool_for(topic) else {
+                return Err(kafka_err(format!("not acknowledged: {e}")));
+            };
+            tracing::warn!(%topic, records = failed.len(), error = %e, "broker did not acknowledge; spooling");
+            let retry: Vec<(Vec<u8>, Vec<u8>)> =
+                failed.iter().map(|&i| records[i].clone()).collect();
+            let spooled = spool.append(topic, retry).await?;
+            for (i, d) in failed.into_iter().zip(spooled) {
+                out[i] = Some(d);
+            }
+        }
+        Ok(out.into_iter().map(|d| d.expect("every record answered")).collect())
+    }
+
+    fn enqueue(&self, topic: Topic, key: Vec<u8>, payload: Vec<u8>) -> Result<(), BusError> {
+        if let Some(spool) = self.spool_for(topic)
+            && spool.is_spooling(topic)
+        {
+            spool.enqueue(topic, key, payload);
+            return Ok(());
+        }
+        let partition = self.partition(topic, &key);
+        let record = BaseRecord::with_opaque_to(topic.name(), Box::new(Pending::Enqueued(topic)))
+            .key(key.as_slice())
+            .payload(payload.as_slice())
+            .partition(partition as i32);
+        match self.inner.send(record) {
+            Ok(()) => Ok(()),
+            Err((e, _)) => match self.spool_for(topic) {
+                Some(spool) => {
+                    spool.enqueue(topic, key, payload);
+                    Ok(())
+                }
+                None if matches!(e, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                    Err(BusError::QueueFull)
+                }
+                None => Err(kafka_err(e)),
+            },
+        }
+    }
+
+    async fn flush(&self) -> Result<(), BusError> {
+        let inner = self.inner.clone();
+        let wait = self.ack_wait;
+        tokio::task::spawn_blocking(move || inner.flush(wait))
+            .await
+            .map_err(kafka_err)?
+            .map_err(kafka_err)?;
+        if let Some(spool) = &self.spool {
+            spool.flush().await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ConsumerFactory for KafkaBus {
+    async fn consumer(&self, group: &str, topic: Topic) -> Result<Box<dyn Consumer>, BusError> {
+        let config = self.consumer_config(group);
+        Ok(Box::new(KafkaConsumer::start(
+            config,
+            topic,
+            consumer::Mode::Group,
+            self.partitions(topic),
+        )?))
+    }
+
+    async fn reader(&self, topic: Topic) -> Result<Box<dyn Consumer>, BusError> {
+        let config = self.consumer_config("clicktrail-reader");
+        Ok(Box::new(KafkaConsumer::start(
+            config,
+            topic,
+            consumer::Mode::Reader,
+            self.partitions(topic),
+        )?))
+    }
+
+    async fn end_offsets(&self, topic: Topic) -> Result<Vec<u64>, BusError> {
+        let meta = self.meta.clone();
+        let n = self.partitions(topic);
+        tokio::task::spawn_blocking(move || {
+            (0..n)
+                .map(|p| {
+                    meta.fetch_watermarks(topic.name(), p as i32, REQUEST_TIMEOUT)
+                        .map(|(_, high)| high.max(0) as u64)
+                        .map_err(kafka_err)
+                })
+                .collect()
+        })
+        .await
+        .map_err(kafka_err)?
+    }
+
+    async fn committed(&self, group: &str, topic: Topic) -> Result<Vec<Option<u64>>, BusError> {
+        let config = self.consumer_config(group);
+        let n = self.partitions(topic);
+        tokio::task::spawn_blocking(move || {
+            let c: BaseConsumer = config.create().map_err(kafka_err)?;
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..n {
+                tpl.add_partition(topic.name(), p as i32);
+            }
+            let got = c
+                .committed_offsets(tpl, REQUEST_TIMEOUT)
+                .map_err(kafka_err)?;
+            Ok((0..n)
+                .map(|p| match got.find_partition(topic.name(), p as i32) {
+                    Some(e) => match e.offset() {
+                        Offset::Offset(o) if o >= 0 => Some(o as u64),
+                        _ => None,
+                    },
+                    None => None,
+                })
+                .collect())
+        })
+        .await
+        .map_err(kafka_err)?
+    }
+}
+
+#[async_trait]
+impl TailReader for KafkaBus {
+    async fn tail(&self, topic: Topic, n: usize) -> Result<Vec<Message>, BusError> {
+        let config = self.consumer_config("clicktrail-tail");
+        let parts = self.partitions(topic);
+        tokio::task::spawn_blocking(move || {
+            let c: BaseConsumer = config.create().map_err(kafka_err)?;
+            let mut tpl = TopicPartitionList::new();
+            let mut ends = HashMap::new();
+            for p in 0..parts as i32 {
+                let (low, high) = c
+                    .fetch_watermarks(topic.name(), p, REQUEST_TIMEOUT)
+                    .map_err(kafka_err)?;
+                if high > low {
+                    let from = (high - n as i64).max(low);
+                    tpl.add_partition_offset(topic.name(), p, Offset::Offset(from))
+                        .map_err(kafka_err)?;
+                    ends.insert(p, high);
+                }
+            }
+            let mut out = Vec::new();
+            if ends.is_empty() {
+                return Ok(out);
+            }
+            c.assign(&tpl).map_err(kafka_err)?;
+            let deadline = Instant::now() + REQUEST_TIMEOUT;
+            while !ends.is_empty() && Instant::now() < deadline {
+                match c.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => {
+                        let p = m.partition();
+                        if m.offset() + 1 >= ends.get(&p).copied().unwrap_or(0) {
+                            ends.remove(&p);
+                        }
+                        out.push(consumer::to_message(topic, &m));
+                    }
+                    Some(Err(e)) => tracing::debug!(error = %e, "tail read"),
+                    None => {}
+                }
+            }
+            out.sort_by_key(|m| m.timestamp_ms);
+            let skip = out.len().saturating_sub(n);
+            Ok(out.split_off(skip))
+        })
+        .await
+        .map_err(kafka_err)?
+    }
+}
