@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod roles;
 mod routes;
 mod secrets;
 mod serve;
@@ -16,5 +17,9 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init_logs();
     match cli.command {
         config::Command::Serve(args) => serve::run(args).await,
+        config::Command::Redirector(args) => roles::run(config::Role::Redirector, args).await,
+        config::Command::Ingest(args) => roles::run(config::Role::Ingest, args).await,
+        config::Command::Processor(args) => roles::run(config::Role::Processor, args).await,
+        config::Command::Query(args) => roles::run(config::Role::Query, args).await,
     }
 }

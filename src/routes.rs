@@ -1,5 +1,6 @@
-//! The single-port HTTP application of `clicktrail serve`: ingest, query and redirect routes,
-//! health, metrics, the pipeline view and the OpenAPI document of every role.
+//! The HTTP pieces roles are assembled from: redirect routes, health and metrics, the pipeline
+//! view and the OpenAPI document. `clicktrail serve` puts every piece on one port; each role
+//! of a deployment serves its own pieces on its own port.
 
 use crate::telemetry::{HTTP_REQUESTS, HTTP_SECONDS};
 use axum::body::Body;
@@ -11,7 +12,7 @@ use axum::routing::{any, get};
 use axum::{Json, Router};
 use clicktrail_api::auth::require_admin;
 use clicktrail_api::error::ApiError;
-use clicktrail_bus::{ConsumerFactory, Lifecycle};
+use clicktrail_bus::{CatalogView, ConsumerFactory, Lifecycle};
 use clicktrail_redirector::Redirector;
 use clicktrail_schemas::Topic;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -20,32 +21,53 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What the process-level routes need.
+/// What health and metrics need.
 #[derive(Clone)]
-pub struct AppState {
-    pub redirector: Arc<Redirector>,
+pub struct Ops {
     pub lifecycle: Lifecycle,
     pub metrics: PrometheusHandle,
+    /// The role's catalog view, whose position `/health/ready` reports.
+    pub catalog: Option<Arc<CatalogView>>,
+}
+
+/// What the pipeline view needs.
+#[derive(Clone)]
+pub struct PipelineView {
     pub consumers: Arc<dyn ConsumerFactory>,
     pub processor_group: String,
     pub admin_token: String,
 }
 
-/// Every route of the process.
-pub fn app(ingest: Router, query: Router, state: AppState) -> Router {
-    let own = Router::new()
-        .route("/r/{*rest}", any(redirect))
-        .route("/ref/{*rest}", any(redirect))
+/// `/health/live`, `/health/ready`, `/metrics` and `/api/v1/openapi.json`.
+pub fn operations(ops: Ops) -> Router {
+    Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/admin/pipeline", get(pipeline))
-        .with_state(state);
+        .with_state(ops)
+}
+
+/// `/r/…` and `/ref/…`.
+pub fn redirects(redirector: Arc<Redirector>) -> Router {
     Router::new()
-        .merge(ingest)
-        .merge(query)
-        .merge(own)
+        .route("/r/{*rest}", any(redirect))
+        .route("/ref/{*rest}", any(redirect))
+        .with_state(redirector)
+}
+
+/// `/api/v1/admin/pipeline`.
+pub fn pipeline_view(view: PipelineView) -> Router {
+    Router::new()
+        .route("/api/v1/admin/pipeline", get(pipeline))
+        .with_state(view)
+}
+
+/// The pieces of one port, with the JSON 404 and request metrics.
+pub fn app(pieces: Vec<Router>) -> Router {
+    pieces
+        .into_iter()
+        .fold(Router::new(), Router::merge)
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".into())
         })
@@ -78,11 +100,11 @@ fn doc_redirect() {}
 fn doc_redirect_sub() {}
 
 async fn redirect(
-    State(s): State<AppState>,
+    State(redirector): State<Arc<Redirector>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    s.redirector
+    redirector
         .handle(req.method(), req.uri(), req.headers(), peer.ip())
         .map(Body::new)
 }
@@ -93,25 +115,32 @@ async fn live() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the catalog is read to its end and the process is not shutting down.
+/// Readiness: the catalog is read to its end, the role's backends answered and the process
+/// is not shutting down. `X-Clicktrail-Catalog` gives the next catalog offset this role applies.
 #[utoipa::path(get, path = "/health/ready", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "Starting or draining")))]
-async fn ready(State(s): State<AppState>) -> Response {
-    if s.lifecycle.is_ready() {
+async fn ready(State(s): State<Ops>) -> Response {
+    let mut resp = if s.lifecycle.is_ready() {
         "ready\n".into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    };
+    if let Some(c) = &s.catalog {
+        let next = *c.subscribe().borrow();
+        resp.headers_mut()
+            .insert("x-clicktrail-catalog", next.into());
     }
+    resp
 }
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition")))]
-async fn metrics(State(s): State<AppState>) -> String {
+async fn metrics(State(s): State<Ops>) -> String {
     s.metrics.render()
 }
 
 /// Processor progress per topic: end offset, committed offset and lag per partition.
 #[utoipa::path(get, path = "/api/v1/admin/pipeline", tag = "admin", responses((status = 200, description = "Lag per topic partition"), (status = 401, description = "Not admin")))]
-async fn pipeline(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn pipeline(State(s): State<PipelineView>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     require_admin(&headers, &s.admin_token)?;
     let mut topics = serde_json::Map::new();
     let mut total = 0u64;

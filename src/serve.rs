@@ -6,7 +6,7 @@
 //! ends a shutdown that hangs.
 
 use crate::config::ServeArgs;
-use crate::routes::{self, AppState};
+use crate::routes;
 use crate::{demo, secrets, telemetry};
 use anyhow::{Context, anyhow};
 use clicktrail_bus::embedded::{EmbeddedLog, LogOptions};
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 const PROCESSOR_GROUP: &str = "processor";
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -160,18 +160,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         catalog: catalog.clone(),
         admin_token: admin_token.clone(),
     });
-    let app = routes::app(
+    let app = routes::app(vec![
         ingest,
         query,
-        AppState {
-            redirector,
+        routes::redirects(redirector),
+        routes::operations(routes::Ops {
             lifecycle: lifecycle.clone(),
             metrics,
+            catalog: Some(catalog.clone()),
+        }),
+        routes::pipeline_view(routes::PipelineView {
             consumers: consumers.clone(),
             processor_group: PROCESSOR_GROUP.into(),
             admin_token: admin_token.clone(),
-        },
-    );
+        }),
+    ]);
 
     print_banner(addr, &public_url, &admin_token, &args);
     if args.demo {

@@ -60,6 +60,9 @@ pub struct KafkaOptions {
     pub session_timeout: Duration,
     /// Further librdkafka settings, applied last.
     pub settings: Vec<(String, String)>,
+    /// Prefix of every topic name (`<prefix>clicks`, …), so that several deployments can
+    /// share one cluster; empty by default.
+    pub topic_prefix: String,
 }
 
 impl KafkaOptions {
@@ -77,7 +80,13 @@ impl KafkaOptions {
             delivery_timeout: Duration::from_secs(5),
             session_timeout: Duration::from_secs(6),
             settings: Vec::new(),
+            topic_prefix: String::new(),
         }
+    }
+
+    /// The broker's name of a topic.
+    pub fn topic_name(&self, topic: Topic) -> String {
+        format!("{}{}", self.topic_prefix, topic.name())
     }
 
     fn client_config(&self) -> ClientConfig {
@@ -120,7 +129,7 @@ impl KafkaBus {
             .into_iter()
             .map(|t| {
                 let n = options.partitions.get(&t).copied().unwrap_or(1).max(1);
-                (t.name().to_string(), n as i32)
+                (options.topic_name(t), n as i32)
             })
             .collect();
         loop {
@@ -167,11 +176,12 @@ impl KafkaBus {
         let meta = Arc::new(meta);
         let partitions = {
             let meta = meta.clone();
+            let options = options.clone();
             tokio::task::spawn_blocking(move || -> Result<HashMap<Topic, u32>, BusError> {
                 let mut out = HashMap::new();
                 for topic in Topic::ALL {
                     loop {
-                        let n = topic_partitions(&meta, topic);
+                        let n = topic_partitions(&meta, &options.topic_name(topic));
                         match n {
                             Ok(n) if n > 0 => {
                                 out.insert(topic, n);
@@ -229,6 +239,7 @@ impl KafkaBus {
             .map_err(kafka_err)?;
         Ok(KafkaProducer {
             inner: Arc::new(inner),
+            names: Arc::new(Topic::ALL.into_iter().map(|t| (t, o.topic_name(t))).collect()),
             partitions: self.partitions.clone(),
             spool,
             ack_wait: o.delivery_timeout + Duration::from_secs(5),
@@ -254,14 +265,14 @@ impl KafkaBus {
     }
 }
 
-fn topic_partitions(meta: &BaseConsumer, topic: Topic) -> Result<u32, BusError> {
+fn topic_partitions(meta: &BaseConsumer, name: &str) -> Result<u32, BusError> {
     let md = meta
-        .fetch_metadata(Some(topic.name()), REQUEST_TIMEOUT)
+        .fetch_metadata(Some(name), REQUEST_TIMEOUT)
         .map_err(kafka_err)?;
     Ok(md
         .topics()
         .iter()
-        .find(|t| t.name() == topic.name() && t.error().is_none())
+        .find(|t| t.name() == name && t.error().is_none())
         .map(|t| t.partitions().len() as u32)
         .unwrap_or(0))
 }
@@ -317,12 +328,17 @@ impl ProducerContext for DeliveryContext {
 #[derive(Clone)]
 pub struct KafkaProducer {
     inner: Arc<ThreadedProducer<DeliveryContext>>,
+    names: Arc<HashMap<Topic, String>>,
     partitions: Arc<HashMap<Topic, u32>>,
     spool: Option<Arc<Spool>>,
     ack_wait: Duration,
 }
 
 impl KafkaProducer {
+    fn name(&self, topic: Topic) -> &str {
+        self.names.get(&topic).map(String::as_str).unwrap_or(topic.name())
+    }
+
     fn partition(&self, topic: Topic, key: &[u8]) -> u32 {
         partition_for(key, self.partitions.get(&topic).copied().unwrap_or(1))
     }
@@ -337,7 +353,7 @@ impl KafkaProducer {
         for (key, payload) in records {
             let (tx, rx) = oneshot::channel();
             let partition = self.partition(topic, key);
-            let record = BaseRecord::with_opaque_to(topic.name(), Box::new(Pending::Reply(tx)))
+            let record = BaseRecord::with_opaque_to(self.name(topic), Box::new(Pending::Reply(tx)))
                 .key(key.as_slice())
                 .payload(payload.as_slice())
                 .partition(partition as i32);
@@ -414,7 +430,7 @@ impl Producer for KafkaProducer {
             return Ok(());
         }
         let partition = self.partition(topic, &key);
-        let record = BaseRecord::with_opaque_to(topic.name(), Box::new(Pending::Enqueued(topic)))
+        let record = BaseRecord::with_opaque_to(self.name(topic), Box::new(Pending::Enqueued(topic)))
             .key(key.as_slice())
             .payload(payload.as_slice())
             .partition(partition as i32);
@@ -454,6 +470,7 @@ impl ConsumerFactory for KafkaBus {
         Ok(Box::new(KafkaConsumer::start(
             config,
             topic,
+            self.options.topic_name(topic),
             consumer::Mode::Group,
             self.partitions(topic),
         )?))
@@ -464,6 +481,7 @@ impl ConsumerFactory for KafkaBus {
         Ok(Box::new(KafkaConsumer::start(
             config,
             topic,
+            self.options.topic_name(topic),
             consumer::Mode::Reader,
             self.partitions(topic),
         )?))
@@ -472,10 +490,11 @@ impl ConsumerFactory for KafkaBus {
     async fn end_offsets(&self, topic: Topic) -> Result<Vec<u64>, BusError> {
         let meta = self.meta.clone();
         let n = self.partitions(topic);
+        let name = self.options.topic_name(topic);
         tokio::task::spawn_blocking(move || {
             (0..n)
                 .map(|p| {
-                    meta.fetch_watermarks(topic.name(), p as i32, REQUEST_TIMEOUT)
+                    meta.fetch_watermarks(&name, p as i32, REQUEST_TIMEOUT)
                         .map(|(_, high)| high.max(0) as u64)
                         .map_err(kafka_err)
                 })
@@ -488,17 +507,18 @@ impl ConsumerFactory for KafkaBus {
     async fn committed(&self, group: &str, topic: Topic) -> Result<Vec<Option<u64>>, BusError> {
         let config = self.consumer_config(group);
         let n = self.partitions(topic);
+        let name = self.options.topic_name(topic);
         tokio::task::spawn_blocking(move || {
             let c: BaseConsumer = config.create().map_err(kafka_err)?;
             let mut tpl = TopicPartitionList::new();
             for p in 0..n {
-                tpl.add_partition(topic.name(), p as i32);
+                tpl.add_partition(&name, p as i32);
             }
             let got = c
                 .committed_offsets(tpl, REQUEST_TIMEOUT)
                 .map_err(kafka_err)?;
             Ok((0..n)
-                .map(|p| match got.find_partition(topic.name(), p as i32) {
+                .map(|p| match got.find_partition(&name, p as i32) {
                     Some(e) => match e.offset() {
                         Offset::Offset(o) if o >= 0 => Some(o as u64),
                         _ => None,
@@ -517,17 +537,18 @@ impl TailReader for KafkaBus {
     async fn tail(&self, topic: Topic, n: usize) -> Result<Vec<Message>, BusError> {
         let config = self.consumer_config("clicktrail-tail");
         let parts = self.partitions(topic);
+        let name = self.options.topic_name(topic);
         tokio::task::spawn_blocking(move || {
             let c: BaseConsumer = config.create().map_err(kafka_err)?;
             let mut tpl = TopicPartitionList::new();
             let mut ends = HashMap::new();
             for p in 0..parts as i32 {
                 let (low, high) = c
-                    .fetch_watermarks(topic.name(), p, REQUEST_TIMEOUT)
+                    .fetch_watermarks(&name, p, REQUEST_TIMEOUT)
                     .map_err(kafka_err)?;
                 if high > low {
                     let from = (high - n as i64).max(low);
-                    tpl.add_partition_offset(topic.name(), p, Offset::Offset(from))
+                    tpl.add_partition_offset(&name, p, Offset::Offset(from))
                         .map_err(kafka_err)?;
                     ends.insert(p, high);
                 }

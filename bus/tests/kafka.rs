@@ -21,14 +21,16 @@ fn broker() -> Option<String> {
     }
 }
 
-fn options(brokers: &str) -> KafkaOptions {
+/// Every test has topics of its own.
+fn options(brokers: &str, test: &str) -> KafkaOptions {
     let mut o = KafkaOptions::new(brokers);
+    o.topic_prefix = format!("bus-{test}-{}-", std::process::id());
     o.session_timeout = Duration::from_secs(6);
     o
 }
 
-async fn connect(brokers: &str) -> KafkaBus {
-    KafkaBus::connect(options(brokers), Duration::from_secs(30))
+async fn connect(brokers: &str, test: &str) -> KafkaBus {
+    KafkaBus::connect(options(brokers, test), Duration::from_secs(30))
         .await
         .expect("connect")
 }
@@ -60,7 +62,7 @@ async fn read_all(
 #[tokio::test]
 async fn records_round_trip_in_key_order_with_group_commits() {
     let Some(b) = broker() else { return };
-    let bus = connect(&b).await;
+    let bus = connect(&b, "roundtrip").await;
     let producer = bus.producer(None).unwrap();
     let tag = format!("rt-{}", std::process::id());
     let records: Vec<(Vec<u8>, Vec<u8>)> = (0..200)
@@ -139,7 +141,7 @@ async fn records_round_trip_in_key_order_with_group_commits() {
 #[tokio::test]
 async fn a_second_member_takes_partitions_and_gives_them_back() {
     let Some(b) = broker() else { return };
-    let bus = connect(&b).await;
+    let bus = connect(&b, "members").await;
     let group = format!("members-{}", std::process::id());
     let mut first = bus.consumer(&group, Topic::Clicks).await.unwrap();
     let assigned = loop {

@@ -50,7 +50,22 @@ fn money(v: &Value) -> Vec<(String, i64)> {
 async fn the_whole_pipeline_adds_up() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let w = catalog(&s).await;
+    scenario(&s).await;
+}
+
+/// The same scenario on one process per role over Kafka and ClickHouse gives every figure of
+/// every endpoint exactly as on the embedded default (the assertions are exact values).
+#[tokio::test]
+async fn the_same_figures_on_kafka_and_clickhouse() {
+    let Some(svc) = common::services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::cluster(dir.path(), &svc, &format!("parity_{}", std::process::id())).await;
+    scenario(&s).await;
+}
+
+async fn scenario(s: &Server) {
+    let s = s;
+    let w = catalog(s).await;
 
     // Redirects: V1 twice on L1 (one unique), V2 on L2 with a sub id and a query, V3 on the
     // short-window link, a crawler and a HEAD request, V4 twice with the same cookie but

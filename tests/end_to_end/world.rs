@@ -76,7 +76,7 @@ pub async fn catalog(s: &Server) -> World {
         let l = s.admin_post("/api/v1/admin/links", link(c, i)).await;
         assert_eq!(
             l["url"].as_str().unwrap(),
-            format!("{}/r/{}", s.base, l["code"].as_str().unwrap())
+            s.url(&format!("/r/{}", l["code"].as_str().unwrap()))
         );
         links.push((
             l["id"].as_str().unwrap().to_string(),

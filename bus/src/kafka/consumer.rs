@@ -175,6 +175,7 @@ pub(super) fn to_message<M: rdkafka::message::Message>(topic: Topic, m: &M) -> M
 /// The async side of one consumer.
 pub(super) struct KafkaConsumer {
     topic: Topic,
+    name: String,
     mode: Mode,
     base: Arc<BaseConsumer<GroupContext>>,
     shared: Arc<Shared>,
@@ -189,6 +190,7 @@ impl KafkaConsumer {
     pub(super) fn start(
         config: ClientConfig,
         topic: Topic,
+        name: String,
         mode: Mode,
         partitions: u32,
     ) -> Result<Self, BusError> {
@@ -206,15 +208,16 @@ impl KafkaConsumer {
             .map_err(kafka_err)?;
         let base = Arc::new(base);
         if mode == Mode::Group {
-            base.subscribe(&[topic.name()]).map_err(kafka_err)?;
+            base.subscribe(&[name.as_str()]).map_err(kafka_err)?;
         }
-        let (thread_base, thread_shared) = (base.clone(), shared.clone());
+        let (thread_base, thread_shared, thread_name) = (base.clone(), shared.clone(), name.clone());
         std::thread::Builder::new()
             .name(format!("kafka-{}", topic.name()))
-            .spawn(move || poll_loop(thread_base, thread_shared, topic, mode, partitions))
+            .spawn(move || poll_loop(thread_base, thread_shared, topic, &thread_name, mode, partitions))
             .map_err(kafka_err)?;
         Ok(KafkaConsumer {
             topic,
+            name,
             mode,
             base,
             shared,
@@ -259,6 +262,7 @@ fn poll_loop(
     base: Arc<BaseConsumer<GroupContext>>,
     shared: Arc<Shared>,
     topic: Topic,
+    name: &str,
     mode: Mode,
     partitions: u32,
 ) {
@@ -268,7 +272,7 @@ fn poll_loop(
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        assign_at(&base, topic.name(), &parts, &seeks, Offset::Beginning);
+        assign_at(&base, name, &parts, &seeks, Offset::Beginning);
     }
     let mut last_error = None::<String>;
     while !shared.stop.load(Ordering::SeqCst) {
@@ -376,7 +380,7 @@ impl Consumer for KafkaConsumer {
         }
         let mut tpl = TopicPartitionList::new();
         for (p, o) in offsets {
-            tpl.add_partition_offset(self.topic.name(), *p as i32, Offset::Offset(*o as i64))
+            tpl.add_partition_offset(&self.name, *p as i32, Offset::Offset(*o as i64))
                 .map_err(kafka_err)?;
         }
         let base = self.base.clone();
