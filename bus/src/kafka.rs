@@ -238,7 +238,8 @@ impl KafkaBus {
             })
             .map_err(kafka_err)?;
         Ok(KafkaProducer {
-            inner: Arc::new(inner),
+            inner: Arc::new(parking_lot::RwLock::new(Arc::new(inner))),
+            config: Arc::new(c),
             names: Arc::new(Topic::ALL.into_iter().map(|t| (t, o.topic_name(t))).collect()),
             partitions: self.partitions.clone(),
             spool,
@@ -327,7 +328,9 @@ impl ProducerContext for DeliveryContext {
 /// The Kafka producer, with the optional local spool behind it.
 #[derive(Clone)]
 pub struct KafkaProducer {
-    inner: Arc<ThreadedProducer<DeliveryContext>>,
+    /// Replaced by [`KafkaProducer::reset`].
+    inner: Arc<parking_lot::RwLock<Arc<ThreadedProducer<DeliveryContext>>>>,
+    config: Arc<ClientConfig>,
     names: Arc<HashMap<Topic, String>>,
     partitions: Arc<HashMap<Topic, u32>>,
     spool: Option<Arc<Spool>>,
@@ -335,6 +338,25 @@ pub struct KafkaProducer {
 }
 
 impl KafkaProducer {
+    fn current(&self) -> Arc<ThreadedProducer<DeliveryContext>> {
+        self.inner.read().clone()
+    }
+
+    /// Replaces the client with a new one (a new producer id, sequences from zero). After a
+    /// broker restart that lost its producer state, the old client's records are refused
+    /// for good; the new one's are taken. Records still queued in the old client keep their
+    /// delivery reports (and go to the spool if they fail).
+    pub fn reset(&self) -> Result<(), BusError> {
+        let spool = self.spool.clone();
+        let fresh: ThreadedProducer<DeliveryContext> = self
+            .config
+            .create_with_context(DeliveryContext { spool })
+            .map_err(kafka_err)?;
+        *self.inner.write() = Arc::new(fresh);
+        tracing::warn!("kafka producer replaced after repeated refusals");
+        Ok(())
+    }
+
     fn name(&self, topic: Topic) -> &str {
         self.names.get(&topic).map(String::as_str).unwrap_or(topic.name())
     }
@@ -350,6 +372,7 @@ impl KafkaProducer {
         records: &[(Vec<u8>, Vec<u8>)],
     ) -> Vec<Result<Delivery, String>> {
         let mut waits = Vec::with_capacity(records.len());
+        let inner = self.current();
         for (key, payload) in records {
             let (tx, rx) = oneshot::channel();
             let partition = self.partition(topic, key);
@@ -357,7 +380,7 @@ impl KafkaProducer {
                 .key(key.as_slice())
                 .payload(payload.as_slice())
                 .partition(partition as i32);
-            match self.inner.send(record) {
+            match inner.send(record) {
                 Ok(()) => waits.push(Ok(rx)),
                 Err((e, _)) => waits.push(Err(e.to_string())),
             }
@@ -434,7 +457,7 @@ impl Producer for KafkaProducer {
             .key(key.as_slice())
             .payload(payload.as_slice())
             .partition(partition as i32);
-        match self.inner.send(record) {
+        match self.current().send(record) {
             Ok(()) => Ok(()),
             Err((e, _)) => match self.spool_for(topic) {
                 Some(spool) => {
@@ -450,7 +473,7 @@ impl Producer for KafkaProducer {
     }
 
     async fn flush(&self) -> Result<(), BusError> {
-        let inner = self.inner.clone();
+        let inner = self.current();
         let wait = self.ack_wait;
         tokio::task::spawn_blocking(move || inner.flush(wait))
             .await

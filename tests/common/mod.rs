@@ -408,16 +408,27 @@ impl Server {
     pub async fn drain(&self) {
         self.sync_catalog().await;
         tokio::time::sleep(Duration::from_millis(FLUSH_MS * 3)).await;
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            let p = self.admin_get("/api/v1/admin/pipeline").await;
-            if p["lag"] == json!(0) {
+            // 503 while the bus is unreachable: keep waiting.
+            let r = self
+                .http
+                .get(self.url("/api/v1/admin/pipeline"))
+                .bearer_auth(ADMIN)
+                .send()
+                .await;
+            let p: Option<Value> = match r {
+                Ok(r) if r.status() == StatusCode::OK => r.json().await.ok(),
+                _ => None,
+            };
+            if p.as_ref().is_some_and(|p| p["lag"] == json!(0)) {
                 return;
             }
-            assert!(Instant::now() < deadline, "processor did not catch up: {p}");
+            assert!(Instant::now() < deadline, "processor did not catch up: {p:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
 }
 
 impl Proc {

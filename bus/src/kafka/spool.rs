@@ -171,6 +171,7 @@ pub async fn replay(spool: Arc<Spool>, producer: KafkaProducer, stop: Cancellati
         }
     }
     let mut backoff = Duration::from_millis(200);
+    let mut failed_rounds = 0u32;
     loop {
         let stopping = stop.is_cancelled();
         let mut failed = false;
@@ -197,6 +198,18 @@ pub async fn replay(spool: Arc<Spool>, producer: KafkaProducer, stop: Cancellati
         spool.report();
         if stopping {
             return;
+        }
+        if failed {
+            failed_rounds += 1;
+            // The broker answers but keeps refusing this client (it lost the producer's
+            // state in a restart): start over with a new client.
+            if failed_rounds % 5 == 0
+                && let Err(e) = producer.reset()
+            {
+                tracing::error!(error = %e, "cannot replace the kafka producer");
+            }
+        } else {
+            failed_rounds = 0;
         }
         backoff = if failed {
             (backoff * 2).min(Duration::from_secs(2))

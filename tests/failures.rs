@@ -1,0 +1,457 @@
+//! Failures against the real services, one process per role: the broker stopped, ClickHouse
+//! stopped, `kill -9` of a processor and of ingest, a second processor joining and leaving,
+//! all under redirect and event load. Each test checks what was stored afterwards against
+//! what shoppers and advertisers were told (302s and 2xx answers).
+
+mod common;
+
+use common::{Server, Services, Shop, click_id};
+use reqwest::{Client, StatusCode, header};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// What the load was told.
+#[derive(Default)]
+struct Tally {
+    redirects: usize,
+    not_redirected: Vec<String>,
+    acknowledged: BTreeSet<String>,
+    refused: usize,
+}
+
+/// Shoppers following links and buying (USD 10, 1,000 minor units, each), on `workers` tasks until
+/// `stop`. Each shopper has its own user agent, so every click is a unique visitor.
+async fn load(
+    redirect_base: Arc<Mutex<String>>,
+    events_base: Arc<Mutex<String>>,
+    shop: Arc<Shop>,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+    tag: &'static str,
+) -> Tally {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (rb, eb, shop, stop, next) = (
+            redirect_base.clone(),
+            events_base.clone(),
+            shop.clone(),
+            stop.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let http = Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap();
+            let mut t = Tally::default();
+            while !stop.load(Ordering::SeqCst) {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let code = &shop.codes[i % shop.codes.len()];
+                let rb = rb.lock().await.clone();
+                let r = http
+                    .get(format!("{rb}/r/{code}"))
+                    .header(header::USER_AGENT, format!("Mozilla/5.0 (X11; Linux x86_64) shopper-{tag}-{i}"))
+                    .send()
+                    .await;
+                let click = match r {
+                    Ok(r) if r.status() == StatusCode::FOUND => {
+                        t.redirects += 1;
+                        click_id(&r)
+                    }
+                    Ok(r) => {
+                        t.not_redirected.push(format!("{}", r.status()));
+                        continue;
+                    }
+                    Err(e) => {
+                        t.not_redirected.push(e.to_string());
+                        continue;
+                    }
+                };
+                let event_id = format!("{tag}-{i}");
+                let body = json!({"event_id": event_id, "action": "purchase", "order_id": event_id,
+                    "value": 10, "currency": "USD", "click_id": click});
+                let eb = eb.lock().await.clone();
+                match http
+                    .post(format!("{eb}/api/v1/events"))
+                    .header("x-api-key", &shop.key)
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => {
+                        t.acknowledged.insert(event_id);
+                    }
+                    _ => t.refused += 1,
+                }
+            }
+            t
+        }));
+    }
+    let mut all = Tally::default();
+    for task in tasks {
+        let t = task.await.unwrap();
+        all.redirects += t.redirects;
+        all.not_redirected.extend(t.not_redirected);
+        all.acknowledged.extend(t.acknowledged);
+        all.refused += t.refused;
+    }
+    all
+}
+
+struct Running {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Tally>,
+    events_base: Arc<Mutex<String>>,
+}
+
+fn start_load(s: &Server, shop: &Arc<Shop>, tag: &'static str) -> Running {
+    let stop = Arc::new(AtomicBool::new(false));
+    let redirect_base = Arc::new(Mutex::new(s.url("/r/x").trim_end_matches("/r/x").to_string()));
+    let events_base = Arc::new(Mutex::new(s.base.clone()));
+    let task = tokio::spawn(load(
+        redirect_base.clone(),
+        events_base.clone(),
+        shop.clone(),
+        4,
+        stop.clone(),
+        tag,
+    ));
+    Running {
+        stop,
+        task,
+        events_base,
+    }
+}
+
+impl Running {
+    async fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap()
+    }
+}
+
+/// Stored event ids of the advertiser, from the CSV export.
+async fn stored_event_ids(s: &Server) -> Vec<String> {
+    let csv = s
+        .admin_text("/api/v1/export/events.csv?period=all")
+        .await;
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "event_id").expect("event_id column");
+    lines
+        .map(|l| l.split(',').nth(col).unwrap().trim_matches('"').to_string())
+        .collect()
+}
+
+/// Everything shoppers were told arrived exactly once.
+async fn assert_exact(s: &Server, t: &Tally) {
+    s.drain().await;
+    eprintln!(
+        "load: {} redirects (302), {} events acknowledged, {} refused",
+        t.redirects,
+        t.acknowledged.len(),
+        t.refused
+    );
+    assert!(t.redirects > 0 && !t.acknowledged.is_empty(), "the load ran");
+    let o = s
+        .admin_get("/api/v1/stats/overview?period=all")
+        .await;
+    assert_eq!(o["clicks"], json!(t.redirects), "every redirect stored once: {o}");
+    let ids = stored_event_ids(s).await;
+    let unique: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(ids.len(), unique.len(), "no event stored twice");
+    let missing: Vec<&String> = t.acknowledged.difference(&unique).collect();
+    assert!(missing.is_empty(), "acknowledged but not stored: {missing:?}");
+    assert_eq!(
+        o["purchases"],
+        json!(unique.len()),
+        "purchases count every stored purchase once: {o}"
+    );
+    assert_eq!(
+        o["revenue"],
+        json!([{"currency": "USD", "amount_minor": 1000 * unique.len()}]),
+        "{o}"
+    );
+}
+
+fn database(test: &str) -> String {
+    format!("{test}_{}", std::process::id())
+}
+
+async fn deployment(dir: &Path, svc: &Services, test: &str) -> (Server, Arc<Shop>) {
+    let s = Server::cluster(dir, svc, &database(test)).await;
+    let shop = Arc::new(
+        s.shop(test, "https://shop.example/p", &["Ana", "Ben", "Cy"])
+            .await,
+    );
+    s.sync_catalog().await;
+    (s, shop)
+}
+
+#[tokio::test]
+async fn kill_9_of_a_processor_under_load_then_restart_leaves_figures_exact() {
+    let Some(svc) = common::services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, shop) = deployment(dir.path(), &svc, "killproc").await;
+    let running = start_load(&s, &shop, "kp");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.proc_mut("processor").kill9();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.proc_mut("processor").restart().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = running.finish().await;
+    assert!(t.not_redirected.is_empty(), "{:?}", t.not_redirected);
+    assert_eq!(t.refused, 0);
+    assert_exact(&s, &t).await;
+}
+
+#[tokio::test]
+async fn kill_9_of_ingest_under_load_keeps_every_acknowledged_event() {
+    let Some(svc) = common::services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, shop) = deployment(dir.path(), &svc, "killingest").await;
+    let running = start_load(&s, &shop, "ki");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.proc_mut("ingest").kill9();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    s.proc_mut("ingest").restart().await;
+    let base = s.proc_mut("ingest").base.clone();
+    s.base = base.clone();
+    *running.events_base.lock().await = base;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = running.finish().await;
+    assert!(t.not_redirected.is_empty(), "{:?}", t.not_redirected);
+    assert!(t.refused > 0 || !t.acknowledged.is_empty());
+    assert_exact(&s, &t).await;
+}
+
+#[tokio::test]
+async fn a_second_processor_joining_and_leaving_under_load_leaves_figures_exact() {
+    let Some(svc) = common::services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (s, shop) = deployment(dir.path(), &svc, "twoproc").await;
+    let running = start_load(&s, &shop, "tp");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut args = s.procs.iter().find(|p| p.role == "processor").unwrap().args.clone();
+    let data = args.iter().position(|a| a == "--data-dir").unwrap();
+    args[data + 1] = dir.path().join("processor-2").display().to_string();
+    let mut second = common::spawn("processor", args);
+    common::wait_ready(&Client::new(), &second.base).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    second.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t = running.finish().await;
+    assert!(t.not_redirected.is_empty(), "{:?}", t.not_redirected);
+    assert_eq!(t.refused, 0);
+    assert_exact(&s, &t).await;
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_port(port: u16, up: bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() != up {
+        assert!(Instant::now() < deadline, "port {port} never became {up}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// A broker of the test's own (SQLite storage in `dir`, so it keeps its data across a
+/// restart), on a fixed port.
+struct Broker {
+    child: Option<Child>,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Broker {
+    async fn start(dir: &Path) -> Broker {
+        let mut b = Broker {
+            child: None,
+            port: free_port(),
+            dir: dir.to_path_buf(),
+        };
+        b.up().await;
+        b
+    }
+
+    async fn up(&mut self) {
+        let tansu = std::env::var("CLICKTRAIL_TANSU").expect("CLICKTRAIL_TANSU names the broker binary");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        std::fs::create_dir_all(&self.dir).unwrap();
+        self.child = Some(
+            Command::new(tansu)
+                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+                .args(["--storage-engine", "sqlite://tansu.db"])
+                .current_dir(&self.dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the broker"),
+        );
+        wait_port(self.port, true).await;
+    }
+
+    async fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c);
+        }
+        wait_port(self.port, false).await;
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_broker_stopped_for_30_seconds_under_load_loses_nothing() {
+    let Some(shared) = common::services() else { return };
+    if std::env::var("CLICKTRAIL_TANSU").is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CLICKTRAIL_TANSU is not set; scripts/services start provides it"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(&dir.path().join("broker")).await;
+    let svc = Services {
+        kafka: format!("127.0.0.1:{}", broker.port),
+        clickhouse: shared.clickhouse.clone(),
+    };
+    let (s, shop) = deployment(dir.path(), &svc, "brokerdown").await;
+    let running = start_load(&s, &shop, "bd");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.down().await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    broker.up().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = running.finish().await;
+    assert!(
+        t.not_redirected.is_empty(),
+        "every redirect answered 302: {:?}",
+        t.not_redirected
+    );
+    assert_exact(&s, &t).await;
+}
+
+/// A ClickHouse server of the test's own, in `dir`, on fixed ports.
+struct ClickHouse {
+    child: Option<Child>,
+    http: u16,
+    dir: std::path::PathBuf,
+}
+
+impl ClickHouse {
+    async fn start(dir: &Path) -> ClickHouse {
+        let (http, tcp) = (free_port(), free_port());
+        for d in ["data", "tmp", "log", "user_files"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let d = dir.display();
+        std::fs::write(
+            dir.join("users.xml"),
+            "<yandex><profiles><default/></profiles><users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users><quotas><default/></quotas></yandex>",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("config.xml"),
+            format!(
+                "<yandex><logger><level>warning</level><log>{d}/log/ch.log</log><errorlog>{d}/log/err.log</errorlog><console>0</console></logger>\
+                 <http_port>{http}</http_port><tcp_port>{tcp}</tcp_port><listen_host>127.0.0.1</listen_host>\
+                 <path>{d}/data/</path><tmp_path>{d}/tmp/</tmp_path><user_files_path>{d}/user_files/</user_files_path>\
+                 <users_config>{d}/users.xml</users_config><default_profile>default</default_profile><default_database>default</default_database>\
+                 <mark_cache_size>268435456</mark_cache_size></yandex>"
+            ),
+        )
+        .unwrap();
+        let mut c = ClickHouse {
+            child: None,
+            http,
+            dir: dir.to_path_buf(),
+        };
+        c.up().await;
+        c
+    }
+
+    async fn up(&mut self) {
+        self.child = Some(
+            Command::new("clickhouse-server")
+                .arg(format!("--config-file={}", self.dir.join("config.xml").display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("clickhouse-server is installed by scripts/services"),
+        );
+        wait_port(self.http, true).await;
+    }
+
+    async fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c);
+        }
+        wait_port(self.http, false).await;
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn clickhouse_stopped_under_load_pauses_the_processor_and_loses_nothing() {
+    let Some(shared) = common::services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut ch = ClickHouse::start(&dir.path().join("clickhouse")).await;
+    let svc = Services {
+        kafka: shared.kafka.clone(),
+        clickhouse: format!("http://127.0.0.1:{}", ch.http),
+    };
+    let (s, shop) = deployment(dir.path(), &svc, "chdown").await;
+    let running = start_load(&s, &shop, "cd");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ch.down().await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // The processor paused: lag grows while the store is away.
+    let p: Value = s.admin_get("/api/v1/admin/pipeline").await;
+    assert!(p["lag"].as_u64().unwrap() > 0, "records wait while ClickHouse is down: {p}");
+    ch.up().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = running.finish().await;
+    assert!(t.not_redirected.is_empty(), "{:?}", t.not_redirected);
+    assert_eq!(t.refused, 0);
+    assert_exact(&s, &t).await;
+}
