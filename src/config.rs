@@ -40,7 +40,11 @@ pub struct RoleArgs {
     #[arg(long, env = "CLICKTRAIL_DATA_DIR", default_value = "clicktrail-data")]
     pub data_dir: PathBuf,
     /// Kafka brokers, `host:port[,host:port…]`.
-    #[arg(long, env = "CLICKTRAIL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "CLICKTRAIL_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub brokers: String,
     /// Prefix of every topic name, so several deployments can share one Kafka cluster.
     #[arg(long, env = "CLICKTRAIL_KAFKA_TOPIC_PREFIX", default_value = "")]
@@ -58,22 +62,42 @@ pub struct RoleArgs {
     #[arg(long, env = "CLICKTRAIL_KAFKA_BATCH_RECORDS", default_value_t = 10_000)]
     pub kafka_batch_records: usize,
     /// How long a record waits for the broker's acknowledgement before it is spooled, in ms.
-    #[arg(long, env = "CLICKTRAIL_KAFKA_DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(
+        long,
+        env = "CLICKTRAIL_KAFKA_DELIVERY_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
     pub kafka_delivery_timeout_ms: u64,
     /// Consumer group session timeout (how soon a dead processor is replaced), in ms.
-    #[arg(long, env = "CLICKTRAIL_KAFKA_SESSION_TIMEOUT_MS", default_value_t = 6000)]
+    #[arg(
+        long,
+        env = "CLICKTRAIL_KAFKA_SESSION_TIMEOUT_MS",
+        default_value_t = 6000
+    )]
     pub kafka_session_timeout_ms: u64,
     /// Further librdkafka settings, `key=value`, repeatable.
     #[arg(long = "kafka-setting", value_name = "KEY=VALUE")]
     pub kafka_settings: Vec<String>,
     /// Records the local spool holds before ingest answers 503 (redirects keep working).
-    #[arg(long, env = "CLICKTRAIL_SPOOL_MAX_RECORDS", default_value_t = 1_000_000)]
+    #[arg(
+        long,
+        env = "CLICKTRAIL_SPOOL_MAX_RECORDS",
+        default_value_t = 1_000_000
+    )]
     pub spool_max_records: u64,
     /// ClickHouse HTTP endpoint (processor, query).
-    #[arg(long, env = "CLICKTRAIL_CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
+    #[arg(
+        long,
+        env = "CLICKTRAIL_CLICKHOUSE_URL",
+        default_value = "http://127.0.0.1:8123"
+    )]
     pub clickhouse_url: String,
     /// ClickHouse database, created if missing.
-    #[arg(long, env = "CLICKTRAIL_CLICKHOUSE_DATABASE", default_value = "clicktrail")]
+    #[arg(
+        long,
+        env = "CLICKTRAIL_CLICKHOUSE_DATABASE",
+        default_value = "clicktrail"
+    )]
     pub clickhouse_database: String,
     /// ClickHouse user.
     #[arg(long, env = "CLICKTRAIL_CLICKHOUSE_USER")]
@@ -112,7 +136,11 @@ pub struct RoleArgs {
     #[arg(long, env = "CLICKTRAIL_BATCH_MAX_WAIT_MS", default_value_t = 250)]
     pub batch_max_wait_ms: u64,
     /// Visitor-link pairs per clicks partition per hour the dedup rate holds for.
-    #[arg(long, env = "CLICKTRAIL_DEDUP_HOURLY_CAPACITY", default_value_t = 100_000)]
+    #[arg(
+        long,
+        env = "CLICKTRAIL_DEDUP_HOURLY_CAPACITY",
+        default_value_t = 100_000
+    )]
     pub dedup_hourly_capacity: usize,
     /// Probability that a new visitor-link pair is mistaken for a repeat.
     #[arg(long, env = "CLICKTRAIL_DEDUP_FP_RATE", default_value_t = 0.01)]
@@ -199,7 +227,8 @@ impl RoleArgs {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         {
-            problems.push("--topic-prefix may hold only letters, digits, '.', '_' and '-'".to_string());
+            problems
+                .push("--topic-prefix may hold only letters, digits, '.', '_' and '-'".to_string());
         }
         if self.partitions == 0 {
             problems.push("--partitions must be at least 1".to_string());
@@ -215,11 +244,14 @@ impl RoleArgs {
                 problems.push(format!("--kafka-setting `{s}` must be key=value"));
             }
         }
-        if !(self.clickhouse_url.starts_with("http://") || self.clickhouse_url.starts_with("https://")) {
+        if !(self.clickhouse_url.starts_with("http://")
+            || self.clickhouse_url.starts_with("https://"))
+        {
             problems.push("--clickhouse-url must start with http:// or https://".to_string());
         }
         if self.batch_max_records == 0 || self.batch_max_wait_ms == 0 {
-            problems.push("--batch-max-records and --batch-max-wait-ms must be at least 1".to_string());
+            problems
+                .push("--batch-max-records and --batch-max-wait-ms must be at least 1".to_string());
         }
         if !(self.dedup_fp_rate > 0.0 && self.dedup_fp_rate < 0.5) {
             problems.push("--dedup-fp-rate must be above 0 and below 0.5".to_string());

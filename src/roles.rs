@@ -84,12 +84,16 @@ async fn follow_catalog(
     let catalog = CatalogView::new();
     let (caught_up, caught_up_rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn({
-        let (factory, catalog) = (Arc::new(bus.clone()) as Arc<dyn ConsumerFactory>, catalog.clone());
+        let (factory, catalog) = (
+            Arc::new(bus.clone()) as Arc<dyn ConsumerFactory>,
+            catalog.clone(),
+        );
         async move {
             let ready = move || {
                 let _ = caught_up.send(());
             };
-            if let Err(e) = follower::follow(factory, catalog, ready, stop.cancelled_owned()).await {
+            if let Err(e) = follower::follow(factory, catalog, ready, stop.cancelled_owned()).await
+            {
                 tracing::error!(error = %e, "the catalog follower stopped");
             }
         }
@@ -127,12 +131,18 @@ impl Spooled {
 
     /// Everything queued reaches the broker or the spool; a last replay pass runs.
     async fn close(self) -> anyhow::Result<()> {
-        self.producer.flush().await.context("flushing the producer")?;
+        self.producer
+            .flush()
+            .await
+            .context("flushing the producer")?;
         self.stop.cancel();
         let _ = self.replay.await;
         let waiting = self.spool.waiting();
         if waiting > 0 {
-            tracing::warn!(waiting, "records stay on the spool; they are replayed at next start");
+            tracing::warn!(
+                waiting,
+                "records stay on the spool; they are replayed at next start"
+            );
         }
         self.spool.close().await.context("closing the spool")?;
         Ok(())
@@ -202,10 +212,9 @@ pub async fn run(role: Role, args: RoleArgs) -> anyhow::Result<()> {
             let ingest = clicktrail_ingest::router(IngestState {
                 config: Arc::new(IngestConfig {
                     admin_token: admin_token.clone(),
-                    public_url: args
-                        .public_url
-                        .clone()
-                        .unwrap_or_else(|| format!("http://127.0.0.1:{}", Role::Redirector.default_port())),
+                    public_url: args.public_url.clone().unwrap_or_else(|| {
+                        format!("http://127.0.0.1:{}", Role::Redirector.default_port())
+                    }),
                     max_body_bytes: args.max_body_bytes,
                 }),
                 catalog: catalog.clone(),
@@ -270,7 +279,10 @@ pub async fn run(role: Role, args: RoleArgs) -> anyhow::Result<()> {
     println!("  role        {}", role.name());
     println!("  kafka       {}", args.brokers);
     if matches!(role, Role::Processor | Role::Query) {
-        println!("  clickhouse  {}/{}", args.clickhouse_url, args.clickhouse_database);
+        println!(
+            "  clickhouse  {}/{}",
+            args.clickhouse_url, args.clickhouse_database
+        );
     }
 
     let deadline = Duration::from_secs(args.shutdown_timeout_secs);

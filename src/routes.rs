@@ -140,7 +140,10 @@ async fn metrics(State(s): State<Ops>) -> String {
 
 /// Processor progress per topic: end offset, committed offset and lag per partition.
 #[utoipa::path(get, path = "/api/v1/admin/pipeline", tag = "admin", responses((status = 200, description = "Lag per topic partition"), (status = 401, description = "Not admin")))]
-async fn pipeline(State(s): State<PipelineView>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn pipeline(
+    State(s): State<PipelineView>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     require_admin(&headers, &s.admin_token)?;
     let mut topics = serde_json::Map::new();
     let mut total = 0u64;

@@ -59,7 +59,10 @@ async fn load(
                 let rb = rb.lock().await.clone();
                 let r = http
                     .get(format!("{rb}/r/{code}"))
-                    .header(header::USER_AGENT, format!("Mozilla/5.0 (X11; Linux x86_64) shopper-{tag}-{i}"))
+                    .header(
+                        header::USER_AGENT,
+                        format!("Mozilla/5.0 (X11; Linux x86_64) shopper-{tag}-{i}"),
+                    )
                     .send()
                     .await;
                 let click = match r {
@@ -115,7 +118,9 @@ struct Running {
 
 fn start_load(s: &Server, shop: &Arc<Shop>, tag: &'static str) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
-    let redirect_base = Arc::new(Mutex::new(s.url("/r/x").trim_end_matches("/r/x").to_string()));
+    let redirect_base = Arc::new(Mutex::new(
+        s.url("/r/x").trim_end_matches("/r/x").to_string(),
+    ));
     let events_base = Arc::new(Mutex::new(s.base.clone()));
     let task = tokio::spawn(load(
         redirect_base.clone(),
@@ -141,12 +146,13 @@ impl Running {
 
 /// Stored event ids of the advertiser, from the CSV export.
 async fn stored_event_ids(s: &Server) -> Vec<String> {
-    let csv = s
-        .admin_text("/api/v1/export/events.csv?period=all")
-        .await;
+    let csv = s.admin_text("/api/v1/export/events.csv?period=all").await;
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == "event_id").expect("event_id column");
+    let col = header
+        .iter()
+        .position(|h| *h == "event_id")
+        .expect("event_id column");
     lines
         .map(|l| l.split(',').nth(col).unwrap().trim_matches('"').to_string())
         .collect()
@@ -161,16 +167,24 @@ async fn assert_exact(s: &Server, t: &Tally) {
         t.acknowledged.len(),
         t.refused
     );
-    assert!(t.redirects > 0 && !t.acknowledged.is_empty(), "the load ran");
-    let o = s
-        .admin_get("/api/v1/stats/overview?period=all")
-        .await;
-    assert_eq!(o["clicks"], json!(t.redirects), "every redirect stored once: {o}");
+    assert!(
+        t.redirects > 0 && !t.acknowledged.is_empty(),
+        "the load ran"
+    );
+    let o = s.admin_get("/api/v1/stats/overview?period=all").await;
+    assert_eq!(
+        o["clicks"],
+        json!(t.redirects),
+        "every redirect stored once: {o}"
+    );
     let ids = stored_event_ids(s).await;
     let unique: BTreeSet<String> = ids.iter().cloned().collect();
     assert_eq!(ids.len(), unique.len(), "no event stored twice");
     let missing: Vec<&String> = t.acknowledged.difference(&unique).collect();
-    assert!(missing.is_empty(), "acknowledged but not stored: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
     assert_eq!(
         o["purchases"],
         json!(unique.len()),
@@ -199,7 +213,9 @@ async fn deployment(dir: &Path, svc: &Services, test: &str) -> (Server, Arc<Shop
 
 #[tokio::test]
 async fn kill_9_of_a_processor_under_load_then_restart_leaves_figures_exact() {
-    let Some(svc) = common::services() else { return };
+    let Some(svc) = common::services() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (mut s, shop) = deployment(dir.path(), &svc, "killproc").await;
     let running = start_load(&s, &shop, "kp");
@@ -216,7 +232,9 @@ async fn kill_9_of_a_processor_under_load_then_restart_leaves_figures_exact() {
 
 #[tokio::test]
 async fn kill_9_of_ingest_under_load_keeps_every_acknowledged_event() {
-    let Some(svc) = common::services() else { return };
+    let Some(svc) = common::services() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (mut s, shop) = deployment(dir.path(), &svc, "killingest").await;
     let running = start_load(&s, &shop, "ki");
@@ -236,12 +254,20 @@ async fn kill_9_of_ingest_under_load_keeps_every_acknowledged_event() {
 
 #[tokio::test]
 async fn a_second_processor_joining_and_leaving_under_load_leaves_figures_exact() {
-    let Some(svc) = common::services() else { return };
+    let Some(svc) = common::services() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (s, shop) = deployment(dir.path(), &svc, "twoproc").await;
     let running = start_load(&s, &shop, "tp");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut args = s.procs.iter().find(|p| p.role == "processor").unwrap().args.clone();
+    let mut args = s
+        .procs
+        .iter()
+        .find(|p| p.role == "processor")
+        .unwrap()
+        .args
+        .clone();
     let data = args.iter().position(|a| a == "--data-dir").unwrap();
     args[data + 1] = dir.path().join("processor-2").display().to_string();
     let mut second = common::spawn("processor", args);
@@ -265,7 +291,11 @@ fn free_port() -> u16 {
 
 async fn wait_port(port: u16, up: bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() != up {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+        != up
+    {
         assert!(Instant::now() < deadline, "port {port} never became {up}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -298,12 +328,19 @@ impl Broker {
     }
 
     async fn up(&mut self) {
-        let tansu = std::env::var("CLICKTRAIL_TANSU").expect("CLICKTRAIL_TANSU names the broker binary");
+        let tansu =
+            std::env::var("CLICKTRAIL_TANSU").expect("CLICKTRAIL_TANSU names the broker binary");
         let url = format!("tcp://127.0.0.1:{}", self.port);
         std::fs::create_dir_all(&self.dir).unwrap();
         self.child = Some(
             Command::new(tansu)
-                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
                 .args(["--storage-engine", "sqlite://tansu.db"])
                 .current_dir(&self.dir)
                 .stdout(Stdio::null())
@@ -333,7 +370,9 @@ impl Drop for Broker {
 
 #[tokio::test]
 async fn the_broker_stopped_for_30_seconds_under_load_loses_nothing() {
-    let Some(shared) = common::services() else { return };
+    let Some(shared) = common::services() else {
+        return;
+    };
     if std::env::var("CLICKTRAIL_TANSU").is_err() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -405,7 +444,10 @@ impl ClickHouse {
     async fn up(&mut self) {
         self.child = Some(
             Command::new("clickhouse-server")
-                .arg(format!("--config-file={}", self.dir.join("config.xml").display()))
+                .arg(format!(
+                    "--config-file={}",
+                    self.dir.join("config.xml").display()
+                ))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -433,7 +475,9 @@ impl Drop for ClickHouse {
 
 #[tokio::test]
 async fn clickhouse_stopped_under_load_pauses_the_processor_and_loses_nothing() {
-    let Some(shared) = common::services() else { return };
+    let Some(shared) = common::services() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut ch = ClickHouse::start(&dir.path().join("clickhouse")).await;
     let svc = Services {
@@ -447,7 +491,10 @@ async fn clickhouse_stopped_under_load_pauses_the_processor_and_loses_nothing() 
     tokio::time::sleep(Duration::from_secs(10)).await;
     // The processor paused: lag grows while the store is away.
     let p: Value = s.admin_get("/api/v1/admin/pipeline").await;
-    assert!(p["lag"].as_u64().unwrap() > 0, "records wait while ClickHouse is down: {p}");
+    assert!(
+        p["lag"].as_u64().unwrap() > 0,
+        "records wait while ClickHouse is down: {p}"
+    );
     ch.up().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let t = running.finish().await;

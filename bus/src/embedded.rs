@@ -182,7 +182,12 @@ impl EmbeddedLog {
 
     /// Removes the records of a partition before `offset`; offsets of later records and of
     /// records appended afterwards do not change.
-    pub async fn truncate(&self, topic: Topic, partition: u32, offset: u64) -> Result<(), BusError> {
+    pub async fn truncate(
+        &self,
+        topic: Topic,
+        partition: u32,
+        offset: u64,
+    ) -> Result<(), BusError> {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
             let name = table_name(topic, partition);
@@ -193,7 +198,10 @@ impl EmbeddedLog {
                     .map_err(storage)?;
                 table.retain_in(..offset, |_, _| false).map_err(storage)?;
                 let mut starts = txn.open_table(STARTS).map_err(storage)?;
-                let current = starts.get(name.as_str()).map_err(storage)?.map(|v| v.value());
+                let current = starts
+                    .get(name.as_str())
+                    .map_err(storage)?
+                    .map(|v| v.value());
                 if current.is_none_or(|c| offset > c) {
                     starts.insert(name.as_str(), offset).map_err(storage)?;
                 }

@@ -20,7 +20,9 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -229,7 +231,10 @@ impl KafkaBus {
             .set("compression.type", "lz4")
             .set("linger.ms", o.linger.as_millis().to_string())
             .set("batch.num.messages", o.batch_records.to_string())
-            .set("message.timeout.ms", o.delivery_timeout.as_millis().to_string())
+            .set(
+                "message.timeout.ms",
+                o.delivery_timeout.as_millis().to_string(),
+            )
             .set("queue.buffering.max.messages", "1000000");
         o.apply_settings(&mut c);
         let inner: ThreadedProducer<DeliveryContext> = c
@@ -240,7 +245,12 @@ impl KafkaBus {
         Ok(KafkaProducer {
             inner: Arc::new(parking_lot::RwLock::new(Arc::new(inner))),
             config: Arc::new(c),
-            names: Arc::new(Topic::ALL.into_iter().map(|t| (t, o.topic_name(t))).collect()),
+            names: Arc::new(
+                Topic::ALL
+                    .into_iter()
+                    .map(|t| (t, o.topic_name(t)))
+                    .collect(),
+            ),
             partitions: self.partitions.clone(),
             spool,
             ack_wait: o.delivery_timeout + Duration::from_secs(5),
@@ -254,7 +264,10 @@ impl KafkaBus {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", o.session_timeout.as_millis().to_string())
+            .set(
+                "session.timeout.ms",
+                o.session_timeout.as_millis().to_string(),
+            )
             .set(
                 "heartbeat.interval.ms",
                 (o.session_timeout.as_millis() / 4).max(100).to_string(),
@@ -358,7 +371,10 @@ impl KafkaProducer {
     }
 
     fn name(&self, topic: Topic) -> &str {
-        self.names.get(&topic).map(String::as_str).unwrap_or(topic.name())
+        self.names
+            .get(&topic)
+            .map(String::as_str)
+            .unwrap_or(topic.name())
     }
 
     fn partition(&self, topic: Topic, key: &[u8]) -> u32 {
@@ -442,7 +458,10 @@ impl Producer for KafkaProducer {
                 out[i] = Some(d);
             }
         }
-        Ok(out.into_iter().map(|d| d.expect("every record answered")).collect())
+        Ok(out
+            .into_iter()
+            .map(|d| d.expect("every record answered"))
+            .collect())
     }
 
     fn enqueue(&self, topic: Topic, key: Vec<u8>, payload: Vec<u8>) -> Result<(), BusError> {
@@ -453,10 +472,11 @@ impl Producer for KafkaProducer {
             return Ok(());
         }
         let partition = self.partition(topic, &key);
-        let record = BaseRecord::with_opaque_to(self.name(topic), Box::new(Pending::Enqueued(topic)))
-            .key(key.as_slice())
-            .payload(payload.as_slice())
-            .partition(partition as i32);
+        let record =
+            BaseRecord::with_opaque_to(self.name(topic), Box::new(Pending::Enqueued(topic)))
+                .key(key.as_slice())
+                .payload(payload.as_slice())
+                .partition(partition as i32);
         match self.current().send(record) {
             Ok(()) => Ok(()),
             Err((e, _)) => match self.spool_for(topic) {
@@ -464,7 +484,11 @@ impl Producer for KafkaProducer {
                     spool.enqueue(topic, key, payload);
                     Ok(())
                 }
-                None if matches!(e, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                None if matches!(
+                    e,
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+                ) =>
+                {
                     Err(BusError::QueueFull)
                 }
                 None => Err(kafka_err(e)),

@@ -46,13 +46,19 @@ async fn read_all(
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !want(&got) {
-        assert!(Instant::now() < deadline, "only {} records arrived", got.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} records arrived",
+            got.len()
+        );
         if let ConsumerEvent::Records(r) = c.poll(1000, Duration::from_millis(200)).await.unwrap() {
             let mut last = BTreeMap::new();
             for m in &r {
                 last.insert(m.partition, m.offset + 1);
             }
-            c.commit(&last.into_iter().collect::<Vec<_>>()).await.unwrap();
+            c.commit(&last.into_iter().collect::<Vec<_>>())
+                .await
+                .unwrap();
             got.extend(r);
         }
     }
@@ -116,7 +122,10 @@ async fn records_round_trip_in_key_order_with_group_commits() {
     for d in &deliveries {
         let p = d.partition as usize;
         assert!(committed[p].unwrap() > d.offset, "partition {p} committed");
-        assert!(ends[p] > d.offset, "ends {ends:?} committed {committed:?} delivery {d:?}");
+        assert!(
+            ends[p] > d.offset,
+            "ends {ends:?} committed {committed:?} delivery {d:?}"
+        );
     }
 
     // A reader outside any group sees everything from the beginning.
@@ -125,7 +134,8 @@ async fn records_round_trip_in_key_order_with_group_commits() {
     let deadline = Instant::now() + Duration::from_secs(30);
     while seen < 200 {
         assert!(Instant::now() < deadline, "reader saw {seen}");
-        if let ConsumerEvent::Records(rs) = r.poll(1000, Duration::from_millis(200)).await.unwrap() {
+        if let ConsumerEvent::Records(rs) = r.poll(1000, Duration::from_millis(200)).await.unwrap()
+        {
             seen += rs
                 .iter()
                 .filter(|m| m.payload.starts_with(tag.as_bytes()))
@@ -155,7 +165,8 @@ async fn a_second_member_takes_partitions_and_gives_them_back() {
     let mut second = bus.consumer(&group, Topic::Clicks).await.unwrap();
     let second_task = tokio::spawn(async move {
         loop {
-            if let ConsumerEvent::Assigned(p) = second.poll(10, Duration::from_millis(200)).await.unwrap()
+            if let ConsumerEvent::Assigned(p) =
+                second.poll(10, Duration::from_millis(200)).await.unwrap()
             {
                 // Keep polling so the assignment completes, then leave.
                 for _ in 0..5 {

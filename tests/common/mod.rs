@@ -58,7 +58,10 @@ pub fn services() -> Option<Services> {
 pub fn spawn(role: &str, args: Vec<String>) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clicktrail"))
         .args(&args)
-        .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -110,7 +113,13 @@ const CLICK_KEYS: &str = "1:integration-test-click-key-000";
 const VISITOR_SALT: &str = "integration-test-visitor-salt";
 
 /// Role arguments of a test deployment on `svc`, its ClickHouse database and data directory.
-pub fn role_args(role: &str, svc: &Services, database: &str, data: &Path, extra: &[&str]) -> Vec<String> {
+pub fn role_args(
+    role: &str,
+    svc: &Services,
+    database: &str,
+    data: &Path,
+    extra: &[&str],
+) -> Vec<String> {
     let mut a: Vec<String> = [
         role,
         "--listen",
@@ -184,12 +193,24 @@ impl Server {
     /// One process per role on Kafka and ClickHouse: redirector, ingest (whose link URLs
     /// point at the redirector), processor and query, with their own ClickHouse database.
     pub async fn cluster(data: &Path, svc: &Services, database: &str) -> Server {
-        let redirector = spawn("redirector", role_args("redirector", svc, database, data, &[]));
+        let redirector = spawn(
+            "redirector",
+            role_args("redirector", svc, database, data, &[]),
+        );
         let ingest = spawn(
             "ingest",
-            role_args("ingest", svc, database, data, &["--public-url", &redirector.base]),
+            role_args(
+                "ingest",
+                svc,
+                database,
+                data,
+                &["--public-url", &redirector.base],
+            ),
         );
-        let processor = spawn("processor", role_args("processor", svc, database, data, &[]));
+        let processor = spawn(
+            "processor",
+            role_args("processor", svc, database, data, &[]),
+        );
         let query = spawn("query", role_args("query", svc, database, data, &[]));
         let server = Server {
             base: ingest.base.clone(),
@@ -217,9 +238,14 @@ impl Server {
         }
         let role = if path.starts_with("/r/") || path.starts_with("/ref/") {
             "redirector"
-        } else if ["/api/v1/stats", "/api/v1/export", "/api/v1/sql", "/api/v1/attribution"]
-            .iter()
-            .any(|p| path.starts_with(p))
+        } else if [
+            "/api/v1/stats",
+            "/api/v1/export",
+            "/api/v1/sql",
+            "/api/v1/attribution",
+        ]
+        .iter()
+        .any(|p| path.starts_with(p))
         {
             "query"
         } else {
@@ -261,7 +287,11 @@ impl Server {
                 if position(p.base.clone()).await.is_some_and(|n| n >= target) {
                     break;
                 }
-                assert!(Instant::now() < deadline, "{} did not catch up with the catalog", p.role);
+                assert!(
+                    Instant::now() < deadline,
+                    "{} did not catch up with the catalog",
+                    p.role
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -424,11 +454,13 @@ impl Server {
             if p.as_ref().is_some_and(|p| p["lag"] == json!(0)) {
                 return;
             }
-            assert!(Instant::now() < deadline, "processor did not catch up: {p:?}");
+            assert!(
+                Instant::now() < deadline,
+                "processor did not catch up: {p:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-
 }
 
 impl Proc {
@@ -446,7 +478,11 @@ impl Proc {
             .status()
             .expect("kill -INT");
         let status = self.child.wait().expect("exited");
-        assert!(status.success(), "{}: clean shutdown, got {status}", self.role);
+        assert!(
+            status.success(),
+            "{}: clean shutdown, got {status}",
+            self.role
+        );
     }
 
     /// Starts it again with the same arguments (a new port); waits until it is ready.

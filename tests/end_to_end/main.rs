@@ -57,14 +57,15 @@ async fn the_whole_pipeline_adds_up() {
 /// every endpoint exactly as on the embedded default (the assertions are exact values).
 #[tokio::test]
 async fn the_same_figures_on_kafka_and_clickhouse() {
-    let Some(svc) = common::services() else { return };
+    let Some(svc) = common::services() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let s = Server::cluster(dir.path(), &svc, &format!("parity_{}", std::process::id())).await;
     scenario(&s).await;
 }
 
 async fn scenario(s: &Server) {
-    let s = s;
     let w = catalog(s).await;
 
     // Redirects: V1 twice on L1 (one unique), V2 on L2 with a sub id and a query, V3 on the
@@ -126,13 +127,13 @@ async fn scenario(s: &Server) {
     // Events: every waterfall rule, duplicates, conflicts, lazy extraction.
     let forged = format!("{}AA", &t1[..t1.len() - 2]);
     let e1 = json!({"event_id": "e1", "action": "purchase", "order_id": "O1", "value": 100, "click_id": t1, "customer_id": "c1"});
-    event(&s, &w.key, e1.clone()).await;
-    event(&s, &w.key, json!({"event_id": "e2", "action": "purchase", "order_id": "O1", "value": 100, "customer_id": "c1"})).await;
-    event(&s, &w.key, e1).await; // the same event_id again
-    event(&s, &w.key, json!({"event_id": "e4", "action": "purchase", "order_id": "O4", "value": "50.00", "coupon_code": "anna10", "click_id": t2, "customer_id": "c4"})).await;
-    event(&s, &w.key, json!({"event_id": "e5", "action": "purchase", "order_id": "O5", "value": 20, "coupon_code": "WELCOME", "ref_code": w.l2.1})).await;
+    event(s, &w.key, e1.clone()).await;
+    event(s, &w.key, json!({"event_id": "e2", "action": "purchase", "order_id": "O1", "value": 100, "customer_id": "c1"})).await;
+    event(s, &w.key, e1).await; // the same event_id again
+    event(s, &w.key, json!({"event_id": "e4", "action": "purchase", "order_id": "O4", "value": "50.00", "coupon_code": "anna10", "click_id": t2, "customer_id": "c4"})).await;
+    event(s, &w.key, json!({"event_id": "e5", "action": "purchase", "order_id": "O5", "value": 20, "coupon_code": "WELCOME", "ref_code": w.l2.1})).await;
     event(
-        &s,
+        s,
         &w.key,
         json!({"event_id": "e6", "action": "add_to_cart", "customer_id": "c1", "ref_code": w.l2.1}),
     )
@@ -140,7 +141,7 @@ async fn scenario(s: &Server) {
     let waited = Duration::from_millis(2600).saturating_sub(t3_at.elapsed());
     tokio::time::sleep(waited).await;
     event(
-        &s,
+        s,
         &w.key,
         json!({"event_id": "e7", "action": "add_to_cart", "customer_id": "c7", "click_id": t3}),
     )
@@ -150,9 +151,9 @@ async fn scenario(s: &Server) {
         {"event_id": "e9", "action": "signup", "referrer": format!("https://blog.example/post?click_id={t1}")},
         {"event_id": "e10", "action": "drop_off", "customer_id": "c10"},
     ]);
-    let accepted = event(&s, &w.key, batch).await;
+    let accepted = event(s, &w.key, batch).await;
     assert_eq!(accepted["accepted"], json!(3));
-    event(&s, &w.key, json!({"event_id": "e11", "action": "purchase", "order_id": "O11", "value": 30, "currency": "EUR", "coupon_code": "BobSave"})).await;
+    event(s, &w.key, json!({"event_id": "e11", "action": "purchase", "order_id": "O11", "value": 30, "currency": "EUR", "coupon_code": "BobSave"})).await;
     let r = s
         .http
         .post(s.url("/event/purchase"))
@@ -163,7 +164,7 @@ async fn scenario(s: &Server) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     event(
-        &s,
+        s,
         &w.key,
         json!({"event_id": "e12", "action": "custom", "name": "newsletter_optin", "click_id": t2}),
     )
@@ -171,7 +172,7 @@ async fn scenario(s: &Server) {
     s.drain().await;
 
     // Overview.
-    let o = stats(&s, "/api/v1/stats/overview?period=all").await;
+    let o = stats(s, "/api/v1/stats/overview?period=all").await;
     for (k, v) in [
         ("clicks", 6),
         ("unique_clicks", 4),
@@ -195,7 +196,7 @@ async fn scenario(s: &Server) {
     );
     assert_eq!(o["conversion_rate"], json!(1.0));
     let o1 = stats(
-        &s,
+        s,
         &format!("/api/v1/stats/overview?period=today&influencer_id={}", w.i1),
     )
     .await;
@@ -206,7 +207,7 @@ async fn scenario(s: &Server) {
     );
 
     // Per influencer.
-    let p = stats(&s, "/api/v1/stats/per-influencer?period=all").await;
+    let p = stats(s, "/api/v1/stats/per-influencer?period=all").await;
     let a = row(&p, &w.i1);
     assert_eq!(a["name"], json!("Anna"));
     for (k, v) in [
@@ -240,7 +241,7 @@ async fn scenario(s: &Server) {
     assert_eq!(p["rows"].as_array().unwrap().len(), 2);
 
     // Per campaign.
-    let p = stats(&s, "/api/v1/stats/per-campaign?period=all").await;
+    let p = stats(s, "/api/v1/stats/per-campaign?period=all").await;
     let c1 = row(&p, &w.c1);
     for (k, v) in [
         ("clicks", 5),
@@ -264,7 +265,7 @@ async fn scenario(s: &Server) {
     }
 
     // Per link.
-    let p = stats(&s, "/api/v1/stats/per-link?period=all").await;
+    let p = stats(s, "/api/v1/stats/per-link?period=all").await;
     let l1 = row(&p, &w.l1.0);
     assert_eq!(l1["name"], json!(w.l1.1));
     for (k, v) in [
@@ -294,7 +295,7 @@ async fn scenario(s: &Server) {
     );
 
     // Per sub id: conversions are joined through the credited click.
-    let p = stats(&s, "/api/v1/stats/per-sub-id?period=all").await;
+    let p = stats(s, "/api/v1/stats/per-sub-id?period=all").await;
     assert_eq!(p["rows"].as_array().unwrap().len(), 1, "{p}");
     let yt = row(&p, "yt");
     for (k, v) in [
@@ -307,7 +308,7 @@ async fn scenario(s: &Server) {
     }
 
     // Funnel and chart.
-    let f = stats(&s, "/api/v1/stats/funnel?period=all").await;
+    let f = stats(s, "/api/v1/stats/funnel?period=all").await;
     let counts: Vec<(String, i64)> = f["steps"]
         .as_array()
         .unwrap()
@@ -329,7 +330,7 @@ async fn scenario(s: &Server) {
     );
     assert_eq!(f["drop_offs"], json!(1));
     assert_eq!(f["signups"], json!(2));
-    let ch = stats(&s, "/api/v1/stats/chart?period=all&interval=day").await;
+    let ch = stats(s, "/api/v1/stats/chart?period=all&interval=day").await;
     let series = ch["series"].as_array().unwrap();
     let total = |k: &str| series.iter().map(|b| b[k].as_i64().unwrap()).sum::<i64>();
     assert_eq!(
@@ -342,7 +343,7 @@ async fn scenario(s: &Server) {
         (6, 4, 2, 5),
         "{ch}"
     );
-    let hourly = stats(&s, "/api/v1/stats/chart?period=today&interval=hour").await;
+    let hourly = stats(s, "/api/v1/stats/chart?period=today&interval=hour").await;
     assert!(
         hourly["series"][0]["bucket"]
             .as_str()

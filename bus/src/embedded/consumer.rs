@@ -112,7 +112,9 @@ impl Consumer for EmbeddedConsumer {
 
     async fn commit(&mut self, offsets: &[(u32, u64)]) -> Result<(), BusError> {
         let Some(group) = &self.group else {
-            return Err(BusError::Invalid("a reader outside a group cannot commit".into()));
+            return Err(BusError::Invalid(
+                "a reader outside a group cannot commit".into(),
+            ));
         };
         let shared = self.shared.clone();
         let keys: Vec<(String, u64)> = offsets

@@ -103,7 +103,11 @@ async fn truncation_keeps_offsets_across_reopen() {
         let log = open(dir.path()).await;
         let mut last = None;
         for i in 0..5u8 {
-            last = Some(log.send(Topic::Events, b"k".to_vec(), vec![i]).await.unwrap());
+            last = Some(
+                log.send(Topic::Events, b"k".to_vec(), vec![i])
+                    .await
+                    .unwrap(),
+            );
         }
         p = last.unwrap().partition;
         log.truncate(Topic::Events, p, 5).await.unwrap();
@@ -111,13 +115,19 @@ async fn truncation_keeps_offsets_across_reopen() {
     }
     let log = open(dir.path()).await;
     assert_eq!(log.end_offsets(Topic::Events).await.unwrap()[p as usize], 5);
-    let d = log.send(Topic::Events, b"k".to_vec(), vec![5]).await.unwrap();
+    let d = log
+        .send(Topic::Events, b"k".to_vec(), vec![5])
+        .await
+        .unwrap();
     assert_eq!(d.offset, 5, "offsets continue after the removed records");
     let mut r = log.reader(Topic::Events).await.unwrap();
     r.poll(10, Duration::ZERO).await.unwrap();
     let ConsumerEvent::Records(recs) = r.poll(10, Duration::ZERO).await.unwrap() else {
         panic!()
     };
-    assert_eq!(recs.iter().map(|m| m.payload[0]).collect::<Vec<_>>(), vec![5]);
+    assert_eq!(
+        recs.iter().map(|m| m.payload[0]).collect::<Vec<_>>(),
+        vec![5]
+    );
     assert!(r.commit(&[(p, 6)]).await.is_err(), "a reader cannot commit");
 }

@@ -210,10 +210,20 @@ impl KafkaConsumer {
         if mode == Mode::Group {
             base.subscribe(&[name.as_str()]).map_err(kafka_err)?;
         }
-        let (thread_base, thread_shared, thread_name) = (base.clone(), shared.clone(), name.clone());
+        let (thread_base, thread_shared, thread_name) =
+            (base.clone(), shared.clone(), name.clone());
         std::thread::Builder::new()
             .name(format!("kafka-{}", topic.name()))
-            .spawn(move || poll_loop(thread_base, thread_shared, topic, &thread_name, mode, partitions))
+            .spawn(move || {
+                poll_loop(
+                    thread_base,
+                    thread_shared,
+                    topic,
+                    &thread_name,
+                    mode,
+                    partitions,
+                )
+            })
             .map_err(kafka_err)?;
         Ok(KafkaConsumer {
             topic,
@@ -312,7 +322,11 @@ fn poll_loop(
 
 fn forward(shared: &Shared, topic: Topic, m: &BorrowedMessage<'_>) {
     shared.buffered.fetch_add(1, Ordering::SeqCst);
-    if shared.events.send(Event::Record(to_message(topic, m))).is_err() {
+    if shared
+        .events
+        .send(Event::Record(to_message(topic, m)))
+        .is_err()
+    {
         shared.stop.store(true, Ordering::SeqCst);
     }
 }

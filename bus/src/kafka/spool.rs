@@ -203,7 +203,7 @@ pub async fn replay(spool: Arc<Spool>, producer: KafkaProducer, stop: Cancellati
             failed_rounds += 1;
             // The broker answers but keeps refusing this client (it lost the producer's
             // state in a restart): start over with a new client.
-            if failed_rounds % 5 == 0
+            if failed_rounds.is_multiple_of(5)
                 && let Err(e) = producer.reset()
             {
                 tracing::error!(error = %e, "cannot replace the kafka producer");
@@ -281,8 +281,9 @@ async fn replay_chunk(
         reader.seek(*p, *o)?;
     }
     match first_error {
-        Some(e) => Err(BusError::Storage(format!("broker did not take replayed records: {e}"))),
+        Some(e) => Err(BusError::Storage(format!(
+            "broker did not take replayed records: {e}"
+        ))),
         None => Ok(()),
     }
 }
-
