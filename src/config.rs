@@ -191,27 +191,17 @@ impl RoleArgs {
         let mut problems = Vec::new();
         let needs_admin = matches!(role, Role::Ingest | Role::Query | Role::Processor);
         let needs_keys = matches!(role, Role::Redirector | Role::Processor);
-        match &self.admin_token {
-            None if needs_admin => problems.push(format!(
+        if needs_admin && self.admin_token.is_none() {
+            problems.push(format!(
                 "--admin-token (CLICKTRAIL_ADMIN_TOKEN) is required by {}",
                 role.name()
-            )),
-            Some(t) if t.len() < 16 => {
-                problems.push("--admin-token must be at least 16 characters".to_string())
-            }
-            _ => {}
+            ));
         }
-        match &self.click_keys {
-            None if needs_keys => problems.push(format!(
+        if needs_keys && self.click_keys.is_none() {
+            problems.push(format!(
                 "--click-keys (CLICKTRAIL_CLICK_KEYS) is required by {}",
                 role.name()
-            )),
-            Some(k) => {
-                if let Err(e) = clicktrail_schemas::token::ClickKeys::parse(k) {
-                    problems.push(format!("--click-keys: {e}"));
-                }
-            }
-            None => {}
+            ));
         }
         if role == Role::Redirector && self.visitor_salt.as_deref().is_none_or(|s| s.len() < 16) {
             problems.push(
@@ -249,31 +239,19 @@ impl RoleArgs {
         {
             problems.push("--clickhouse-url must start with http:// or https://".to_string());
         }
-        if self.batch_max_records == 0 || self.batch_max_wait_ms == 0 {
-            problems
-                .push("--batch-max-records and --batch-max-wait-ms must be at least 1".to_string());
+        SharedChecks {
+            admin_token: self.admin_token.as_deref(),
+            click_keys: self.click_keys.as_deref(),
+            public_url: self.public_url.as_deref(),
+            geo_db: self.geo_db.as_deref(),
+            batch_max_records: self.batch_max_records,
+            batch_max_wait_ms: self.batch_max_wait_ms,
+            dedup_fp_rate: self.dedup_fp_rate,
+            dedup_hourly_capacity: self.dedup_hourly_capacity,
+            max_body_bytes: self.max_body_bytes,
         }
-        if !(self.dedup_fp_rate > 0.0 && self.dedup_fp_rate < 0.5) {
-            problems.push("--dedup-fp-rate must be above 0 and below 0.5".to_string());
-        }
-        if self.max_body_bytes < 1024 {
-            problems.push("--max-body-bytes must be at least 1024".to_string());
-        }
-        if let Some(u) = &self.public_url
-            && !(u.starts_with("http://") || u.starts_with("https://"))
-        {
-            problems.push("--public-url must start with http:// or https://".to_string());
-        }
-        if let Some(g) = &self.geo_db
-            && !g.is_file()
-        {
-            problems.push(format!("--geo-db {} is not a file", g.display()));
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("\n"))
-        }
+        .check(&mut problems);
+        outcome(problems)
     }
 }
 
@@ -345,6 +323,37 @@ impl ServeArgs {
         if self.click_flush_ms == 0 || self.click_flush_ms > 1000 {
             problems.push("--click-flush-ms must be between 1 and 1000".to_string());
         }
+        SharedChecks {
+            admin_token: self.admin_token.as_deref(),
+            click_keys: self.click_keys.as_deref(),
+            public_url: self.public_url.as_deref(),
+            geo_db: self.geo_db.as_deref(),
+            batch_max_records: self.batch_max_records,
+            batch_max_wait_ms: self.batch_max_wait_ms,
+            dedup_fp_rate: self.dedup_fp_rate,
+            dedup_hourly_capacity: self.dedup_hourly_capacity,
+            max_body_bytes: self.max_body_bytes,
+        }
+        .check(&mut problems);
+        outcome(problems)
+    }
+}
+
+/// Settings `serve` and the roles share, checked the same way.
+struct SharedChecks<'a> {
+    admin_token: Option<&'a str>,
+    click_keys: Option<&'a str>,
+    public_url: Option<&'a str>,
+    geo_db: Option<&'a std::path::Path>,
+    batch_max_records: usize,
+    batch_max_wait_ms: u64,
+    dedup_fp_rate: f64,
+    dedup_hourly_capacity: usize,
+    max_body_bytes: usize,
+}
+
+impl SharedChecks<'_> {
+    fn check(&self, problems: &mut Vec<String>) {
         if self.batch_max_records == 0 {
             problems.push("--batch-max-records must be at least 1".to_string());
         }
@@ -360,30 +369,33 @@ impl ServeArgs {
         if self.max_body_bytes < 1024 {
             problems.push("--max-body-bytes must be at least 1024".to_string());
         }
-        if let Some(t) = &self.admin_token
+        if let Some(t) = self.admin_token
             && t.len() < 16
         {
             problems.push("--admin-token must be at least 16 characters".to_string());
         }
-        if let Some(k) = &self.click_keys
+        if let Some(k) = self.click_keys
             && let Err(e) = clicktrail_schemas::token::ClickKeys::parse(k)
         {
             problems.push(format!("--click-keys: {e}"));
         }
-        if let Some(u) = &self.public_url
+        if let Some(u) = self.public_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
             problems.push("--public-url must start with http:// or https://".to_string());
         }
-        if let Some(g) = &self.geo_db
+        if let Some(g) = self.geo_db
             && !g.is_file()
         {
             problems.push(format!("--geo-db {} is not a file", g.display()));
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("\n"))
-        }
+    }
+}
+
+fn outcome(problems: Vec<String>) -> Result<(), String> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
     }
 }

@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod process;
 mod roles;
 mod routes;
 mod secrets;

@@ -7,8 +7,8 @@
 //! (to the broker, or to the spool), the processor writes and commits its last batch.
 
 use crate::config::{Role, RoleArgs};
+use crate::process::{self, ProcessorTask};
 use crate::routes;
-use crate::serve::shutdown_signal;
 use crate::telemetry;
 use anyhow::{Context, anyhow};
 use clicktrail_bus::kafka::spool::{self, Spool};
@@ -226,42 +226,33 @@ pub async fn run(role: Role, args: RoleArgs) -> anyhow::Result<()> {
         Role::Processor => {
             let store = clickhouse(&args).await?;
             let producer: Arc<dyn Producer> = Arc::new(bus.producer(None)?);
-            let stop = CancellationToken::new();
-            let run = clicktrail_processor::run(
-                ProcessorConfig {
-                    group: args.group.clone(),
-                    batch_max_records: args.batch_max_records,
-                    batch_max_wait: Duration::from_millis(args.batch_max_wait_ms),
-                    click_keys: ClickKeys::parse(args.click_keys.as_deref().unwrap_or_default())
-                        .map_err(|e| anyhow!("--click-keys: {e}"))?,
-                    dedup: DedupOptions {
-                        hourly_capacity: args.dedup_hourly_capacity,
-                        fp_rate: args.dedup_fp_rate,
-                    },
+            let keys = ClickKeys::parse(args.click_keys.as_deref().unwrap_or_default())
+                .map_err(|e| anyhow!("--click-keys: {e}"))?;
+            let store: Arc<dyn Store> = Arc::new(store);
+            processor = Some(ProcessorTask::spawn(
+                |stop| {
+                    clicktrail_processor::run(
+                        ProcessorConfig {
+                            group: args.group.clone(),
+                            batch_max_records: args.batch_max_records,
+                            batch_max_wait: Duration::from_millis(args.batch_max_wait_ms),
+                            click_keys: keys,
+                            dedup: DedupOptions {
+                                hourly_capacity: args.dedup_hourly_capacity,
+                                fp_rate: args.dedup_fp_rate,
+                            },
+                        },
+                        ProcessorDeps {
+                            consumers: consumers.clone(),
+                            producer,
+                            store,
+                            catalog: catalog.clone(),
+                        },
+                        stop,
+                    )
                 },
-                ProcessorDeps {
-                    consumers: consumers.clone(),
-                    producer,
-                    store: Arc::new(store) as Arc<dyn Store>,
-                    catalog: catalog.clone(),
-                },
-                stop.clone(),
-            );
-            let exited = CancellationToken::new();
-            let task = tokio::spawn({
-                let (exited, lifecycle) = (exited.clone(), lifecycle.clone());
-                async move {
-                    let outcome = run.await;
-                    exited.cancel();
-                    if outcome.is_err() {
-                        // Nothing else would stop the process: a processor that cannot go on
-                        // must not look healthy.
-                        lifecycle.shutdown();
-                    }
-                    outcome
-                }
-            });
-            processor = Some((stop, exited, task));
+                &lifecycle,
+            ));
             vec![pipeline_view(), ops]
         }
         Role::Query => {
@@ -285,46 +276,24 @@ pub async fn run(role: Role, args: RoleArgs) -> anyhow::Result<()> {
         );
     }
 
-    let deadline = Duration::from_secs(args.shutdown_timeout_secs);
-    let lc = lifecycle.clone();
-    axum::serve(
+    process::serve_http(
         listener,
-        routes::app(pieces).into_make_service_with_connect_info::<SocketAddr>(),
+        routes::app(pieces),
+        lifecycle.clone(),
+        Duration::from_secs(args.shutdown_timeout_secs),
     )
-    .with_graceful_shutdown(async move {
-        tokio::select! {
-            _ = shutdown_signal() => {}
-            _ = lc.stopped() => {}
-        }
-        tracing::info!("shutting down: readiness off, draining HTTP");
-        lc.shutdown();
-        tokio::spawn(async move {
-            tokio::time::sleep(deadline).await;
-            tracing::error!(?deadline, "shutdown deadline passed; exiting");
-            std::process::exit(1);
-        });
-    })
     .await?;
 
-    let mut failure = None;
     if let Some(s) = spooled {
         s.close().await?;
     }
-    if let Some((stop, exited, task)) = processor {
-        let failed_early = exited.is_cancelled();
-        stop.cancel();
-        failure = match task.await {
-            Ok(Ok(())) if !failed_early => None,
-            Ok(Ok(())) => Some("it returned before shutdown".to_string()),
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(format!("it panicked: {e}")),
-        };
-    }
+    let processor_outcome = match processor {
+        Some(p) => p.finish().await,
+        None => Ok(()),
+    };
     background.cancel();
     let _ = follower.await;
-    if let Some(reason) = failure {
-        return Err(anyhow!("the processor stopped: {reason}"));
-    }
+    processor_outcome?;
     tracing::info!(role = role.name(), "stopped cleanly");
     Ok(())
 }

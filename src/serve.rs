@@ -6,6 +6,7 @@
 //! ends a shutdown that hangs.
 
 use crate::config::ServeArgs;
+use crate::process::{self, ProcessorTask};
 use crate::routes;
 use crate::{demo, secrets, telemetry};
 use anyhow::{Context, anyhow};
@@ -26,21 +27,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const PROCESSOR_GROUP: &str = "processor";
-
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
 
 /// Runs until Ctrl-C or SIGTERM, then shuts down in order.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -91,35 +77,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|_| anyhow!("the catalog follower stopped before catching up"))?;
     catalog_pending.ready();
 
-    let processor_stop = CancellationToken::new();
-    let processor_exited = CancellationToken::new();
-    let processor_run = clicktrail_processor::run(
-        ProcessorConfig {
-            group: PROCESSOR_GROUP.into(),
-            batch_max_records: args.batch_max_records,
-            batch_max_wait: Duration::from_millis(args.batch_max_wait_ms),
-            click_keys: click_keys.clone(),
-            dedup: DedupOptions {
-                hourly_capacity: args.dedup_hourly_capacity,
-                fp_rate: args.dedup_fp_rate,
-            },
+    let processor = ProcessorTask::spawn(
+        |stop| {
+            clicktrail_processor::run(
+                ProcessorConfig {
+                    group: PROCESSOR_GROUP.into(),
+                    batch_max_records: args.batch_max_records,
+                    batch_max_wait: Duration::from_millis(args.batch_max_wait_ms),
+                    click_keys: click_keys.clone(),
+                    dedup: DedupOptions {
+                        hourly_capacity: args.dedup_hourly_capacity,
+                        fp_rate: args.dedup_fp_rate,
+                    },
+                },
+                ProcessorDeps {
+                    consumers: consumers.clone(),
+                    producer: producer.clone(),
+                    store: Arc::new(store.clone()) as Arc<dyn Store>,
+                    catalog: catalog.clone(),
+                },
+                stop,
+            )
         },
-        ProcessorDeps {
-            consumers: consumers.clone(),
-            producer: producer.clone(),
-            store: Arc::new(store.clone()) as Arc<dyn Store>,
-            catalog: catalog.clone(),
-        },
-        processor_stop.clone(),
+        &lifecycle,
     );
-    let processor = tokio::spawn({
-        let exited = processor_exited.clone();
-        async move {
-            let outcome = processor_run.await;
-            exited.cancel();
-            outcome
-        }
-    });
     let compaction = tokio::spawn(store.clone().run_compaction(
         Duration::from_secs(args.compact_every_secs.max(1)),
         CompactionPolicy::default(),
@@ -190,40 +171,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
 
-    let deadline = Duration::from_secs(args.shutdown_timeout_secs);
-    let lc = lifecycle.clone();
-    axum::serve(
+    process::serve_http(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        lifecycle.clone(),
+        Duration::from_secs(args.shutdown_timeout_secs),
     )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: readiness off, draining HTTP");
-        lc.shutdown();
-        tokio::spawn(async move {
-            tokio::time::sleep(deadline).await;
-            tracing::error!(?deadline, "shutdown deadline passed; exiting");
-            std::process::exit(1);
-        });
-    })
     .await?;
 
     log.flush().await.context("flushing queued clicks")?;
-    let failed_early = processor_exited.is_cancelled();
-    processor_stop.cancel();
-    let processor_failed = match processor.await {
-        Ok(Ok(())) if !failed_early => None,
-        Ok(Ok(())) => Some("it returned before shutdown".to_string()),
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(e) => Some(format!("it panicked: {e}")),
-    };
+    let processor_outcome = processor.finish().await;
     background.cancel();
     let _ = follower.await;
     let _ = compaction.await;
     log.close().await.context("closing the log")?;
-    if let Some(reason) = processor_failed {
-        return Err(anyhow!("the processor stopped: {reason}"));
-    }
+    processor_outcome?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -143,38 +143,28 @@ async fn kcat_reads_every_topic_and_clickhouse_client_shows_the_tables() {
     );
     assert!(kcat(&svc.kafka, &format!("{prefix}impressions")).is_empty());
 
+    let tables = clickhouse_client(&format!("SHOW TABLES FROM {db}"));
+    for t in ["clicks", "events", "schema_migrations"] {
+        assert!(tables.lines().any(|l| l == t), "{t} in {tables}");
+    }
+    assert_eq!(
+        clickhouse_client(&format!("SELECT count() FROM {db}.events FINAL")).trim(),
+        "1"
+    );
+}
+
+/// The answer of `clickhouse-client` to `query` against the test server.
+fn clickhouse_client(query: &str) -> String {
     let port =
         std::env::var("CLICKTRAIL_TEST_CLICKHOUSE_TCP").expect("CLICKTRAIL_TEST_CLICKHOUSE_TCP");
     let out = Command::new("clickhouse-client")
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--query",
-            &format!("SHOW TABLES FROM {db}"),
-        ])
+        .args(["--host", "127.0.0.1", "--port", &port, "--query", query])
         .output()
         .expect("clickhouse-client is installed by scripts/services");
     assert!(
         out.status.success(),
-        "{}",
+        "{query}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tables = String::from_utf8(out.stdout).unwrap();
-    for t in ["clicks", "events", "schema_migrations"] {
-        assert!(tables.lines().any(|l| l == t), "{t} in {tables}");
-    }
-    let out = Command::new("clickhouse-client")
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--query",
-            &format!("SELECT count() FROM {db}.events FINAL"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "1");
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -10,29 +10,27 @@
 //!   rebalances are handed to the caller ([`ConsumerEvent::Assigned`] / `Revoked`) and wait
 //!   until the caller has restored or checkpointed the partitions; readers outside any group.
 
-use crate::{BusError, Consumer, ConsumerFactory, Delivery, Message, Producer, TailReader};
+use crate::{BusError, Consumer, ConsumerFactory, Message, TailReader};
 use async_trait::async_trait;
 use clicktrail_schemas::Topic;
-use clicktrail_schemas::topics::partition_for;
+use parking_lot::Mutex;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message as _;
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
-};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 mod consumer;
+mod producer;
 pub mod spool;
 
 use consumer::KafkaConsumer;
+pub use producer::KafkaProducer;
 use spool::Spool;
 
 /// How long metadata and offset requests may take.
@@ -114,6 +112,8 @@ pub struct KafkaBus {
     partitions: Arc<HashMap<Topic, u32>>,
     /// For metadata and watermarks; never joins a group.
     meta: Arc<BaseConsumer>,
+    /// Clients that read a group's committed offsets (never joining it), one per group.
+    offset_readers: Arc<Mutex<HashMap<String, Arc<BaseConsumer>>>>,
 }
 
 impl KafkaBus {
@@ -208,7 +208,19 @@ impl KafkaBus {
             options,
             partitions: Arc::new(partitions),
             meta,
+            offset_readers: Arc::default(),
         })
+    }
+
+    fn offset_reader(&self, group: &str) -> Result<Arc<BaseConsumer>, BusError> {
+        let mut readers = self.offset_readers.lock();
+        if let Some(c) = readers.get(group) {
+            return Ok(c.clone());
+        }
+        let c: Arc<BaseConsumer> =
+            Arc::new(self.consumer_config(group).create().map_err(kafka_err)?);
+        readers.insert(group.to_string(), c.clone());
+        Ok(c)
     }
 
     /// Partitions of a topic on the broker.
@@ -237,24 +249,16 @@ impl KafkaBus {
             )
             .set("queue.buffering.max.messages", "1000000");
         o.apply_settings(&mut c);
-        let inner: ThreadedProducer<DeliveryContext> = c
-            .create_with_context(DeliveryContext {
-                spool: spool.clone(),
-            })
-            .map_err(kafka_err)?;
-        Ok(KafkaProducer {
-            inner: Arc::new(parking_lot::RwLock::new(Arc::new(inner))),
-            config: Arc::new(c),
-            names: Arc::new(
-                Topic::ALL
-                    .into_iter()
-                    .map(|t| (t, o.topic_name(t)))
-                    .collect(),
-            ),
-            partitions: self.partitions.clone(),
+        KafkaProducer::new(
+            c,
+            Topic::ALL
+                .into_iter()
+                .map(|t| (t, o.topic_name(t)))
+                .collect(),
+            self.partitions.clone(),
             spool,
-            ack_wait: o.delivery_timeout + Duration::from_secs(5),
-        })
+            o.delivery_timeout + Duration::from_secs(5),
+        )
     }
 
     fn consumer_config(&self, group: &str) -> ClientConfig {
@@ -289,225 +293,6 @@ fn topic_partitions(meta: &BaseConsumer, name: &str) -> Result<u32, BusError> {
         .find(|t| t.name() == name && t.error().is_none())
         .map(|t| t.partitions().len() as u32)
         .unwrap_or(0))
-}
-
-/// What waits for a record's delivery report.
-enum Pending {
-    /// A durable send waiting for the broker's acknowledgement.
-    Reply(oneshot::Sender<Result<Delivery, String>>),
-    /// An enqueued record (a click): on failure it goes to the spool.
-    Enqueued(Topic),
-}
-
-/// Routes delivery reports to waiting senders and failed enqueued records to the spool.
-struct DeliveryContext {
-    spool: Option<Arc<Spool>>,
-}
-
-impl ClientContext for DeliveryContext {}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Box<Pending>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
-        match (*pending, result) {
-            (Pending::Reply(tx), Ok(m)) => {
-                let _ = tx.send(Ok(Delivery {
-                    partition: m.partition() as u32,
-                    offset: m.offset() as u64,
-                    spooled: false,
-                }));
-            }
-            (Pending::Reply(tx), Err((e, _))) => {
-                let _ = tx.send(Err(e.to_string()));
-            }
-            (Pending::Enqueued(_), Ok(_)) => {}
-            (Pending::Enqueued(topic), Err((e, m))) => {
-                let key = m.key().unwrap_or_default().to_vec();
-                let payload = m.payload().unwrap_or_default().to_vec();
-                match &self.spool {
-                    Some(spool) => spool.enqueue(topic, key, payload),
-                    None => {
-                        metrics::counter!(crate::metric_names::UNDELIVERED, "topic" => topic.name())
-                            .increment(1);
-                        tracing::error!(%topic, error = %e, "record not delivered and no spool");
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The Kafka producer, with the optional local spool behind it.
-#[derive(Clone)]
-pub struct KafkaProducer {
-    /// Replaced by [`KafkaProducer::reset`].
-    inner: Arc<parking_lot::RwLock<Arc<ThreadedProducer<DeliveryContext>>>>,
-    config: Arc<ClientConfig>,
-    names: Arc<HashMap<Topic, String>>,
-    partitions: Arc<HashMap<Topic, u32>>,
-    spool: Option<Arc<Spool>>,
-    ack_wait: Duration,
-}
-
-impl KafkaProducer {
-    fn current(&self) -> Arc<ThreadedProducer<DeliveryContext>> {
-        self.inner.read().clone()
-    }
-
-    /// Replaces the client with a new one (a new producer id, sequences from zero). After a
-    /// broker restart that lost its producer state, the old client's records are refused
-    /// for good; the new one's are taken. Records still queued in the old client keep their
-    /// delivery reports (and go to the spool if they fail).
-    pub fn reset(&self) -> Result<(), BusError> {
-        let spool = self.spool.clone();
-        let fresh: ThreadedProducer<DeliveryContext> = self
-            .config
-            .create_with_context(DeliveryContext { spool })
-            .map_err(kafka_err)?;
-        *self.inner.write() = Arc::new(fresh);
-        tracing::warn!("kafka producer replaced after repeated refusals");
-        Ok(())
-    }
-
-    fn name(&self, topic: Topic) -> &str {
-        self.names
-            .get(&topic)
-            .map(String::as_str)
-            .unwrap_or(topic.name())
-    }
-
-    fn partition(&self, topic: Topic, key: &[u8]) -> u32 {
-        partition_for(key, self.partitions.get(&topic).copied().unwrap_or(1))
-    }
-
-    /// Sends straight to the broker and reports each record's outcome, in order.
-    async fn send_direct(
-        &self,
-        topic: Topic,
-        records: &[(Vec<u8>, Vec<u8>)],
-    ) -> Vec<Result<Delivery, String>> {
-        let mut waits = Vec::with_capacity(records.len());
-        let inner = self.current();
-        for (key, payload) in records {
-            let (tx, rx) = oneshot::channel();
-            let partition = self.partition(topic, key);
-            let record = BaseRecord::with_opaque_to(self.name(topic), Box::new(Pending::Reply(tx)))
-                .key(key.as_slice())
-                .payload(payload.as_slice())
-                .partition(partition as i32);
-            match inner.send(record) {
-                Ok(()) => waits.push(Ok(rx)),
-                Err((e, _)) => waits.push(Err(e.to_string())),
-            }
-        }
-        let mut out = Vec::with_capacity(waits.len());
-        for w in waits {
-            out.push(match w {
-                Ok(rx) => match tokio::time::timeout(self.ack_wait, rx).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(_)) => Err("the producer dropped the record".into()),
-                    Err(_) => Err("no delivery report in time".into()),
-                },
-                Err(e) => Err(e),
-            });
-        }
-        out
-    }
-
-    fn spool_for(&self, topic: Topic) -> Option<&Arc<Spool>> {
-        self.spool.as_ref().filter(|s| s.covers(topic))
-    }
-}
-
-#[async_trait]
-impl Producer for KafkaProducer {
-    async fn send_batch(
-        &self,
-        topic: Topic,
-        records: Vec<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<Vec<Delivery>, BusError> {
-        if let Some(spool) = self.spool_for(topic)
-            && spool.is_spooling(topic)
-        {
-            return spool.append(topic, records).await;
-        }
-        let results = self.send_direct(topic, &records).await;
-        let mut out: Vec<Option<Delivery>> = Vec::with_capacity(results.len());
-        let mut failed = Vec::new();
-        let mut first_error = None;
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(d) => out.push(Some(d)),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                    failed.push(i);
-                    out.push(None);
-                }
-            }
-        }
-        if let Some(e) = first_error {
-            let Some(spool) = self.spool_for(topic) else {
-                return Err(kafka_err(format!("not acknowledged: {e}")));
-            };
-            tracing::warn!(%topic, records = failed.len(), error = %e, "broker did not acknowledge; spooling");
-            let retry: Vec<(Vec<u8>, Vec<u8>)> =
-                failed.iter().map(|&i| records[i].clone()).collect();
-            let spooled = spool.append(topic, retry).await?;
-            for (i, d) in failed.into_iter().zip(spooled) {
-                out[i] = Some(d);
-            }
-        }
-        Ok(out
-            .into_iter()
-            .map(|d| d.expect("every record answered"))
-            .collect())
-    }
-
-    fn enqueue(&self, topic: Topic, key: Vec<u8>, payload: Vec<u8>) -> Result<(), BusError> {
-        if let Some(spool) = self.spool_for(topic)
-            && spool.is_spooling(topic)
-        {
-            spool.enqueue(topic, key, payload);
-            return Ok(());
-        }
-        let partition = self.partition(topic, &key);
-        let record =
-            BaseRecord::with_opaque_to(self.name(topic), Box::new(Pending::Enqueued(topic)))
-                .key(key.as_slice())
-                .payload(payload.as_slice())
-                .partition(partition as i32);
-        match self.current().send(record) {
-            Ok(()) => Ok(()),
-            Err((e, _)) => match self.spool_for(topic) {
-                Some(spool) => {
-                    spool.enqueue(topic, key, payload);
-                    Ok(())
-                }
-                None if matches!(
-                    e,
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-                ) =>
-                {
-                    Err(BusError::QueueFull)
-                }
-                None => Err(kafka_err(e)),
-            },
-        }
-    }
-
-    async fn flush(&self) -> Result<(), BusError> {
-        let inner = self.current();
-        let wait = self.ack_wait;
-        tokio::task::spawn_blocking(move || inner.flush(wait))
-            .await
-            .map_err(kafka_err)?
-            .map_err(kafka_err)?;
-        if let Some(spool) = &self.spool {
-            spool.flush().await?;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -552,11 +337,10 @@ impl ConsumerFactory for KafkaBus {
     }
 
     async fn committed(&self, group: &str, topic: Topic) -> Result<Vec<Option<u64>>, BusError> {
-        let config = self.consumer_config(group);
+        let c = self.offset_reader(group)?;
         let n = self.partitions(topic);
         let name = self.options.topic_name(topic);
         tokio::task::spawn_blocking(move || {
-            let c: BaseConsumer = config.create().map_err(kafka_err)?;
             let mut tpl = TopicPartitionList::new();
             for p in 0..n {
                 tpl.add_partition(&name, p as i32);

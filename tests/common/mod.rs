@@ -4,24 +4,20 @@
 
 use reqwest::{Client, Response, StatusCode, header};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod cluster;
+pub mod own;
+mod proc;
+
+#[allow(unused_imports)]
+pub use cluster::{Services, role_args, services};
+pub use proc::{Proc, spawn, wait_ready};
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
 /// `--click-flush-ms` used by the tests.
 pub const FLUSH_MS: u64 = 100;
-
-/// One `clicktrail` process.
-pub struct Proc {
-    /// `serve`, `redirector`, `ingest`, `processor` or `query`.
-    pub role: String,
-    pub child: Child,
-    pub base: String,
-    /// The arguments it was started with, to restart it the same way.
-    pub args: Vec<String>,
-}
 
 /// A running deployment: one `serve` process, or one process per role on Kafka and
 /// ClickHouse. Requests go to the role that serves their path.
@@ -33,59 +29,6 @@ pub struct Server {
     pub http: Client,
 }
 
-/// Addresses of the real services (`scripts/services start`). Under `CI=true` their absence
-/// fails the test; elsewhere it skips it.
-pub struct Services {
-    pub kafka: String,
-    pub clickhouse: String,
-}
-
-pub fn services() -> Option<Services> {
-    let kafka = std::env::var("CLICKTRAIL_TEST_KAFKA").unwrap_or_default();
-    let clickhouse = std::env::var("CLICKTRAIL_TEST_CLICKHOUSE").unwrap_or_default();
-    if kafka.is_empty() || clickhouse.is_empty() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CLICKTRAIL_TEST_KAFKA / CLICKTRAIL_TEST_CLICKHOUSE are not set; scripts/services start provides them"
-        );
-        eprintln!("skipped: Kafka and ClickHouse are not configured");
-        return None;
-    }
-    Some(Services { kafka, clickhouse })
-}
-
-/// Starts `clicktrail <args>` and waits for its address.
-pub fn spawn(role: &str, args: Vec<String>) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clicktrail"))
-        .args(&args)
-        .env(
-            "RUST_LOG",
-            std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start clicktrail");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("clicktrail is listening on ") {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(180))
-        .unwrap_or_else(|_| panic!("{role} printed its address"));
-    Proc {
-        role: role.to_string(),
-        child,
-        base: format!("http://{addr}"),
-        args,
-    }
-}
-
 fn client() -> Client {
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -94,65 +37,9 @@ fn client() -> Client {
         .unwrap()
 }
 
-/// Waits until `base` answers ready.
-pub async fn wait_ready(http: &Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/health/ready")).send().await
-            && r.status() == StatusCode::OK
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{base} never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Secrets every role of a test deployment shares.
-const CLICK_KEYS: &str = "1:integration-test-click-key-000";
-const VISITOR_SALT: &str = "integration-test-visitor-salt";
-
-/// Role arguments of a test deployment on `svc`, its ClickHouse database and data directory.
-pub fn role_args(
-    role: &str,
-    svc: &Services,
-    database: &str,
-    data: &Path,
-    extra: &[&str],
-) -> Vec<String> {
-    let mut a: Vec<String> = [
-        role,
-        "--listen",
-        "127.0.0.1:0",
-        "--brokers",
-        &svc.kafka,
-        "--clickhouse-url",
-        &svc.clickhouse,
-        "--clickhouse-database",
-        database,
-        "--admin-token",
-        ADMIN,
-        "--click-keys",
-        CLICK_KEYS,
-        "--visitor-salt",
-        VISITOR_SALT,
-        "--group",
-        &format!("{database}-processor"),
-        "--topic-prefix",
-        &format!("{database}-"),
-        "--batch-max-wait-ms",
-        "50",
-        "--kafka-delivery-timeout-ms",
-        "3000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push("--data-dir".into());
-    a.push(data.join(role).display().to_string());
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
-}
+pub const CLICK_KEYS: &str = "1:integration-test-click-key-000";
+pub const VISITOR_SALT: &str = "integration-test-visitor-salt";
 
 impl Server {
     pub async fn start(data: &Path) -> Server {
@@ -190,48 +77,6 @@ impl Server {
         server
     }
 
-    /// One process per role on Kafka and ClickHouse: redirector, ingest (whose link URLs
-    /// point at the redirector), processor and query, with their own ClickHouse database.
-    pub async fn cluster(data: &Path, svc: &Services, database: &str) -> Server {
-        let redirector = spawn(
-            "redirector",
-            role_args("redirector", svc, database, data, &[]),
-        );
-        let ingest = spawn(
-            "ingest",
-            role_args(
-                "ingest",
-                svc,
-                database,
-                data,
-                &["--public-url", &redirector.base],
-            ),
-        );
-        let processor = spawn(
-            "processor",
-            role_args("processor", svc, database, data, &[]),
-        );
-        let query = spawn("query", role_args("query", svc, database, data, &[]));
-        let server = Server {
-            base: ingest.base.clone(),
-            procs: vec![redirector, ingest, processor, query],
-            data: data.to_path_buf(),
-            http: client(),
-        };
-        for p in &server.procs {
-            wait_ready(&server.http, &p.base).await;
-        }
-        server
-    }
-
-    /// The process of `role`.
-    pub fn proc_mut(&mut self, role: &str) -> &mut Proc {
-        self.procs
-            .iter_mut()
-            .find(|p| p.role == role)
-            .unwrap_or_else(|| panic!("no {role} process"))
-    }
-
     fn base_for(&self, path: &str) -> &str {
         if self.procs.len() == 1 {
             return &self.base;
@@ -260,41 +105,6 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_for(path))
-    }
-
-    /// In a deployment of roles: waits until every role applied the catalog as far as ingest
-    /// has (each role follows the catalog topic on its own).
-    pub async fn sync_catalog(&self) {
-        if self.procs.len() == 1 {
-            return;
-        }
-        let position = |base: String| {
-            let http = self.http.clone();
-            async move {
-                let r = http.get(format!("{base}/health/ready")).send().await.ok()?;
-                r.headers()
-                    .get("x-clicktrail-catalog")?
-                    .to_str()
-                    .ok()?
-                    .parse::<u64>()
-                    .ok()
-            }
-        };
-        let target = position(self.base.clone()).await.unwrap_or(0);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for p in &self.procs {
-            loop {
-                if position(p.base.clone()).await.is_some_and(|n| n >= target) {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{} did not catch up with the catalog",
-                    p.role
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
     }
 
     /// SIGKILL of every process: no chance to flush anything.
@@ -460,44 +270,6 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Proc {
-    /// SIGKILL.
-    pub fn kill9(&mut self) {
-        self.child.kill().expect("kill -9");
-        self.child.wait().expect("reaped");
-    }
-
-    /// SIGINT, then wait for a clean exit.
-    pub fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill -INT");
-        let status = self.child.wait().expect("exited");
-        assert!(
-            status.success(),
-            "{}: clean shutdown, got {status}",
-            self.role
-        );
-    }
-
-    /// Starts it again with the same arguments (a new port); waits until it is ready.
-    pub async fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        *self = spawn(&self.role, self.args.clone());
-        wait_ready(&client(), &self.base).await;
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

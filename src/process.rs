@@ -1,0 +1,101 @@
+//! What every process shares, `serve` or a single role: the stop signal, serving HTTP until it
+//! arrives (with a deadline on the drain), and a processor running alongside.
+
+use anyhow::anyhow;
+use axum::Router;
+use clicktrail_bus::Lifecycle;
+use clicktrail_processor::pipeline::PipelineError;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Serves `app` until Ctrl-C, SIGTERM or `lifecycle` shutting down; then readiness turns 503
+/// and HTTP drains. A drain longer than `deadline` ends the process.
+pub async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    lifecycle: Lifecycle,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = lifecycle.stopped() => {}
+        }
+        tracing::info!("shutting down: readiness off, draining HTTP");
+        lifecycle.shutdown();
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            tracing::error!(?deadline, "shutdown deadline passed; exiting");
+            std::process::exit(1);
+        });
+    })
+    .await?;
+    Ok(())
+}
+
+/// A processor running in this process.
+pub struct ProcessorTask {
+    stop: CancellationToken,
+    exited: CancellationToken,
+    task: JoinHandle<Result<(), PipelineError>>,
+}
+
+impl ProcessorTask {
+    /// Spawns the processor `run(stop)`. Should it end on its own, the process shuts down:
+    /// nothing else would stop it, and a processor that cannot go on must not look healthy.
+    pub fn spawn<F>(run: impl FnOnce(CancellationToken) -> F, lifecycle: &Lifecycle) -> Self
+    where
+        F: Future<Output = Result<(), PipelineError>> + Send + 'static,
+    {
+        let (stop, exited) = (CancellationToken::new(), CancellationToken::new());
+        let run = run(stop.clone());
+        let task = tokio::spawn({
+            let (exited, lifecycle) = (exited.clone(), lifecycle.clone());
+            async move {
+                let outcome = run.await;
+                exited.cancel();
+                lifecycle.shutdown();
+                outcome
+            }
+        });
+        ProcessorTask { stop, exited, task }
+    }
+
+    /// Stops it once its last batch is written and committed; an error if it had stopped
+    /// before or failed.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        let failed_early = self.exited.is_cancelled();
+        self.stop.cancel();
+        let reason = match self.task.await {
+            Ok(Ok(())) if !failed_early => return Ok(()),
+            Ok(Ok(())) => "it returned before shutdown".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("it panicked: {e}"),
+        };
+        Err(anyhow!("the processor stopped: {reason}"))
+    }
+}
