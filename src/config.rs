@@ -72,9 +72,14 @@ pub struct RoleArgs {
     #[arg(
         long,
         env = "CLICKTRAIL_KAFKA_SESSION_TIMEOUT_MS",
-        default_value_t = 6000
+        default_value_t = 45000
     )]
     pub kafka_session_timeout_ms: u64,
+    /// A stable name for this processor in its group (Kafka static membership, e.g. the
+    /// pod or host name): restarted under the same name, it takes its partitions back at
+    /// once. Unique per running processor; unset, a restart waits for a rebalance.
+    #[arg(long, env = "CLICKTRAIL_KAFKA_INSTANCE_ID")]
+    pub kafka_instance_id: Option<String>,
     /// Further librdkafka settings, `key=value`, repeatable.
     #[arg(long = "kafka-setting", value_name = "KEY=VALUE")]
     pub kafka_settings: Vec<String>,
@@ -228,6 +233,13 @@ impl RoleArgs {
         }
         if self.kafka_delivery_timeout_ms < 100 {
             problems.push("--kafka-delivery-timeout-ms must be at least 100".to_string());
+        }
+        if let Some(id) = &self.kafka_instance_id
+            && (id.is_empty() || id.chars().any(char::is_whitespace))
+        {
+            problems.push(format!(
+                "--kafka-instance-id `{id}` must be a non-empty name without spaces"
+            ));
         }
         for s in &self.kafka_settings {
             if !s.contains('=') {

@@ -44,6 +44,7 @@ fn kafka_options(args: &RoleArgs) -> KafkaOptions {
     o.batch_records = args.kafka_batch_records;
     o.delivery_timeout = Duration::from_millis(args.kafka_delivery_timeout_ms);
     o.session_timeout = Duration::from_millis(args.kafka_session_timeout_ms);
+    o.instance_id = args.kafka_instance_id.clone();
     o.settings = args
         .kafka_settings
         .iter()

@@ -58,6 +58,10 @@ pub struct KafkaOptions {
     pub delivery_timeout: Duration,
     /// Group session timeout: how soon a member that died is replaced.
     pub session_timeout: Duration,
+    /// A stable name of this group member (`group.instance.id`, static membership): a
+    /// member restarted under the same name takes its partitions back at once instead of
+    /// waiting for the session timeout and a rebalance. Unique per running process.
+    pub instance_id: Option<String>,
     /// Further librdkafka settings, applied last.
     pub settings: Vec<(String, String)>,
     /// Prefix of every topic name (`<prefix>clicks`, …), so that several deployments can
@@ -78,7 +82,8 @@ impl KafkaOptions {
             linger: Duration::from_millis(5),
             batch_records: 10_000,
             delivery_timeout: Duration::from_secs(5),
-            session_timeout: Duration::from_secs(6),
+            session_timeout: Duration::from_secs(45),
+            instance_id: None,
             settings: Vec::new(),
             topic_prefix: String::new(),
         }
@@ -223,6 +228,13 @@ impl KafkaBus {
         Ok(c)
     }
 
+    /// The Kafka group a member of `group` consuming `topic` joins. Each topic has a group of
+    /// its own: a rebalance on one topic never stops the other, and every member of a group
+    /// has the same subscription (brokers' coordinators do not all handle mixed ones well).
+    pub fn group_id(group: &str, topic: Topic) -> String {
+        format!("{group}.{}", topic.name())
+    }
+
     /// Partitions of a topic on the broker.
     pub fn partitions(&self, topic: Topic) -> u32 {
         self.partitions.get(&topic).copied().unwrap_or(1)
@@ -274,7 +286,9 @@ impl KafkaBus {
             )
             .set(
                 "heartbeat.interval.ms",
-                (o.session_timeout.as_millis() / 4).max(100).to_string(),
+                (o.session_timeout.as_millis() / 4)
+                    .clamp(100, 3000)
+                    .to_string(),
             )
             .set("partition.assignment.strategy", "range")
             .set("fetch.wait.max.ms", "100");
@@ -298,7 +312,10 @@ fn topic_partitions(meta: &BaseConsumer, name: &str) -> Result<u32, BusError> {
 #[async_trait]
 impl ConsumerFactory for KafkaBus {
     async fn consumer(&self, group: &str, topic: Topic) -> Result<Box<dyn Consumer>, BusError> {
-        let config = self.consumer_config(group);
+        let mut config = self.consumer_config(&Self::group_id(group, topic));
+        if let Some(id) = &self.options.instance_id {
+            config.set("group.instance.id", id);
+        }
         Ok(Box::new(KafkaConsumer::start(
             config,
             topic,
@@ -337,7 +354,7 @@ impl ConsumerFactory for KafkaBus {
     }
 
     async fn committed(&self, group: &str, topic: Topic) -> Result<Vec<Option<u64>>, BusError> {
-        let c = self.offset_reader(group)?;
+        let c = self.offset_reader(&Self::group_id(group, topic))?;
         let n = self.partitions(topic);
         let name = self.options.topic_name(topic);
         tokio::task::spawn_blocking(move || {

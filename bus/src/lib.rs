@@ -129,7 +129,9 @@ pub trait Consumer: Send + Sync {
     fn seek(&mut self, partition: u32, offset: u64) -> Result<(), BusError>;
 
     /// Commits the group's positions: each offset is the next one to read. Never moves a
-    /// position backwards.
+    /// position backwards. On Kafka the commit is sent without waiting for the broker's answer
+    /// (a failed one is logged and superseded by the next); a partition resumes from the
+    /// store's checkpoint, so commits serve monitoring and tools.
     async fn commit(&mut self, offsets: &[(u32, u64)]) -> Result<(), BusError>;
 }
 

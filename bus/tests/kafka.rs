@@ -116,9 +116,20 @@ async fn records_round_trip_in_key_order_with_group_commits() {
     }
     assert_eq!(per_key.values().map(Vec::len).sum::<usize>(), 200);
 
-    // The group's commits are its positions: ends equal committed now.
+    // The group's commits are its positions (commits are sent without waiting for the
+    // broker's answer, so they are read until they arrive).
     let ends = bus.end_offsets(Topic::Events).await.unwrap();
-    let committed = bus.committed(&group, Topic::Events).await.unwrap();
+    let past = |c: &[Option<u64>]| {
+        deliveries
+            .iter()
+            .all(|d| c[d.partition as usize].is_some_and(|o| o > d.offset))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut committed = bus.committed(&group, Topic::Events).await.unwrap();
+    while !past(&committed) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        committed = bus.committed(&group, Topic::Events).await.unwrap();
+    }
     for d in &deliveries {
         let p = d.partition as usize;
         assert!(committed[p].unwrap() > d.offset, "partition {p} committed");

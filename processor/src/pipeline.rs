@@ -207,6 +207,7 @@ impl<S: PartitionState> Pipeline<S> {
 
     async fn assign(&mut self, parts: &[u32]) -> Result<(), PipelineError> {
         let ctx = self.ctx();
+        let mut restored_at = Vec::new();
         for &part in parts {
             let name = stream(self.topic, part);
             let restored = loop {
@@ -230,6 +231,14 @@ impl<S: PartitionState> Pipeline<S> {
             self.wiring.consumer.seek(part, offset)?;
             tracing::info!(stream = %name, offset, "partition assigned");
             self.states.insert(part, state);
+            restored_at.push((part, offset));
+        }
+        // The group's position follows the checkpoint even when a commit was lost in the
+        // hand-over and nothing new arrives.
+        let restored_at: Vec<(u32, u64)> =
+            restored_at.into_iter().filter(|(_, o)| *o > 0).collect();
+        if let Err(e) = self.wiring.consumer.commit(&restored_at).await {
+            tracing::warn!(error = %e, "offset commit failed");
         }
         Ok(())
     }

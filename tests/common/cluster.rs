@@ -64,6 +64,14 @@ pub fn role_args(
     a.push("--data-dir".into());
     a.push(data.join(role).display().to_string());
     a.extend(extra.iter().map(|s| s.to_string()));
+    if role == "processor"
+        && let Ok(d) = std::env::var("TEST_KAFKA_DEBUG")
+    {
+        a.push("--kafka-setting".into());
+        a.push(format!("debug={d}"));
+        a.push("--kafka-setting".into());
+        a.push("log_level=7".into());
+    }
     a
 }
 
@@ -87,7 +95,13 @@ impl Server {
         );
         let processor = spawn(
             "processor",
-            role_args("processor", svc, database, data, &[]),
+            role_args(
+                "processor",
+                svc,
+                database,
+                data,
+                &["--kafka-instance-id", "processor-1"],
+            ),
         );
         let query = spawn("query", role_args("query", svc, database, data, &[]));
         let server = Server {

@@ -52,11 +52,16 @@ impl Broker {
         b
     }
 
-    pub async fn up(&mut self) {
+    async fn up(&mut self) {
         let tansu =
             std::env::var("CLICKTRAIL_TANSU").expect("CLICKTRAIL_TANSU names the broker binary");
         let url = format!("tcp://127.0.0.1:{}", self.port);
         std::fs::create_dir_all(&self.dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("broker.log"))
+            .unwrap();
         self.child = Some(
             Command::new(tansu)
                 .args([
@@ -68,24 +73,55 @@ impl Broker {
                 ])
                 .args(["--storage-engine", "sqlite://tansu.db"])
                 .current_dir(&self.dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .env(
+                    "RUST_LOG",
+                    std::env::var("TEST_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+                )
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
                 .spawn()
                 .expect("start the broker"),
         );
         wait_port(self.port, true).await;
     }
 
-    pub async fn down(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            terminate(&mut c);
-        }
-        wait_port(self.port, false).await;
+    /// Freezes the broker (SIGSTOP): it holds its connections and answers nothing, as a broker
+    /// that is down or cut off does, until `resume`. (Tansu 0.6 cannot be restarted under an
+    /// idempotent producer's load: its SQLite storage panics on the first produce after the
+    /// restart and then refuses every request.)
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("the broker runs").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig} {pid}");
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default();
+            let _ = std::fs::write("/tmp/broker-fail.log", &log);
+            eprintln!("broker log, first errors:");
+            for l in log
+                .lines()
+                .filter(|l| l.contains("ERROR") || l.contains("panic"))
+                .take(30)
+            {
+                eprintln!("  {l}");
+            }
+        }
         if let Some(c) = &mut self.child {
             let _ = c.kill();
             let _ = c.wait();

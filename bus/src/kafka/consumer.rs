@@ -84,16 +84,23 @@ impl Shared {
 
 struct GroupContext {
     shared: Arc<Shared>,
+    /// The topic's name on the broker.
+    topic: String,
 }
 
 impl ClientContext for GroupContext {}
 
-fn partitions_of(tpl: &TopicPartitionList) -> Vec<u32> {
-    let mut v: Vec<u32> = tpl
-        .elements()
-        .iter()
-        .map(|e| e.partition() as u32)
-        .collect();
+/// The partitions of `topic` in a rebalance's list; any other topic's (which a member never
+/// subscribed to) are left out and reported.
+fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in tpl.elements() {
+        if e.topic() == topic {
+            v.push(e.partition() as u32);
+        } else {
+            tracing::error!(%topic, other = e.topic(), partition = e.partition(), "rebalance names a topic this consumer did not subscribe to; ignored");
+        }
+    }
     v.sort();
     v
 }
@@ -121,29 +128,32 @@ fn assign_at(
 }
 
 impl ConsumerContext for GroupContext {
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(e) = result {
+            // Superseded by the next commit; lag monitoring sees the older position meanwhile.
+            tracing::warn!(topic = %self.topic, error = %e, "offset commit failed");
+        }
+    }
+
     fn rebalance(
         &self,
         base: &BaseConsumer<Self>,
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let topic = tpl
-            .elements()
-            .first()
-            .map(|e| e.topic().to_string())
-            .unwrap_or_default();
+        let topic = self.topic.as_str();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let parts = partitions_of(tpl);
+                let parts = partitions_of(tpl, topic);
                 tracing::info!(%topic, ?parts, "partitions assigned");
                 let seeks = self
                     .shared
                     .hand_over(|tx| Event::Assigned(parts.clone(), tx));
                 self.shared.paused.store(false, Ordering::SeqCst);
-                assign_at(base, &topic, &parts, &seeks, Offset::Stored);
+                assign_at(base, topic, &parts, &seeks, Offset::Stored);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let parts = partitions_of(tpl);
+                let parts = partitions_of(tpl, topic);
                 tracing::info!(%topic, ?parts, "partitions revoked");
                 self.shared
                     .hand_over(|tx| Event::Revoked(parts.clone(), tx));
@@ -153,7 +163,7 @@ impl ConsumerContext for GroupContext {
             }
             other => {
                 tracing::error!(error = ?other, "rebalance failed; dropping the assignment");
-                let parts = partitions_of(tpl);
+                let parts = partitions_of(tpl, topic);
                 self.shared.hand_over(|tx| Event::Revoked(parts, tx));
                 let _ = base.unassign();
             }
@@ -204,6 +214,7 @@ impl KafkaConsumer {
         let base: BaseConsumer<GroupContext> = config
             .create_with_context(GroupContext {
                 shared: shared.clone(),
+                topic: name.clone(),
             })
             .map_err(kafka_err)?;
         let base = Arc::new(base);
@@ -397,10 +408,9 @@ impl Consumer for KafkaConsumer {
             tpl.add_partition_offset(&self.name, *p as i32, Offset::Offset(*o as i64))
                 .map_err(kafka_err)?;
         }
-        let base = self.base.clone();
-        tokio::task::spawn_blocking(move || base.commit(&tpl, CommitMode::Sync))
-            .await
-            .map_err(kafka_err)?
-            .map_err(kafka_err)
+        // Sent without waiting for the answer: a synchronous commit can wait on a rebalance
+        // that is itself waiting for this side to settle a revocation. The store's checkpoint
+        // is what a partition resumes from; the answer arrives in `commit_callback`.
+        self.base.commit(&tpl, CommitMode::Async).map_err(kafka_err)
     }
 }
