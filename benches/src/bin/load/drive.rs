@@ -4,6 +4,7 @@
 
 use hdrhistogram::Histogram;
 use reqwest::{Client, RequestBuilder, StatusCode};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 pub struct Run {
     /// Answers with the expected status.
     pub ok: u64,
-    /// Answers with another status, or transport errors.
-    pub failed: u64,
+    /// Answers with another status, or transport errors (599), by status.
+    pub failed: BTreeMap<u16, u64>,
     /// Units of work (records) the expected answers carried.
     pub units: u64,
     pub elapsed: Duration,
@@ -57,7 +58,8 @@ pub async fn run(
         let (client, make) = (client.clone(), make.clone());
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
-            let (mut ok, mut failed, mut units) = (0u64, 0u64, 0u64);
+            let (mut ok, mut units) = (0u64, 0u64);
+            let mut failed = BTreeMap::<u16, u64>::new();
             let mut n = (w as u64) << 32;
             loop {
                 let sent = Instant::now();
@@ -84,7 +86,7 @@ pub async fn run(
                     let micros = sent.elapsed().as_micros() as u64;
                     let _ = hist.record(micros.max(1));
                 } else {
-                    failed += 1;
+                    *failed.entry(answer.as_u16()).or_default() += 1;
                 }
             }
             (ok, failed, units, hist)
@@ -92,7 +94,7 @@ pub async fn run(
     }
     let mut total = Run {
         ok: 0,
-        failed: 0,
+        failed: BTreeMap::new(),
         units: 0,
         elapsed: duration,
         latency: Histogram::<u64>::new(3).expect("histogram"),
@@ -100,7 +102,9 @@ pub async fn run(
     for t in tasks {
         let (ok, failed, units, hist) = t.await.expect("load worker");
         total.ok += ok;
-        total.failed += failed;
+        for (status, n) in failed {
+            *total.failed.entry(status).or_default() += n;
+        }
         total.units += units;
         total.latency.add(&hist).expect("same histogram bounds");
     }

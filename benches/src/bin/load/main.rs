@@ -43,7 +43,7 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     batch: usize,
     /// Events sent for the ingest-to-queryable run.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 100_000)]
     queryable_events: u64,
 }
 
@@ -157,7 +157,7 @@ fn events(ingest: &str, key: &str, tag: &'static str, per: usize) -> MakeRequest
 
 fn report(what: &str, run: &Run, unit: &str) {
     println!(
-        "{what:<28} {:>9.0} {unit}/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  ({} answers, {} failed)",
+        "{what:<28} {:>9.0} {unit}/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  ({} answers; other answers by status: {:?})",
         run.unit_rate(),
         run.ms(0.5),
         run.ms(0.99),

@@ -72,7 +72,11 @@ impl Nginx {
             .spawn()
             .unwrap_or_else(|e| panic!("start {bin} (scripts/services install provides it): {e}"));
         let base = format!("http://127.0.0.1:{port}");
-        wait_http(&Client::new(), &format!("{base}/"), StatusCode::FOUND).await;
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        wait_http(&client, &format!("{base}/"), StatusCode::FOUND).await;
         Nginx { child, base }
     }
 }
