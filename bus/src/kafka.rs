@@ -29,6 +29,10 @@ mod consumer;
 mod producer;
 pub mod spool;
 
+/// Records the producer queues at most. When the broker fails them all at once, every one of
+/// them must fit into the spool's write queue.
+pub const PRODUCER_QUEUE_MESSAGES: usize = 1_000_000;
+
 use consumer::KafkaConsumer;
 pub use producer::KafkaProducer;
 use spool::Spool;
@@ -259,7 +263,10 @@ impl KafkaBus {
                 "message.timeout.ms",
                 o.delivery_timeout.as_millis().to_string(),
             )
-            .set("queue.buffering.max.messages", "1000000");
+            .set(
+                "queue.buffering.max.messages",
+                PRODUCER_QUEUE_MESSAGES.to_string(),
+            );
         o.apply_settings(&mut c);
         KafkaProducer::new(
             c,

@@ -6,6 +6,7 @@
 //! `JSONEachRow` (ClickHouse 18.16 has no Arrow format) decoded by arrow-json into the wire
 //! types of the DDL (Int64 microseconds, UInt8 booleans) and cast to the table's Arrow schema.
 
+use crate::rollups;
 use crate::source::{TableSource, schema_of};
 use async_trait::async_trait;
 use clickhouse::Client;
@@ -41,9 +42,14 @@ impl ClickHouseSource {
 #[async_trait]
 impl TableSource for ClickHouseSource {
     async fn table(&self, table: &str) -> Result<Arc<dyn TableProvider>> {
+        let from = match rollups::clickhouse_sql(table) {
+            Some(rollup) => format!("({rollup})"),
+            None => format!("{table} FINAL"),
+        };
         Ok(Arc::new(ClickHouseTable {
             client: self.client.clone(),
             table: table.to_string(),
+            from,
             schema: schema_of(table)?,
         }))
     }
@@ -54,6 +60,8 @@ impl TableSource for ClickHouseSource {
 pub struct ClickHouseTable {
     client: Client,
     table: String,
+    /// What the scan reads: the table `FINAL`, or a rollup's merging subquery.
+    from: String,
     schema: SchemaRef,
 }
 
@@ -219,10 +227,10 @@ impl TableProvider for ClickHouseTable {
         let schema = Arc::new(Schema::new(fields));
         let conditions: Vec<String> = filters.iter().filter_map(|f| self.translate(f)).collect();
         let mut sql = if schema.fields().is_empty() {
-            format!("SELECT count() AS n FROM {} FINAL", self.table)
+            format!("SELECT count() AS n FROM {}", self.from)
         } else {
             let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-            format!("SELECT {} FROM {} FINAL", cols.join(", "), self.table)
+            format!("SELECT {} FROM {}", cols.join(", "), self.from)
         };
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
@@ -348,6 +356,7 @@ mod tests {
         ClickHouseTable {
             client: Client::default(),
             table: "clicks".into(),
+            from: "clicks FINAL".into(),
             schema: schema_of("clicks").unwrap(),
         }
     }

@@ -14,6 +14,7 @@ pub mod clickhouse;
 pub mod export;
 pub mod filters;
 pub mod json;
+pub mod rollups;
 pub mod scope;
 pub mod source;
 pub mod sql;

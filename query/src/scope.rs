@@ -2,6 +2,7 @@
 //! and `events` tables a request sees are views already filtered to the caller's advertiser.
 
 use crate::QueryState;
+use crate::rollups::{CLICKS_HOURLY, EVENTS_HOURLY};
 use axum::http::HeaderMap;
 use clicktrail_api::auth::{api_key, require_admin};
 use clicktrail_api::error::ApiError;
@@ -38,10 +39,11 @@ impl Scope {
     }
 }
 
-/// A session whose `clicks` and `events` tables hold only what `scope` may see.
+/// A session whose `clicks` and `events` tables, and their hourly rollups, hold only what
+/// `scope` may see.
 pub async fn session(state: &QueryState, scope: &Scope) -> Result<SessionContext, ApiError> {
     let ctx = SessionContext::new();
-    for table in [CLICKS_TABLE, EVENTS_TABLE] {
+    for table in [CLICKS_TABLE, EVENTS_TABLE, CLICKS_HOURLY, EVENTS_HOURLY] {
         let provider = state.source.table(table).await.map_err(crate::internal)?;
         let mut df = ctx.read_table(provider).map_err(crate::internal)?;
         if let Some(adv) = scope.advertiser() {

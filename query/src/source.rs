@@ -1,6 +1,7 @@
 //! Where the query service's tables come from: a [`TableSource`] gives a DataFusion table
 //! provider for each store table, fresh per request.
 
+use crate::rollups;
 use async_trait::async_trait;
 use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE, clicks_schema, events_schema};
 use clicktrail_store::parquet::ParquetStore;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 /// Gives table providers for the store's tables.
 #[async_trait]
 pub trait TableSource: Send + Sync + 'static {
-    /// The provider for `table` (`clicks` or `events`), as of now.
+    /// The provider for `table` (`clicks`, `events` or a rollup), as of now.
     async fn table(&self, table: &str) -> Result<Arc<dyn TableProvider>>;
 }
 
@@ -26,7 +27,8 @@ pub fn schema_of(table: &str) -> Result<SchemaRef> {
     match table {
         CLICKS_TABLE => Ok(clicks_schema()),
         EVENTS_TABLE => Ok(events_schema()),
-        other => Err(DataFusionError::Plan(format!("no table `{other}`"))),
+        other => rollups::schema(other)
+            .ok_or_else(|| DataFusionError::Plan(format!("no table `{other}`"))),
     }
 }
 
@@ -45,6 +47,16 @@ impl ParquetSource {
 #[async_trait]
 impl TableSource for ParquetSource {
     async fn table(&self, table: &str) -> Result<Arc<dyn TableProvider>> {
+        match table {
+            rollups::CLICKS_HOURLY => rollups::aggregate(table, self.raw(CLICKS_TABLE)?),
+            rollups::EVENTS_HOURLY => rollups::aggregate(table, self.raw(EVENTS_TABLE)?),
+            raw => self.raw(raw),
+        }
+    }
+}
+
+impl ParquetSource {
+    fn raw(&self, table: &str) -> Result<Arc<dyn TableProvider>> {
         let schema = schema_of(table)?;
         let files = self
             .store

@@ -8,6 +8,7 @@
 
 use crate::filters::Filters;
 use crate::json::{int, rows};
+use crate::rollups;
 use crate::scope::{Scope, session};
 use crate::{QueryState, internal};
 use axum::extract::{Query, State};
@@ -30,11 +31,13 @@ pub(crate) fn routes() -> Router<QueryState> {
         .route("/api/v1/stats/funnel", get(funnel))
 }
 
-/// A scoped session with `c` (filtered clicks) and `e` (filtered events) registered.
+/// A scoped session with `c` (filtered clicks) and `e` (filtered events) registered, read
+/// from the hourly rollups where they hold what is asked (see [`rollups::register`]).
 pub(crate) async fn prepare(
     state: &QueryState,
     headers: &HeaderMap,
     q: &HashMap<String, String>,
+    raw_only: bool,
 ) -> Result<(SessionContext, Filters, Scope), ApiError> {
     let scope = Scope::of(headers, state)?;
     let filters = Filters::parse(q, chrono::Utc::now())?;
@@ -45,11 +48,9 @@ pub(crate) async fn prepare(
         ));
     }
     let ctx = session(state, &scope).await?;
-    for (name, table, time) in [("c", "clicks", "at"), ("e", "events", "occurred_at")] {
-        let df = ctx.table(table).await.map_err(internal)?;
-        let df = filters.apply(df, time).map_err(internal)?;
-        ctx.register_table(name, df.into_view()).map_err(internal)?;
-    }
+    rollups::register(&ctx, &filters, raw_only)
+        .await
+        .map_err(internal)?;
     Ok((ctx, filters, scope))
 }
 
@@ -65,16 +66,17 @@ fn ratio(num: i64, den: i64) -> f64 {
     }
 }
 
-const CLICK_COUNTS: &str = "count(*) FILTER (WHERE NOT is_bot) AS clicks, \
-     count(*) FILTER (WHERE NOT is_bot AND is_unique) AS unique_clicks, \
-     count(*) FILTER (WHERE is_bot) AS bot_clicks";
+// Each row of `c` holds counts of clicks, each row of `e` stands for `n` events (see
+// `rollups::register`); `amount` is the events' value in minor units.
+const CLICK_COUNTS: &str = "sum(c.clicks) AS clicks, sum(c.unique_clicks) AS unique_clicks, \
+     sum(c.bot_clicks) AS bot_clicks";
 
-const EVENT_COUNTS: &str = "count(*) FILTER (WHERE e.action = 'add_to_cart') AS add_to_carts, \
-     count(*) FILTER (WHERE e.action = 'purchase') AS purchases, \
-     count(*) FILTER (WHERE e.action = 'signup') AS signups, \
-     count(*) FILTER (WHERE e.action = 'drop_off') AS drop_offs, \
-     count(*) FILTER (WHERE e.action = 'custom') AS custom_events, \
-     count(*) FILTER (WHERE e.action = 'purchase' AND e.attributed) AS attributed_purchases";
+const EVENT_COUNTS: &str = "sum(e.n) FILTER (WHERE e.action = 'add_to_cart') AS add_to_carts, \
+     sum(e.n) FILTER (WHERE e.action = 'purchase') AS purchases, \
+     sum(e.n) FILTER (WHERE e.action = 'signup') AS signups, \
+     sum(e.n) FILTER (WHERE e.action = 'drop_off') AS drop_offs, \
+     sum(e.n) FILTER (WHERE e.action = 'custom') AS custom_events, \
+     sum(e.n) FILTER (WHERE e.action = 'purchase' AND e.attributed) AS attributed_purchases";
 
 /// Click and event totals of the filtered `c` and `e` tables: one row each.
 async fn totals(
@@ -102,10 +104,10 @@ pub async fn overview(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, f, _) = prepare(&state, &headers, &q).await?;
+    let (ctx, f, _) = prepare(&state, &headers, &q, false).await?;
     let (c, e) = totals(&ctx).await?;
-    let rev = rows(&ctx, "SELECT currency, sum(value_minor) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY currency ORDER BY currency").await?;
-    let arev = rows(&ctx, "SELECT currency, sum(value_minor) AS amount_minor FROM e WHERE action = 'purchase' AND attributed GROUP BY currency ORDER BY currency").await?;
+    let rev = rows(&ctx, "SELECT currency, sum(amount) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY currency ORDER BY currency").await?;
+    let arev = rows(&ctx, "SELECT currency, sum(amount) AS amount_minor FROM e WHERE action = 'purchase' AND attributed GROUP BY currency ORDER BY currency").await?;
     let (c, e) = (&c, &e);
     Ok(Json(json!({
         "period": period(&f),
@@ -133,14 +135,14 @@ pub async fn chart(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, f, _) = prepare(&state, &headers, &q).await?;
+    let (ctx, f, _) = prepare(&state, &headers, &q, false).await?;
     let unit = &f.interval; // validated: hour or day
     let clicks = rows(
         &ctx,
         &format!("SELECT date_trunc('{unit}', at) AS bucket, {CLICK_COUNTS} FROM c GROUP BY 1"),
     )
     .await?;
-    let conv = rows(&ctx, &format!("SELECT date_trunc('{unit}', occurred_at) AS bucket, currency, count(*) AS conversions, sum(value_minor) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY 1, 2 ORDER BY 2")).await?;
+    let conv = rows(&ctx, &format!("SELECT date_trunc('{unit}', occurred_at) AS bucket, currency, sum(n) AS conversions, sum(amount) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY 1, 2 ORDER BY 2")).await?;
     let mut buckets: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let entry =
         |buckets: &mut BTreeMap<String, Map<String, Value>>, key: &str| -> Map<String, Value> {
@@ -193,7 +195,7 @@ async fn breakdown(
     q: HashMap<String, String>,
     dim: Dim,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, f, _) = prepare(&state, &headers, &q).await?;
+    let (ctx, f, _) = prepare(&state, &headers, &q, matches!(dim, Dim::SubId)).await?;
     let (col, from) = match dim {
         Dim::Influencer => ("e.influencer_id", "e"),
         Dim::Campaign => ("e.campaign_id", "e"),
@@ -217,7 +219,7 @@ async fn breakdown(
         ),
     )
     .await?;
-    let rev = rows(&ctx, &format!("SELECT {col} AS id, e.currency AS currency, sum(e.value_minor) AS amount_minor FROM {from} WHERE e.action = 'purchase' AND {col} IS NOT NULL GROUP BY 1, 2 ORDER BY 2")).await?;
+    let rev = rows(&ctx, &format!("SELECT {col} AS id, e.currency AS currency, sum(e.amount) AS amount_minor FROM {from} WHERE e.action = 'purchase' AND {col} IS NOT NULL GROUP BY 1, 2 ORDER BY 2")).await?;
 
     let catalog = state.catalog.snapshot();
     let mut out: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
@@ -348,7 +350,7 @@ pub async fn funnel(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, f, _) = prepare(&state, &headers, &q).await?;
+    let (ctx, f, _) = prepare(&state, &headers, &q, false).await?;
     let (c, e) = totals(&ctx).await?;
     let landing = int(&c, "unique_clicks");
     let carts = int(&e, "add_to_carts");

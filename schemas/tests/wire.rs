@@ -10,7 +10,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 fn example(name: &str) -> Value {
-    let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    // The runner's value, not the one compiled in: a test binary reused from a shared target
+    // directory may have been built in another checkout.
+    let dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let path = format!("{dir}/examples/{name}");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

@@ -126,7 +126,8 @@ async fn migrations_are_versioned_and_idempotent() {
     assert!(again.migrate().await.unwrap().is_empty());
     assert_eq!(
         count(&s, "SELECT count() FROM schema_migrations FINAL").await,
-        1
+        2,
+        "the raw tables, then the hourly rollups"
     );
     let tables: Vec<String> = s
         .client()
@@ -139,7 +140,11 @@ async fn migrations_are_versioned_and_idempotent() {
         vec![
             "checkpoints",
             "clicks",
+            "clicks_hourly",
+            "clicks_hourly_mv",
             "events",
+            "events_hourly",
+            "events_hourly_mv",
             "processor_state",
             "schema_migrations"
         ]

@@ -59,7 +59,8 @@ impl Spool {
                     .map(|t| (t, partitions.get(&t).copied().unwrap_or(1)))
                     .collect(),
                 linger: Duration::from_millis(20),
-                ..LogOptions::default()
+                // Room for the producer's whole queue, failed in one go, and then some.
+                queue_capacity: super::PRODUCER_QUEUE_MESSAGES + 100_000,
             },
         )?;
         let spool = Spool {

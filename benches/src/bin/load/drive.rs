@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct Run {
     /// Answers with the expected status.
     pub ok: u64,
+    /// Answers with the expected status, warm-up included.
+    pub answered: u64,
     /// Answers with another status, or transport errors (599), by status.
     pub failed: BTreeMap<u16, u64>,
     /// Units of work (records) the expected answers carried.
@@ -58,7 +60,7 @@ pub async fn run(
         let (client, make) = (client.clone(), make.clone());
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
-            let (mut ok, mut units) = (0u64, 0u64);
+            let (mut ok, mut units, mut answered) = (0u64, 0u64, 0u64);
             let mut failed = BTreeMap::<u16, u64>::new();
             let mut n = (w as u64) << 32;
             loop {
@@ -77,6 +79,9 @@ pub async fn run(
                     }
                     Err(_) => StatusCode::from_u16(599).expect("status"),
                 };
+                if answer == expect {
+                    answered += 1;
+                }
                 if sent < measure_from {
                     continue;
                 }
@@ -89,19 +94,21 @@ pub async fn run(
                     *failed.entry(answer.as_u16()).or_default() += 1;
                 }
             }
-            (ok, failed, units, hist)
+            (ok, answered, failed, units, hist)
         }));
     }
     let mut total = Run {
         ok: 0,
+        answered: 0,
         failed: BTreeMap::new(),
         units: 0,
         elapsed: duration,
         latency: Histogram::<u64>::new(3).expect("histogram"),
     };
     for t in tasks {
-        let (ok, failed, units, hist) = t.await.expect("load worker");
+        let (ok, answered, failed, units, hist) = t.await.expect("load worker");
         total.ok += ok;
+        total.answered += answered;
         for (status, n) in failed {
             *total.failed.entry(status).or_default() += n;
         }

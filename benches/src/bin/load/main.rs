@@ -24,9 +24,12 @@ struct Args {
     /// The `clicktrail` binary (default: next to this one).
     #[arg(long)]
     clicktrail: Option<PathBuf>,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "CLICKTRAIL_TEST_KAFKA")]
-    brokers: String,
+    /// Kafka bootstrap servers; without them the harness starts a broker of its own.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// The Tansu binary for the harness's own broker.
+    #[arg(long, env = "CLICKTRAIL_TANSU", default_value = "tansu")]
+    tansu: String,
     /// ClickHouse HTTP URL.
     #[arg(long, env = "CLICKTRAIL_TEST_CLICKHOUSE")]
     clickhouse: String,
@@ -45,25 +48,53 @@ struct Args {
     /// Events sent for the ingest-to-queryable run.
     #[arg(long, default_value_t = 100_000)]
     queryable_events: u64,
+    /// How long the roles' producers wait for the broker before a record goes to the spool
+    /// (clicktrail's default is 5000). Tansu on SQLite takes longer than 5 s per produce
+    /// request under the redirect run, and it fails once a producer gives up on a request in
+    /// flight (it cannot follow the producer's epoch bump), so the harness waits longer.
+    #[arg(long, default_value_t = 60_000)]
+    delivery_timeout_ms: u64,
+    /// Keep the scratch directory (role logs and data) and print its path.
+    #[arg(long)]
+    keep: bool,
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let dir = tempfile::tempdir().expect("a scratch directory");
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let (dir, _scratch) = if args.keep {
+        let kept = scratch.keep();
+        println!("scratch directory kept: {}", kept.display());
+        (kept, None)
+    } else {
+        (scratch.path().to_path_buf(), Some(scratch))
+    };
     let client = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(args.connections)
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client");
-    let nginx = setup::Nginx::start(&args.nginx, dir.path()).await;
+    let nginx = setup::Nginx::start(&args.nginx, &dir).await;
     let clicktrail = args.clicktrail.clone().unwrap_or_else(|| {
         std::env::current_exe()
             .expect("own path")
             .with_file_name("clicktrail")
     });
-    let roles = setup::Roles::start(&clicktrail, &args.brokers, &args.clickhouse, dir.path()).await;
+    let broker = match &args.brokers {
+        Some(_) => None,
+        None => Some(setup::Broker::start(&args.tansu, &dir).await),
+    };
+    let brokers = broker.as_ref().map_or_else(
+        || args.brokers.clone().unwrap_or_default(),
+        |b| b.bootstrap.clone(),
+    );
+    let extra = [
+        "--kafka-delivery-timeout-ms".to_string(),
+        args.delivery_timeout_ms.to_string(),
+    ];
+    let roles = setup::Roles::start(&clicktrail, &brokers, &args.clickhouse, &dir, &extra).await;
     let shop = roles.shop(&client).await;
     println!(
         "clicktrail load harness: {} connections, {} s per run, on {} cores",
@@ -83,6 +114,9 @@ async fn main() {
             (req, 1)
         })
     };
+    // First, while the broker has no backlog from the load runs.
+    queryable(&client, &args, &roles, &shop).await;
+
     let reference = drive::run(
         &client,
         args.connections,
@@ -108,6 +142,9 @@ async fn main() {
         redirects.rate() / reference.rate(),
         redirects.ms(0.99) / reference.ms(0.99)
     );
+    // The event runs start once the broker has taken every click, so that they measure
+    // ingest rather than the click backlog.
+    clicks_stored(&client, &roles, redirects.answered).await;
 
     let single = drive::run(
         &client,
@@ -134,8 +171,8 @@ async fn main() {
         "events",
     );
 
-    queryable(&client, &args, &roles, &shop).await;
     roles.stop();
+    drop(broker);
     drop(nginx);
 }
 
@@ -153,6 +190,27 @@ fn events(ingest: &str, key: &str, tag: &'static str, per: usize) -> MakeRequest
         let req = c.post(&url).header("x-api-key", &key).json(&body);
         (req, per as u64)
     })
+}
+
+/// Waits until every redirect's click is in ClickHouse, and reports how long after the run.
+async fn clicks_stored(client: &Client, roles: &setup::Roles, redirects: u64) {
+    let ended = Instant::now();
+    let deadline = ended + Duration::from_secs(600);
+    loop {
+        let n = roles.clicks(client).await;
+        if n >= redirects {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of {redirects} clicks in ClickHouse after 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "  all {redirects} clicks of the run in ClickHouse {:.1} s after it ended",
+        ended.elapsed().as_secs_f64()
+    );
 }
 
 fn report(what: &str, run: &Run, unit: &str) {

@@ -87,6 +87,59 @@ impl Drop for Nginx {
     }
 }
 
+/// A Kafka-protocol broker of this run's own (Tansu on SQLite in the scratch directory), so
+/// every run starts on an empty broker.
+pub struct Broker {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl Broker {
+    pub async fn start(bin: &str, dir: &Path) -> Broker {
+        let port = free_port();
+        let root = dir.join("broker");
+        std::fs::create_dir_all(&root).expect("broker directory");
+        let log = std::fs::File::create(root.join("broker.log")).expect("broker log");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&root)
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().expect("broker log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {bin} (scripts/services install provides it): {e}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the broker never listened on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Broker {
+            child,
+            bootstrap: format!("127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
 /// One shop: an advertiser's API key and one link's code.
 pub struct Shop {
     pub key: String,
@@ -103,7 +156,14 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub async fn start(bin: &Path, brokers: &str, clickhouse: &str, dir: &Path) -> Roles {
+    /// Starts the roles; `extra` goes to each one's command line.
+    pub async fn start(
+        bin: &Path,
+        brokers: &str,
+        clickhouse: &str,
+        dir: &Path,
+        extra: &[String],
+    ) -> Roles {
         let run = format!("load_{}", std::process::id());
         let mut children = Vec::new();
         let mut bases = Vec::new();
@@ -130,6 +190,7 @@ impl Roles {
                 .args(["--kafka-instance-id", &format!("{run}-{role}")])
                 .arg("--data-dir")
                 .arg(dir.join(role))
+                .args(extra)
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::piped())
                 .stderr(log)
@@ -233,8 +294,17 @@ impl Roles {
 
     /// Distinct events in ClickHouse whose id matches the `LIKE` pattern.
     pub async fn count(&self, client: &Client, like: &str) -> u64 {
+        self.distinct(client, "events", "event_id", like).await
+    }
+
+    /// Distinct clicks in ClickHouse.
+    pub async fn clicks(&self, client: &Client) -> u64 {
+        self.distinct(client, "clicks", "click_id", "%").await
+    }
+
+    async fn distinct(&self, client: &Client, table: &str, id: &str, like: &str) -> u64 {
         let sql = format!(
-            "SELECT uniqExact(event_id) FROM {}.events WHERE event_id LIKE '{like}'",
+            "SELECT uniqExact({id}) FROM {}.{table} WHERE {id} LIKE '{like}'",
             self.database
         );
         match client.post(&self.clickhouse).body(sql).send().await {
