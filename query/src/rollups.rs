@@ -155,10 +155,11 @@ pub fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
     at_micros(m - m.rem_euclid(HOUR_MICROS))
 }
 
-/// Registers `c` (clicks) and `e` (events) for the dashboards: rows that each stand for `n`
-/// records (and for events `amount` minor units), from the rollups for the whole hours of the
-/// filters' period and from the raw tables for the part-hours at its edges. With `raw_only`
-/// (a breakdown the rollups do not hold, such as sub ids) every row is a raw record, `n` = 1.
+/// Registers `c` (clicks) and `e` (events) for the dashboards, from the rollups for the whole
+/// hours of the filters' period and from the raw tables for the part-hours at its edges. A row
+/// of `c` holds counts (`clicks`, `unique_clicks`, `bot_clicks`); a row of `e` stands for `n`
+/// events worth `amount` minor units. With `raw_only` (a breakdown the rollups do not hold,
+/// such as sub ids) both come from the raw tables alone, every column included.
 pub async fn register(ctx: &SessionContext, f: &Filters, raw_only: bool) -> Result<()> {
     let (first, last) = (f.from.map(hour_ceil), f.to.map(hour_floor));
     let use_rollups = !raw_only
@@ -166,15 +167,28 @@ pub async fn register(ctx: &SessionContext, f: &Filters, raw_only: bool) -> Resu
             (Some(a), Some(b)) => a < b,
             _ => true,
         };
-    for (name, raw, rollup) in [
-        ("c", CLICKS_TABLE, CLICKS_HOURLY),
-        ("e", EVENTS_TABLE, EVENTS_HOURLY),
+    // The raw part-hours before the first whole hour and after the last one.
+    let mut edges = Vec::new();
+    if let (Some(from), Some(h)) = (f.from, first)
+        && from < h
+    {
+        edges.push((from, h));
+    }
+    if let (Some(h), Some(to)) = (last, f.to)
+        && h < to
+    {
+        edges.push((h, to));
+    }
+    for (name, raw, rollup, time, columns) in [
+        ("c", CLICKS_TABLE, CLICKS_HOURLY, "at", &CLICK_COLUMNS[..]),
+        (
+            "e",
+            EVENTS_TABLE,
+            EVENTS_HOURLY,
+            "occurred_at",
+            &EVENT_COLUMNS[..],
+        ),
     ] {
-        let time = if raw == CLICKS_TABLE {
-            "at"
-        } else {
-            "occurred_at"
-        };
         let raw_rows = |df: DataFrame| -> Result<DataFrame> {
             if raw == EVENTS_TABLE {
                 df.with_column("n", lit(1i64))?
@@ -190,11 +204,6 @@ pub async fn register(ctx: &SessionContext, f: &Filters, raw_only: bool) -> Resu
             ctx.register_table(name, df.into_view())?;
             continue;
         }
-        let columns = if raw == CLICKS_TABLE {
-            &CLICK_COLUMNS[..]
-        } else {
-            &EVENT_COLUMNS[..]
-        };
         let whole = Filters {
             from: first,
             to: last,
@@ -211,17 +220,10 @@ pub async fn register(ctx: &SessionContext, f: &Filters, raw_only: bool) -> Resu
                 })
                 .collect::<Vec<_>>(),
         )?;
-        let edges = [
-            (f.from, first.filter(|h| f.from.is_some_and(|t| t < *h))),
-            (last.filter(|h| f.to.is_some_and(|t| *h < t)), f.to),
-        ];
-        for (from, to) in edges {
-            if from.is_none() || to.is_none() {
-                continue;
-            }
+        for &(from, to) in &edges {
             let part = Filters {
-                from,
-                to,
+                from: Some(from),
+                to: Some(to),
                 ..f.clone()
             };
             let df = raw_rows(part.apply(ctx.table(raw).await?, time)?)?;

@@ -195,18 +195,9 @@ fn events(ingest: &str, key: &str, tag: &'static str, per: usize) -> MakeRequest
 /// Waits until every redirect's click is in ClickHouse, and reports how long after the run.
 async fn clicks_stored(client: &Client, roles: &setup::Roles, redirects: u64) {
     let ended = Instant::now();
-    let deadline = ended + Duration::from_secs(600);
-    loop {
-        let n = roles.clicks(client).await;
-        if n >= redirects {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {n} of {redirects} clicks in ClickHouse after 10 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    roles
+        .wait_stored(client, "clicks", "click_id", "%", redirects)
+        .await;
     println!(
         "  all {redirects} clicks of the run in ClickHouse {:.1} s after it ended",
         ended.elapsed().as_secs_f64()
@@ -270,18 +261,9 @@ async fn queryable(client: &Client, args: &Args, roles: &setup::Roles, shop: &se
         t.await.expect("sender");
     }
     let acked = started.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let n = roles.count(client, "q-%").await;
-        if n >= total {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {n} of {total} events queryable after 10 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    roles
+        .wait_stored(client, "events", "event_id", "q-%", total)
+        .await;
     let visible = started.elapsed();
     println!(
         "ingest to queryable          {:>9.0} events/s  ({total} events: all acknowledged after {:.1} s, all in ClickHouse after {:.1} s; last one {:.2} s after its acknowledgement)",

@@ -297,9 +297,28 @@ impl Roles {
         self.distinct(client, "events", "event_id", like).await
     }
 
-    /// Distinct clicks in ClickHouse.
-    pub async fn clicks(&self, client: &Client) -> u64 {
-        self.distinct(client, "clicks", "click_id", "%").await
+    /// Waits (10 minutes at most) until `table` holds `total` distinct ids in its `id` column
+    /// matching the `LIKE` pattern.
+    pub async fn wait_stored(
+        &self,
+        client: &Client,
+        table: &str,
+        id: &str,
+        like: &str,
+        total: u64,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let n = self.distinct(client, table, id, like).await;
+            if n >= total {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {n} of {total} {table} in ClickHouse after 10 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn distinct(&self, client: &Client, table: &str, id: &str, like: &str) -> u64 {
