@@ -16,3 +16,5 @@ pub const SPOOL_PENDING: &str = "clicktrail_bus_spool_records";
 pub const SPOOL_REPLAYED: &str = "clicktrail_bus_spool_replayed_total";
 /// Clicks dropped because the spool was past twice its bound, by topic.
 pub const SPOOL_DROPPED: &str = "clicktrail_bus_spool_dropped_total";
+/// Kafka producer clients replaced after failed deliveries or repeated refusals.
+pub const PRODUCER_RENEWED: &str = "clicktrail_bus_producer_renewed_total";

@@ -13,10 +13,11 @@ use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig, ThreadedProducer,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -31,6 +32,38 @@ enum Pending {
 /// Routes delivery reports to waiting senders and failed enqueued records to the spool.
 struct DeliveryContext {
     spool: Option<Arc<Spool>>,
+    /// Set once a record failed in a way that changes the client's producer state: a record
+    /// that timed out makes an idempotent client bump its producer epoch by itself, and a
+    /// broker that lost or fenced the producer id refuses the client for good. The client is
+    /// replaced before its next send (see [`KafkaProducer::current`]).
+    stale: AtomicBool,
+}
+
+impl DeliveryContext {
+    fn new(spool: Option<Arc<Spool>>) -> Self {
+        DeliveryContext {
+            spool,
+            stale: AtomicBool::new(false),
+        }
+    }
+
+    fn note_failure(&self, e: &KafkaError) {
+        if let KafkaError::MessageProduction(code) = e
+            && matches!(
+                code,
+                RDKafkaErrorCode::MessageTimedOut
+                    | RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+                    | RDKafkaErrorCode::InvalidProducerIdMapping
+                    | RDKafkaErrorCode::UnknownProducerId
+                    | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                    | RDKafkaErrorCode::GaplessGuarantee
+                    | RDKafkaErrorCode::Fatal
+            )
+        {
+            self.stale.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 impl ClientContext for DeliveryContext {}
@@ -39,6 +72,9 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<Pending>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        if let Err((e, _)) = result {
+            self.note_failure(e);
+        }
         match (*pending, result) {
             (Pending::Reply(tx), Ok(m)) => {
                 let _ = tx.send(Ok(Delivery {
@@ -88,9 +124,7 @@ impl KafkaProducer {
         ack_wait: Duration,
     ) -> Result<Self, BusError> {
         let inner: ThreadedProducer<DeliveryContext> = config
-            .create_with_context(DeliveryContext {
-                spool: spool.clone(),
-            })
+            .create_with_context(DeliveryContext::new(spool.clone()))
             .map_err(kafka_err)?;
         Ok(KafkaProducer {
             inner: Arc::new(RwLock::new(Arc::new(inner))),
@@ -102,22 +136,53 @@ impl KafkaProducer {
         })
     }
 
+    /// The client to send with. A client marked stale by a failed delivery is replaced
+    /// first, so that no record is ever sent under the epoch the old client bumped by itself
+    /// (brokers without client-side epoch bumps refuse it, or worse).
     fn current(&self) -> Arc<ThreadedProducer<DeliveryContext>> {
+        let inner = self.inner.read().clone();
+        if !inner.context().stale.load(Ordering::SeqCst) {
+            return inner;
+        }
+        if let Err(e) = self.renew(&inner, "a delivery failed") {
+            tracing::error!(error = %e, "cannot replace the kafka producer");
+        }
         self.inner.read().clone()
     }
 
-    /// Replaces the client with a new one (a new producer id, sequences from zero). After a
-    /// broker restart that lost its producer state, the old client's records are refused
-    /// for good; the new one's are taken. Records still queued in the old client keep their
-    /// delivery reports (and go to the spool if they fail).
+    /// Replaces the client with a new one (a new producer id, sequences from zero), unless
+    /// another caller already replaced it. After a broker restart that lost its producer
+    /// state, the old client's records are refused for good; the new one's are taken.
     pub fn reset(&self) -> Result<(), BusError> {
-        let spool = self.spool.clone();
+        let inner = self.inner.read().clone();
+        self.renew(&inner, "repeated refusals")
+    }
+
+    fn renew(
+        &self,
+        seen: &Arc<ThreadedProducer<DeliveryContext>>,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let mut slot = self.inner.write();
+        if !Arc::ptr_eq(&slot, seen) {
+            return Ok(());
+        }
         let fresh: ThreadedProducer<DeliveryContext> = self
             .config
-            .create_with_context(DeliveryContext { spool })
+            .create_with_context(DeliveryContext::new(self.spool.clone()))
             .map_err(kafka_err)?;
-        *self.inner.write() = Arc::new(fresh);
-        tracing::warn!("kafka producer replaced after repeated refusals");
+        let old = std::mem::replace(&mut *slot, Arc::new(fresh));
+        drop(slot);
+        // Whatever the old client still holds fails now (and goes to the spool, or back to
+        // its sender) instead of going out later under a bumped epoch.
+        old.purge(PurgeConfig::default().queue().inflight());
+        metrics::counter!(crate::metric_names::PRODUCER_RENEWED).increment(1);
+        tracing::warn!(reason, "kafka producer replaced");
+        // Dropping a client waits for its delivery reports; not on an async worker.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(move || drop(old))),
+            Err(_) => drop(old),
+        }
         Ok(())
     }
 
