@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod clients;
 mod consumer;
 mod producer;
 pub mod spool;

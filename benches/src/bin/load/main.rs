@@ -49,10 +49,8 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     queryable_events: u64,
     /// How long the roles' producers wait for the broker before a record goes to the spool
-    /// (clicktrail's default is 5000). Tansu on SQLite takes longer than 5 s per produce
-    /// request under the redirect run, and it fails once a producer gives up on a request in
-    /// flight (it cannot follow the producer's epoch bump), so the harness waits longer.
-    #[arg(long, default_value_t = 60_000)]
+    /// (`--kafka-delivery-timeout-ms` of the roles; the default is clicktrail's own).
+    #[arg(long, default_value_t = 5_000)]
     delivery_timeout_ms: u64,
     /// Keep the scratch directory (role logs and data) and print its path.
     #[arg(long)]
