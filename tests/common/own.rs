@@ -86,9 +86,7 @@ impl Broker {
     }
 
     /// Freezes the broker (SIGSTOP): it holds its connections and answers nothing, as a broker
-    /// that is down or cut off does, until `resume`. (Tansu 0.6 cannot be restarted under an
-    /// idempotent producer's load: its SQLite storage panics on the first produce after the
-    /// restart and then refuses every request.)
+    /// that is down or cut off does, until `resume`; it keeps everything it stored.
     pub fn pause(&self) {
         self.signal("-STOP");
     }
