@@ -202,8 +202,8 @@ pub async fn replay(spool: Arc<Spool>, producer: KafkaProducer, stop: Cancellati
         }
         if failed {
             failed_rounds += 1;
-            // The broker answers but keeps refusing this client (it lost the producer's
-            // state in a restart): start over with a new client.
+            // The broker keeps refusing this client with errors that do not mark it stale
+            // themselves (see `clients`): start over with a new client all the same.
             if failed_rounds.is_multiple_of(5) {
                 producer.reset();
             }
