@@ -9,7 +9,7 @@ use common::own::{Broker, ClickHouse};
 use common::{Server, Services, Shop, click_id};
 use reqwest::{Client, StatusCode, header};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use std::sync::Arc;
@@ -252,6 +252,25 @@ async fn kill_9_of_ingest_under_load_keeps_every_acknowledged_event() {
     assert_exact(&s, &t).await;
 }
 
+/// Partitions a processor holds, by topic, from its `/metrics`.
+async fn held(base: &str) -> HashMap<String, u64> {
+    let text = Client::new()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("clicktrail_processor_partitions{topic=\"")?;
+            let (topic, value) = rest.split_once("\"}")?;
+            Some((topic.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_second_processor_joining_and_leaving_under_load_leaves_figures_exact() {
     let Some(svc) = common::services() else {
@@ -279,34 +298,44 @@ async fn a_second_processor_joining_and_leaving_under_load_leaves_figures_exact(
     args.drain(id..id + 2);
     let mut second = common::spawn("processor", args);
     common::wait_ready(&Client::new(), &second.base).await;
-    // It has joined once it processes a share of both topics.
-    let metrics = format!("{}/metrics", second.base);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // It leaves once the group has settled: both members hold partitions of each topic,
+    // together all of them, unchanged for 3 s.
+    let first = s
+        .procs
+        .iter()
+        .find(|p| p.role == "processor")
+        .unwrap()
+        .base
+        .clone();
+    let pipeline: Value = s.admin_get("/api/v1/admin/pipeline").await;
+    let count = |t: &str| {
+        pipeline["topics"][t]
+            .as_array()
+            .map_or(0, |a| a.len() as u64)
+    };
+    let partitions = [("clicks", count("clicks")), ("events", count("events"))];
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut settled_since = None::<std::time::Instant>;
     loop {
-        let text = Client::new()
-            .get(&metrics)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let took = |topic: &str| {
-            text.lines().any(|l| {
-                l.starts_with("clicktrail_processor_records_total")
-                    && l.contains(&format!("topic=\"{topic}\""))
-            })
+        let (a, b) = (held(&first).await, held(&second.base).await);
+        let settled = partitions.iter().all(|(t, n)| {
+            let (x, y) = (a.get(*t).copied(), b.get(*t).copied());
+            *n > 0 && y.unwrap_or(0) > 0 && x.unwrap_or(0) + y.unwrap_or(0) == *n
+        });
+        settled_since = match (settled, settled_since) {
+            (false, _) => None,
+            (true, None) => Some(std::time::Instant::now()),
+            (true, since) => since,
         };
-        if took("clicks") && took("events") {
+        if settled_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(3)) {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the second processor never took a share of the partitions"
+            "the group never settled with both processors: {a:?} {b:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
     second.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let t = running.finish().await;

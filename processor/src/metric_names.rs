@@ -16,3 +16,5 @@ pub const BATCH_WRITE_SECONDS: &str = "clicktrail_processor_batch_write_seconds"
 pub const BATCH_RECORDS: &str = "clicktrail_processor_batch_records";
 /// Bytes held by click dedup filters, by partition.
 pub const DEDUP_BYTES: &str = "clicktrail_processor_dedup_filter_bytes";
+/// Partitions this processor holds, by topic.
+pub const PARTITIONS: &str = "clicktrail_processor_partitions";

@@ -175,12 +175,16 @@ pub async fn run<S: PartitionState>(
             polled = p.wiring.consumer.poll(room, wait) => polled,
         };
         match polled {
-            Ok(ConsumerEvent::Assigned(parts)) => p.assign(&parts).await?,
+            Ok(ConsumerEvent::Assigned(parts)) => {
+                p.assign(&parts).await?;
+                p.report_partitions();
+            }
             Ok(ConsumerEvent::Revoked(parts)) => {
                 p.flush(&stop).await?;
                 for part in parts {
                     p.states.remove(&part);
                 }
+                p.report_partitions();
             }
             Ok(ConsumerEvent::Records(records)) => p.process(&records),
             Err(e) if e.is_retryable() => {
@@ -203,6 +207,10 @@ impl<S: PartitionState> Pipeline<S> {
             keys: self.keys.clone(),
             dedup: self.dedup,
         }
+    }
+
+    fn report_partitions(&self) {
+        metrics::gauge!(PARTITIONS, "topic" => self.topic.name()).set(self.states.len() as f64);
     }
 
     async fn assign(&mut self, parts: &[u32]) -> Result<(), PipelineError> {

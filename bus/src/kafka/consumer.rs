@@ -194,6 +194,9 @@ pub(super) struct KafkaConsumer {
     held: Option<Event>,
     owed: Option<Owed>,
     seeks: HashMap<u32, u64>,
+    /// The polling thread, joined on drop so that the consumer is closed (and has left its
+    /// group) by the time the drop returns, not whenever the thread gets to it.
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl KafkaConsumer {
@@ -223,7 +226,7 @@ impl KafkaConsumer {
         }
         let (thread_base, thread_shared, thread_name) =
             (base.clone(), shared.clone(), name.clone());
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("kafka-{}", topic.name()))
             .spawn(move || {
                 poll_loop(
@@ -246,6 +249,7 @@ impl KafkaConsumer {
             held: None,
             owed: None,
             seeks: HashMap::new(),
+            thread: Some(thread),
         })
     }
 
@@ -327,8 +331,8 @@ fn poll_loop(
             None => {}
         }
     }
-    // Dropping the last handle closes the consumer, which leaves the group (its revocation
-    // finds the async side gone and does not wait).
+    // The async side's handle is the last one: dropping it closes the consumer, which leaves
+    // the group (its revocation sees `stop` and does not wait for an answer).
 }
 
 fn forward(shared: &Shared, topic: Topic, m: &BorrowedMessage<'_>) {
@@ -346,6 +350,10 @@ impl Drop for KafkaConsumer {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.settle();
+        // At most one poll interval, or one wait in a rebalance hand-over.
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
