@@ -254,15 +254,9 @@ async fn kill_9_of_ingest_under_load_keeps_every_acknowledged_event() {
 
 /// Partitions a processor holds, by topic, from its `/metrics`.
 async fn held(base: &str) -> HashMap<String, u64> {
-    let text = Client::new()
-        .get(format!("{base}/metrics"))
-        .send()
+    common::metrics(&Client::new(), base)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter_map(|l| {
             let rest = l.strip_prefix("clicktrail_processor_partitions{topic=\"")?;
             let (topic, value) = rest.split_once("\"}")?;

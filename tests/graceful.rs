@@ -106,15 +106,7 @@ async fn the_openapi_document_describes_every_route() {
     }
     // Metrics are exposed with bounded labels (route templates, not raw paths).
     s.click("/r/some-unknown-code", "Mozilla/5.0").await;
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&s.http, &s.base).await;
     assert!(
         metrics.contains("clicktrail_http_requests_total{route=\"/r/{*rest}\",status=\"404\"}"),
         "{metrics}"

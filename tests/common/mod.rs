@@ -297,3 +297,14 @@ pub fn click_id(resp: &Response) -> String {
     let loc = resp.headers()[header::LOCATION].to_str().unwrap();
     param(loc, "click_id").expect("click_id in Location")
 }
+
+/// The Prometheus text `base` serves on `/metrics`.
+pub async fn metrics(http: &Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
