@@ -1,6 +1,8 @@
 //! The `clicktrail` binary: parses the command line, starts telemetry and runs roles. All
 //! behaviour lives in the libraries; see `docs/ARCHITECTURE.md`.
 
+mod assemble;
+mod backends;
 mod config;
 mod demo;
 mod process;

@@ -1,14 +1,10 @@
-//! What every process shares, `serve` or a single role: the stop signal, serving HTTP until it
-//! arrives (with a deadline on the drain), and a processor running alongside.
+//! What every process shares, `serve` or a single role: the stop signal and a processor
+//! running alongside the HTTP port.
 
 use anyhow::anyhow;
-use axum::Router;
-use clicktrail_bus::Lifecycle;
+use clicktrail_api::Lifecycle;
 use clicktrail_processor::pipeline::PipelineError;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -26,35 +22,6 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-/// Serves `app` until Ctrl-C, SIGTERM or `lifecycle` shutting down; then readiness turns 503
-/// and HTTP drains. A drain longer than `deadline` ends the process.
-pub async fn serve_http(
-    listener: TcpListener,
-    app: Router,
-    lifecycle: Lifecycle,
-    deadline: Duration,
-) -> anyhow::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        tokio::select! {
-            _ = shutdown_signal() => {}
-            _ = lifecycle.stopped() => {}
-        }
-        tracing::info!("shutting down: readiness off, draining HTTP");
-        lifecycle.shutdown();
-        tokio::spawn(async move {
-            tokio::time::sleep(deadline).await;
-            tracing::error!(?deadline, "shutdown deadline passed; exiting");
-            std::process::exit(1);
-        });
-    })
-    .await?;
-    Ok(())
 }
 
 /// A processor running in this process.

@@ -4,11 +4,6 @@
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
-/// Request counts per route template and status.
-pub const HTTP_REQUESTS: &str = "clicktrail_http_requests_total";
-/// Request latency per route template.
-pub const HTTP_SECONDS: &str = "clicktrail_http_request_duration_seconds";
-
 /// Starts structured logging to stderr.
 pub fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -139,12 +139,21 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<BusError> for ApiError {
-    fn from(e: BusError) -> Self {
-        tracing::warn!(error = %e, "bus unavailable");
+impl ApiError {
+    /// A write to the bus that failed: the record is not durable and the caller should send it
+    /// again (503 with `Retry-After`).
+    pub fn not_durable(e: BusError) -> Self {
+        tracing::warn!(error = %e, "bus write failed");
         ApiError::Unavailable(format!(
             "the record could not be made durable ({e}); retry shortly"
         ))
+    }
+
+    /// A read from the bus that failed (a tail, offsets, positions): nothing was written, the
+    /// caller may ask again (503 with `Retry-After`).
+    pub fn bus_unreadable(e: BusError) -> Self {
+        tracing::warn!(error = %e, "bus read failed");
+        ApiError::Unavailable(format!("the bus could not be read ({e}); retry shortly"))
     }
 }
 
@@ -152,7 +161,7 @@ impl From<CatalogWriteError> for ApiError {
     fn from(e: CatalogWriteError) -> Self {
         match e {
             CatalogWriteError::Conflict(c) => ApiError::Conflict(c.to_string()),
-            CatalogWriteError::Bus(b) => b.into(),
+            CatalogWriteError::Bus(b) => ApiError::not_durable(b),
             CatalogWriteError::Timeout(_) => ApiError::Unavailable(e.to_string()),
         }
     }

@@ -1,9 +1,13 @@
-//! HTTP API plumbing shared by the API roles (ingest and query): the error type and its JSON
-//! body ([`error`]), bounded body reading and JSON parsing that names the failing field
-//! ([`body`]), and authentication by admin token, API key and request signature ([`auth`]).
+//! HTTP plumbing shared by every role: the error type and its JSON body ([`error`]), bounded
+//! body reading and JSON parsing that names the failing field ([`body`]), authentication by
+//! admin token, API key and request signature ([`auth`]), readiness and shutdown of a process
+//! ([`lifecycle`]), and the operations routes, request metrics and serving of a port ([`http`]).
 
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod http;
+pub mod lifecycle;
 
 pub use error::{ApiError, ErrorBody, FieldError};
+pub use lifecycle::Lifecycle;

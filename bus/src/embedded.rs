@@ -6,10 +6,10 @@
 //! Enqueued records (clicks) wait at most `linger` for company, so a record enqueued at time t is
 //! durable by t + linger + one commit. Offsets are dense and start at 0, as in Kafka.
 
-use crate::metric_names::{LOG_COMMITS, QUEUE_FULL, RECORDS_APPENDED};
 use crate::{BusError, Consumer, ConsumerFactory, Delivery, Message, Producer, TailReader};
 use async_trait::async_trait;
 use clicktrail_schemas::Topic;
+use clicktrail_schemas::metric_names::bus::{LOG_COMMITS, QUEUE_FULL, RECORDS_APPENDED};
 use clicktrail_schemas::topics::partition_for;
 use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};

@@ -6,6 +6,7 @@
 //! because every follower applies the same changes in the same order, a code claimed twice is
 //! refused to the second writer on every instance.
 
+use crate::records::RecordProducer;
 use crate::{BusError, ConsumerEvent, ConsumerFactory, Producer};
 use clicktrail_schemas::catalog::CatalogConflict;
 use clicktrail_schemas::{Catalog, CatalogChange, Topic};
@@ -90,7 +91,8 @@ impl CatalogView {
         }
         drop(outcomes);
         *self.current.write() = Arc::new(next);
-        metrics::counter!(crate::metric_names::CATALOG_APPLIED).increment(changes.len() as u64);
+        metrics::counter!(clicktrail_schemas::metric_names::bus::CATALOG_APPLIED)
+            .increment(changes.len() as u64);
         self.applied.send_replace(last + 1);
     }
 
@@ -119,10 +121,7 @@ impl CatalogView {
         change: &CatalogChange,
     ) -> Result<(), CatalogWriteError> {
         self.snapshot().check(change)?;
-        let payload = serde_json::to_vec(change).expect("catalog changes serialize");
-        let delivery = producer
-            .send(Topic::Catalog, change.key().into_bytes(), payload)
-            .await?;
+        let delivery = producer.send_record(change).await?;
         self.wait_applied(delivery.offset, Duration::from_secs(10))
             .await
     }

@@ -8,17 +8,16 @@
 //!   group-committed at least every `linger` interval.
 //! - [`kafka`]: the production backend over rdkafka, with the local spool that keeps
 //!   redirects and ingest durable while the broker is unreachable.
+//! - [`records`]: typed sending of the record of each topic.
 //! - [`follower`]: reads `catalog` to its end before the role reports ready, then follows it.
-//! - [`lifecycle`]: readiness and the shutdown signal shared by the roles of one process.
 
 pub mod embedded;
 pub mod follower;
 pub mod kafka;
-pub mod lifecycle;
-mod metric_names;
+pub mod records;
 
 pub use follower::{CatalogView, CatalogWriteError};
-pub use lifecycle::Lifecycle;
+pub use records::RecordProducer;
 
 use async_trait::async_trait;
 use clicktrail_schemas::Topic;

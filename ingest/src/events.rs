@@ -1,7 +1,6 @@
 //! `POST /api/v1/events` and the `/event/{action}` aliases.
 
 use crate::IngestState;
-use crate::metric_names::{EVENTS_ACCEPTED, REQUESTS_REFUSED};
 use crate::validate::{self, MAX_BATCH};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -13,7 +12,8 @@ use chrono::Utc;
 use clicktrail_api::auth;
 use clicktrail_api::body::read_limited;
 use clicktrail_api::error::{ApiError, ErrorBody, FieldError};
-use clicktrail_schemas::Topic;
+use clicktrail_bus::RecordProducer;
+use clicktrail_schemas::metric_names::ingest::{EVENTS_ACCEPTED, REQUESTS_REFUSED};
 use clicktrail_schemas::wire::Action;
 use serde::Serialize;
 
@@ -162,17 +162,14 @@ async fn accept(
     }
     let event_ids: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
     let mut by_action = std::collections::HashMap::<&'static str, u64>::new();
-    let payloads: Vec<(Vec<u8>, Vec<u8>)> = records
-        .iter()
-        .map(|r| {
-            *by_action.entry(r.action.as_str()).or_default() += 1;
-            (
-                r.key().into_bytes(),
-                serde_json::to_vec(r).expect("events serialize"),
-            )
-        })
-        .collect();
-    state.producer.send_batch(Topic::Events, payloads).await?;
+    for r in &records {
+        *by_action.entry(r.action.as_str()).or_default() += 1;
+    }
+    state
+        .producer
+        .send_records(&records)
+        .await
+        .map_err(ApiError::not_durable)?;
     for (action, n) in by_action {
         metrics::counter!(EVENTS_ACCEPTED, "action" => action).increment(n);
     }

@@ -7,17 +7,20 @@
 //! - [`admin`]: advertisers, API keys, campaigns, influencers, assignments, links and coupons
 //!   under `/api/v1/admin/`, with the admin bearer token. Every change is a record on the
 //!   `catalog` topic; the handler answers once this process's follower has applied it, so
-//!   uniqueness is decided by the catalog state machine in topic order.
+//!   uniqueness is decided by the catalog state machine in topic order. Diagnostics: the
+//!   dead-letter tail and the processor's lag per partition.
+//!
+//! [`router`] gives the routes to put on a port; [`run`] serves them on their own port.
 //!
 //! Errors, body limits and authentication come from `clicktrail-api`.
 
 pub mod admin;
 pub mod events;
-pub mod metric_names;
 pub mod validate;
 
 use axum::Router;
-use clicktrail_bus::{CatalogView, Producer, TailReader};
+use clicktrail_api::http::Port;
+use clicktrail_bus::{CatalogView, ConsumerFactory, Producer, TailReader};
 use std::sync::Arc;
 
 /// Ingest settings.
@@ -29,6 +32,8 @@ pub struct IngestConfig {
     pub public_url: String,
     /// Largest events request body, in bytes.
     pub max_body_bytes: usize,
+    /// Consumer group of the processors, whose lag `/api/v1/admin/pipeline` shows.
+    pub processor_group: String,
 }
 
 impl std::fmt::Debug for IngestConfig {
@@ -36,6 +41,7 @@ impl std::fmt::Debug for IngestConfig {
         f.debug_struct("IngestConfig")
             .field("public_url", &self.public_url)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("processor_group", &self.processor_group)
             .finish_non_exhaustive()
     }
 }
@@ -51,6 +57,8 @@ pub struct IngestState {
     pub producer: Arc<dyn Producer>,
     /// Reads the dead-letter tail.
     pub tail: Arc<dyn TailReader>,
+    /// Reads end offsets and the processor group's positions, for the lag view.
+    pub consumers: Arc<dyn ConsumerFactory>,
 }
 
 /// Every ingest route.
@@ -59,6 +67,12 @@ pub fn router(state: IngestState) -> Router {
         .merge(events::routes())
         .merge(admin::routes())
         .with_state(state)
+}
+
+/// Serves every ingest route on `port` until the process shuts down, then drains.
+/// Errors: the listener failed.
+pub async fn run(state: IngestState, port: Port) -> std::io::Result<()> {
+    port.serve(router(state)).await
 }
 
 /// The OpenAPI description of ingest's endpoints.

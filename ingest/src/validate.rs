@@ -265,6 +265,7 @@ pub fn event(
     }
     let action = action?;
     let occurred = occurred_at.unwrap_or(now);
+    let given_occurred_at = occurred_at;
     let mut record = EventRecord {
         v: WIRE_VERSION,
         event_id: String::new(),
@@ -288,16 +289,53 @@ pub fn event(
         landing_url,
         referrer,
     };
-    record.event_id = event_id.unwrap_or_else(|| derive_event_id(&record));
+    record.event_id = event_id.unwrap_or_else(|| derive_event_id(&record, given_occurred_at));
     Some(record)
 }
 
-/// An event id from the event's content: a retry of the same event (same fields, same
-/// `occurred_at`) gets the same id. Without `occurred_at`, the receive time is part of the
-/// content, so distinct sends stay distinct.
-fn derive_event_id(r: &EventRecord) -> String {
-    let content = serde_json::to_vec(r).expect("events serialize");
-    let digest = Sha256::digest(&content);
+/// The content an event without `event_id` is identified by: the advertiser and every field
+/// the advertiser sent, normalized (amount in minor units, currency upper case, `properties`
+/// with sorted keys), and `occurred_at` only when it was given. The receive time is never
+/// part of it, so a client's retry of the same body is the same event.
+#[derive(serde::Serialize)]
+struct EventContent<'a> {
+    advertiser_id: &'a str,
+    action: Action,
+    custom_name: Option<&'a str>,
+    occurred_at: Option<DateTime<Utc>>,
+    value_minor: Option<i64>,
+    currency: &'a str,
+    order_id: Option<&'a str>,
+    customer_id: Option<&'a str>,
+    properties: Option<&'a str>,
+    coupon_code: Option<&'a str>,
+    ref_code: Option<&'a str>,
+    click_id: Option<&'a str>,
+    landing_url: Option<&'a str>,
+    referrer: Option<&'a str>,
+}
+
+/// An event id derived from [`EventContent`]: `drv_` and 24 hex digits of its SHA-256. Two
+/// events of one advertiser get the same id exactly when their content is the same.
+fn derive_event_id(r: &EventRecord, occurred_at: Option<DateTime<Utc>>) -> String {
+    let content = EventContent {
+        advertiser_id: &r.advertiser_id,
+        action: r.action,
+        custom_name: r.custom_name.as_deref(),
+        occurred_at,
+        value_minor: r.value_minor,
+        currency: &r.currency,
+        order_id: r.order_id.as_deref(),
+        customer_id: r.customer_id.as_deref(),
+        properties: r.properties.as_deref(),
+        coupon_code: r.coupon_code.as_deref(),
+        ref_code: r.ref_code.as_deref(),
+        click_id: r.click_id.as_deref(),
+        landing_url: r.landing_url.as_deref(),
+        referrer: r.referrer.as_deref(),
+    };
+    let bytes = serde_json::to_vec(&content).expect("event content serializes");
+    let digest = Sha256::digest(&bytes);
     format!("drv_{}", hex::encode(&digest[..12]))
 }
 
@@ -347,6 +385,58 @@ mod tests {
         assert!(check(json!({"action": "signup", "occurred_at": "2026-01-01T00:04:00Z"})).is_ok());
         let errs = check(json!({"action": "custom"})).unwrap_err();
         assert_eq!(errs[0].field, "name");
+    }
+
+    fn check_at(v: Value, now: &str) -> EventRecord {
+        let mut errors = Vec::new();
+        let now = DateTime::parse_from_rfc3339(now)
+            .unwrap()
+            .with_timezone(&Utc);
+        let e = event(&v, String::new(), "adv", None, now, &mut errors).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        e
+    }
+
+    #[test]
+    fn a_retry_without_event_id_or_occurred_at_is_the_same_event() {
+        let body = json!({"action": "signup", "customer_id": "c", "value": "1.50"});
+        let first = check_at(body.clone(), "2026-01-01T00:00:00Z");
+        let retry = check_at(body, "2026-01-01T00:00:07.5Z");
+        assert_eq!(first.event_id, retry.event_id);
+        // The same content in another form is the same event too.
+        let reformatted = check_at(
+            json!({"customer_id": "c", "value": 1.5, "currency": "usd", "action": "signup"}),
+            "2026-01-01T00:03:00Z",
+        );
+        assert_eq!(first.event_id, reformatted.event_id);
+        let timed = json!({"action": "signup", "occurred_at": "2025-12-31T00:00:00Z"});
+        assert_eq!(
+            check_at(timed.clone(), "2026-01-01T00:00:00Z").event_id,
+            check_at(timed, "2026-01-01T00:01:00Z").event_id
+        );
+    }
+
+    #[test]
+    fn derived_ids_differ_by_advertiser_and_by_content() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let body = json!({"action": "signup", "customer_id": "c"});
+        let mut errors = Vec::new();
+        let a = event(&body, String::new(), "adv-a", None, now, &mut errors).unwrap();
+        let b = event(&body, String::new(), "adv-b", None, now, &mut errors).unwrap();
+        assert_ne!(a.event_id, b.event_id);
+        let other = check_at(
+            json!({"action": "signup", "customer_id": "d"}),
+            "2026-01-01T00:00:00Z",
+        );
+        let at = check_at(
+            json!({"action": "signup", "customer_id": "c", "occurred_at": "2025-12-31T00:00:00Z"}),
+            "2026-01-01T00:00:00Z",
+        );
+        let base = check_at(body, "2026-01-01T00:00:00Z");
+        assert_ne!(base.event_id, other.event_id);
+        assert_ne!(base.event_id, at.event_id);
     }
 
     #[test]

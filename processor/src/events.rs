@@ -6,9 +6,9 @@
 //! checkpointed with the offsets it reflects.
 
 use crate::attribution::{FirstTouch, attribute};
-use crate::metric_names::DUPLICATE_EVENTS;
 use crate::pipeline::{Output, PartitionState, StateChanges, StepCtx};
 use clicktrail_bus::Message;
+use clicktrail_schemas::metric_names::processor::DUPLICATE_EVENTS;
 use clicktrail_schemas::rows::{EventRow, Source};
 use clicktrail_schemas::wire::{Action, EventRecord};
 use std::collections::{HashMap, HashSet};

@@ -13,7 +13,6 @@ pub mod clicks;
 pub mod dedup;
 pub mod events;
 pub mod extract;
-pub mod metric_names;
 pub mod pipeline;
 
 use clicktrail_bus::{CatalogView, ConsumerFactory, Producer};

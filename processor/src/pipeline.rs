@@ -8,10 +8,11 @@
 //! pipeline (the same batch is retried with backoff, nothing more is read); a data error sends
 //! the batch's rows to dead-letter and moves on.
 
-use crate::metric_names::*;
-use clicktrail_bus::{BusError, Consumer, ConsumerEvent, Message, Producer};
+use clicktrail_bus::{BusError, Consumer, ConsumerEvent, Message, Producer, RecordProducer};
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::catalog::Catalog;
+use clicktrail_schemas::metric_names::processor::*;
+use clicktrail_schemas::record::Record;
 use clicktrail_schemas::token::ClickKeys;
 use clicktrail_schemas::wire::DeadLetterRecord;
 use clicktrail_store::{Checkpoint, Rows, Store, StoreError};
@@ -297,22 +298,7 @@ impl<S: PartitionState> Pipeline<S> {
         let mut backoff = Duration::from_millis(100);
         loop {
             if !out.dead.is_empty() {
-                let dead: Vec<(Vec<u8>, Vec<u8>)> = out
-                    .dead
-                    .iter()
-                    .map(|d| {
-                        (
-                            d.key().as_bytes().to_vec(),
-                            serde_json::to_vec(d).expect("dead letters serialize"),
-                        )
-                    })
-                    .collect();
-                if let Err(e) = self
-                    .wiring
-                    .producer
-                    .send_batch(Topic::DeadLetter, dead)
-                    .await
-                {
+                if let Err(e) = self.wiring.producer.send_records(&out.dead).await {
                     tracing::warn!(error = %e, "dead-letter write failed; retrying");
                     self.pause(&mut backoff, stop).await;
                     continue;
@@ -334,21 +320,13 @@ impl<S: PartitionState> Pipeline<S> {
                 Err(StoreError::Data(reason)) => {
                     tracing::error!(reason = %reason, "store refused a batch; its rows go to dead-letter");
                     let rows = std::mem::take(&mut out.rows);
-                    for c in rows.clicks {
-                        out.dead.push(refused(
-                            self.topic,
-                            c.source,
-                            &reason,
-                            serde_json::to_string(&c.click),
-                        ));
+                    for c in &rows.clicks {
+                        out.dead
+                            .push(refused(self.topic, c.source, &reason, &c.click));
                     }
-                    for e in rows.events {
-                        out.dead.push(refused(
-                            self.topic,
-                            e.source,
-                            &reason,
-                            serde_json::to_string(&e.event),
-                        ));
+                    for e in &rows.events {
+                        out.dead
+                            .push(refused(self.topic, e.source, &reason, &e.event));
                     }
                 }
                 Err(e) => {
@@ -380,22 +358,25 @@ impl<S: PartitionState> Pipeline<S> {
     }
 }
 
-fn refused(
+/// A row the store refused, as a dead letter: its source position and key, and the record it
+/// was made from as its payload, so that it can be read and replayed like any other.
+fn refused<R: Record>(
     topic: Topic,
     source: clicktrail_schemas::rows::Source,
     reason: &str,
-    payload: Result<String, serde_json::Error>,
+    record: &R,
 ) -> DeadLetterRecord {
     metrics::counter!(DEAD_LETTERS, "reason" => "store_refused").increment(1);
+    let (key, payload) = record.encode();
     DeadLetterRecord {
         v: 1,
         source_topic: topic.name().to_string(),
         source_partition: source.partition,
         source_offset: source.offset,
-        source_key: String::new(),
+        source_key: String::from_utf8_lossy(&key).into_owned(),
         reason: "store_refused".into(),
         detail: reason.to_string(),
-        payload: payload.unwrap_or_default(),
+        payload: String::from_utf8_lossy(&payload).into_owned(),
         at: chrono::Utc::now(),
     }
 }

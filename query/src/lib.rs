@@ -47,6 +47,12 @@ pub fn router(state: QueryState) -> Router {
         .with_state(state)
 }
 
+/// Serves every query route on `port` until the process shuts down, then drains.
+/// Errors: the listener failed.
+pub async fn run(state: QueryState, port: clicktrail_api::http::Port) -> std::io::Result<()> {
+    port.serve(router(state)).await
+}
+
 /// OpenAPI description of the query endpoints.
 #[derive(utoipa::OpenApi)]
 #[openapi(

@@ -6,30 +6,75 @@
 //! deactivated codes get a small 404 page. A campaign outside its live dates still redirects,
 //! and its click is flagged `not_live` so it is never credited.
 //!
-//! Modules: [`visitor`] (truncated IPs, visitor key, cookie), [`classify`] (bots, devices),
-//! [`server`] (the standalone hyper server).
+//! Modules: [`visitor`] (truncated IPs, visitor key, cookie), [`classify`] (bots, devices).
+//! [`router`] gives the routes (`/r/…`, `/ref/…`) to put on a port; [`run`] serves them on
+//! their own port beside health and metrics until the process shuts down.
 
 pub mod classify;
-pub mod metric_names;
-pub mod server;
 pub mod visitor;
 
+use axum::extract::{ConnectInfo, State};
+use axum::routing::any;
 use bytes::Bytes;
 use chrono::Utc;
-use clicktrail_bus::{CatalogView, Producer};
-use clicktrail_schemas::Topic;
+use clicktrail_api::http::Port;
+use clicktrail_bus::{CatalogView, Producer, RecordProducer};
 use clicktrail_schemas::catalog::Campaign;
+use clicktrail_schemas::metric_names::redirector::CLICKS_DROPPED;
 use clicktrail_schemas::token::ClickKeys;
 use clicktrail_schemas::wire::{ClickRecord, WIRE_VERSION};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
 use http_body_util::Full;
-use metric_names::{CLICKS_DROPPED, REQUESTS};
 use moka::sync::Cache;
 use percent_encoding::percent_decode_str;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use url::Url;
+
+/// Follow a tracking link: 302 to the campaign's destination with `ref_code` and `click_id`.
+#[utoipa::path(get, path = "/r/{code}", tag = "redirect", params(("code" = String, Path)),
+    responses((status = 302, description = "Redirect; sets the ct_vid cookie for 24 hours on first visit"), (status = 404, description = "Unknown or deactivated code (HTML page)")))]
+#[allow(dead_code)]
+fn doc_redirect() {}
+
+/// Follow a tracking link with a sub id (also under `/ref/{code}` and `/ref/{code}/{sub_id}`).
+#[utoipa::path(get, path = "/r/{code}/{sub_id}", tag = "redirect", params(("code" = String, Path), ("sub_id" = String, Path)),
+    responses((status = 302, description = "Redirect"), (status = 404, description = "Unknown or deactivated code")))]
+#[allow(dead_code)]
+fn doc_redirect_sub() {}
+
+/// The redirector's OpenAPI description.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(doc_redirect, doc_redirect_sub),
+    tags((name = "redirect", description = "Shopper redirects"))
+)]
+pub struct RedirectApi;
+
+/// `/r/…` and `/ref/…` (any method: the handler answers 405 to all but GET and HEAD).
+pub fn router(redirector: Arc<Redirector>) -> axum::Router {
+    axum::Router::new()
+        .route("/r/{*rest}", any(redirect))
+        .route("/ref/{*rest}", any(redirect))
+        .with_state(redirector)
+}
+
+/// Serves the redirect routes on `port` until the process shuts down, then drains.
+/// Errors: the listener failed.
+pub async fn run(redirector: Arc<Redirector>, port: Port) -> std::io::Result<()> {
+    port.serve(router(redirector)).await
+}
+
+async fn redirect(
+    State(redirector): State<Arc<Redirector>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    redirector
+        .handle(req.method(), req.uri(), req.headers(), peer.ip())
+        .map(axum::body::Body::new)
+}
 
 const MAX_UA: usize = 512;
 const MAX_SUB_ID: usize = 128;
@@ -157,7 +202,6 @@ impl Redirector {
     ) -> Response<Full<Bytes>> {
         let is_head = method == Method::HEAD;
         if method != Method::GET && !is_head {
-            metrics::counter!(REQUESTS, "status" => "405").increment(1);
             return Response::builder()
                 .status(StatusCode::METHOD_NOT_ALLOWED)
                 .header(header::ALLOW, "GET, HEAD")
@@ -247,16 +291,11 @@ impl Redirector {
             bot_reason: bot_reason.map(str::to_string),
             not_live: !target.campaign.is_live_at(now),
         };
-        let payload = serde_json::to_vec(&record).expect("click records serialize");
-        if let Err(e) =
-            self.producer
-                .enqueue(Topic::Clicks, record.visitor_key.into_bytes(), payload)
-        {
+        if let Err(e) = self.producer.enqueue_record(&record) {
             metrics::counter!(CLICKS_DROPPED).increment(1);
             tracing::warn!(error = %e, "click not queued; redirect answered anyway");
         }
 
-        metrics::counter!(REQUESTS, "status" => "302").increment(1);
         let mut resp = Response::builder()
             .status(StatusCode::FOUND)
             .header(header::LOCATION, location.as_str())
@@ -271,7 +310,6 @@ impl Redirector {
 }
 
 fn not_found(is_head: bool) -> Response<Full<Bytes>> {
-    metrics::counter!(REQUESTS, "status" => "404").increment(1);
     Response::builder()
         .status(StatusCode::NOT_FOUND)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")

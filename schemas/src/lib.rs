@@ -15,7 +15,9 @@
 pub mod arrow;
 pub mod catalog;
 pub mod ids;
+pub mod metric_names;
 pub mod money;
+pub mod record;
 pub mod rows;
 pub mod token;
 pub mod topics;

@@ -100,7 +100,7 @@ impl ProducerContext for DeliveryContext {
                 match &self.spool {
                     Some(spool) => spool.enqueue(topic, key, payload),
                     None => {
-                        metrics::counter!(crate::metric_names::UNDELIVERED, "topic" => topic.name())
+                        metrics::counter!(clicktrail_schemas::metric_names::bus::UNDELIVERED, "topic" => topic.name())
                             .increment(1);
                         tracing::error!(%topic, error = %e, "record not delivered and no spool");
                     }
@@ -187,7 +187,7 @@ impl Clients {
         let old = std::mem::replace(&mut *slot, Arc::new(fresh));
         drop(slot);
         old.purge(PurgeConfig::default().queue().inflight());
-        metrics::counter!(crate::metric_names::PRODUCER_RENEWED).increment(1);
+        metrics::counter!(clicktrail_schemas::metric_names::bus::PRODUCER_RENEWED).increment(1);
         tracing::warn!(reason, "kafka producer replaced");
         let _ = self.jobs.send(Job::Retire(old));
     }

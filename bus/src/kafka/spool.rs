@@ -13,9 +13,9 @@
 
 use super::KafkaProducer;
 use crate::embedded::{EmbeddedLog, LogOptions};
-use crate::metric_names::{SPOOL_DROPPED, SPOOL_PENDING, SPOOL_REPLAYED};
 use crate::{BusError, ConsumerEvent, ConsumerFactory, Delivery, Producer};
 use clicktrail_schemas::Topic;
+use clicktrail_schemas::metric_names::bus::{SPOOL_DROPPED, SPOOL_PENDING, SPOOL_REPLAYED};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;

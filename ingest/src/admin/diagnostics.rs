@@ -1,4 +1,4 @@
-//! Diagnostics: the tail of the dead-letter topic.
+//! Diagnostics: the tail of the dead-letter topic and the processor's lag per partition.
 
 use super::Admin;
 use crate::IngestState;
@@ -9,6 +9,7 @@ use clicktrail_api::error::ApiError;
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::wire::DeadLetterRecord;
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 #[derive(Debug, Deserialize)]
 /// How much of the tail.
@@ -18,7 +19,9 @@ pub struct TailQuery {
 }
 
 pub(super) fn routes() -> Router<IngestState> {
-    Router::new().route("/api/v1/admin/dead-letter", get(dead_letter))
+    Router::new()
+        .route("/api/v1/admin/dead-letter", get(dead_letter))
+        .route("/api/v1/admin/pipeline", get(pipeline))
 }
 
 /// The most recent records that could not be processed, newest last, with their reasons.
@@ -29,10 +32,47 @@ pub async fn dead_letter(
     Query(q): Query<TailQuery>,
 ) -> Result<Json<Vec<DeadLetterRecord>>, ApiError> {
     let n = q.limit.unwrap_or(50).clamp(1, 1000);
-    let tail = s.tail.tail(Topic::DeadLetter, n).await?;
+    let tail = s
+        .tail
+        .tail(Topic::DeadLetter, n)
+        .await
+        .map_err(ApiError::bus_unreadable)?;
     Ok(Json(
         tail.iter()
             .filter_map(|m| serde_json::from_slice(&m.payload).ok())
             .collect(),
+    ))
+}
+
+/// Processor progress per topic: end offset, committed offset and lag per partition.
+#[utoipa::path(get, path = "/api/v1/admin/pipeline", tag = "admin", responses((status = 200, description = "Lag per topic partition"), (status = 401, description = "Not admin")))]
+pub async fn pipeline(_: Admin, State(s): State<IngestState>) -> Result<Json<Value>, ApiError> {
+    let group = &s.config.processor_group;
+    let mut topics = serde_json::Map::new();
+    let mut total = 0u64;
+    for topic in [Topic::Clicks, Topic::Events] {
+        let ends = s
+            .consumers
+            .end_offsets(topic)
+            .await
+            .map_err(ApiError::bus_unreadable)?;
+        let committed = s
+            .consumers
+            .committed(group, topic)
+            .await
+            .map_err(ApiError::bus_unreadable)?;
+        let mut parts = Vec::new();
+        for (p, end) in ends.iter().enumerate() {
+            let committed = committed.get(p).copied().flatten().unwrap_or(0);
+            let lag = end.saturating_sub(committed);
+            total += lag;
+            parts.push(
+                json!({"partition": p, "end_offset": end, "committed": committed, "lag": lag}),
+            );
+        }
+        topics.insert(topic.name().into(), Value::Array(parts));
+    }
+    Ok(Json(
+        json!({"group": group, "lag": total, "topics": topics}),
     ))
 }

@@ -1,7 +1,7 @@
 //! The management API under `/api/v1/admin/`, authenticated with the admin bearer token.
 //!
 //! One module per entity: [`advertisers`] (and API keys), [`campaigns`] (and assignments),
-//! [`influencers`], [`links`], [`coupons`], [`diagnostics`] (dead-letter tail).
+//! [`influencers`], [`links`], [`coupons`], [`diagnostics`] (dead-letter tail, processor lag).
 
 pub mod advertisers;
 pub mod campaigns;
@@ -11,7 +11,6 @@ pub mod influencers;
 pub mod links;
 
 use crate::IngestState;
-use crate::metric_names::CATALOG_WRITES;
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -19,6 +18,7 @@ use clicktrail_api::auth::require_admin;
 use clicktrail_api::body::{parse_json, read_limited};
 use clicktrail_api::error::ApiError;
 use clicktrail_schemas::CatalogChange;
+use clicktrail_schemas::metric_names::ingest::CATALOG_WRITES;
 use serde::de::DeserializeOwned;
 
 /// Largest admin request body.
@@ -100,6 +100,7 @@ fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError>
         links::create, links::list, links::regenerate, links::deactivate,
         coupons::create, coupons::list, coupons::invalidate, coupons::regenerate,
         diagnostics::dead_letter,
+        diagnostics::pipeline,
     ),
     components(schemas(
         advertisers::NewAdvertiser, advertisers::AdvertiserPatch,

@@ -1,10 +1,10 @@
-//! The standalone redirector server over the real embedded log: redirects, health, metrics
+//! The redirector on its own port over the real embedded log: redirects, health, metrics
 //! text, and the click record it appends.
 
 mod common;
 
-use clicktrail_bus::Lifecycle;
-use clicktrail_redirector::server::serve;
+use clicktrail_api::Lifecycle;
+use clicktrail_api::http::{Ops, Port};
 use clicktrail_redirector::{Redirector, RedirectorConfig};
 use clicktrail_schemas::token::ClickKeys;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn standalone_server_redirects_and_records_the_click() {
+async fn the_redirector_role_redirects_and_records_the_click() {
     let dir = tempfile::tempdir().unwrap();
     let log = common::log(dir.path());
     // The campaign ended yesterday: its links still redirect, and their clicks are flagged.
@@ -47,12 +47,21 @@ async fn standalone_server_redirects_and_records_the_click() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let lifecycle = Lifecycle::new();
-    let server = tokio::spawn(serve(
-        listener,
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .unwrap();
+    let server = tokio::spawn(clicktrail_redirector::run(
         r,
-        lifecycle.clone(),
-        Arc::new(|| "metrics 1\n".to_string()),
-        Duration::from_secs(2),
+        Port {
+            listener,
+            ops: Ops {
+                lifecycle: lifecycle.clone(),
+                metrics,
+                catalog: None,
+                openapi: Arc::new(utoipa::openapi::OpenApi::default()),
+            },
+            drain: Duration::from_secs(2),
+        },
     ));
 
     let resp = get(addr, "/r/abc/news?utm=1").await;
@@ -67,7 +76,16 @@ async fn standalone_server_redirects_and_records_the_click() {
     );
     assert!(get(addr, "/r/nope").await.starts_with("HTTP/1.1 404"));
     assert!(get(addr, "/health/ready").await.starts_with("HTTP/1.1 200"));
-    assert!(get(addr, "/metrics").await.ends_with("metrics 1\n"));
+    // Each redirect is counted once, by route template and status.
+    let metrics = get(addr, "/metrics").await;
+    assert!(
+        metrics.contains("clicktrail_http_requests_total{route=\"/r/{*rest}\",status=\"302\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("clicktrail_redirector_requests_total"),
+        "{metrics}"
+    );
 
     let clicks = common::clicks(&log).await;
     assert_eq!(clicks.len(), 1);

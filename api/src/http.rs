@@ -1,0 +1,158 @@
+//! What every role's HTTP port has besides its own routes, and how it is served.
+//!
+//! - [`ops_routes`]: `/health/live` (the process answers), `/health/ready` (every role of the
+//!   process is ready and it is not draining; `X-Clicktrail-Catalog` gives the next catalog
+//!   offset applied), `/metrics` (Prometheus text) and `/api/v1/openapi.json`.
+//! - [`app`]: a port's routes with the JSON 404 fallback and request metrics (per route
+//!   template and status, [`HTTP_REQUESTS`]; latency, [`HTTP_SECONDS`]).
+//! - [`serve`]: serves an app until the [`Lifecycle`] shuts down, then drains open
+//!   connections; a drain longer than the deadline ends the process.
+
+use crate::error::ApiError;
+use crate::lifecycle::Lifecycle;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use clicktrail_bus::CatalogView;
+use clicktrail_schemas::metric_names::http::{HTTP_REQUESTS, HTTP_SECONDS};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// What the operations routes of a port need.
+#[derive(Clone)]
+pub struct Ops {
+    /// The process's readiness and shutdown.
+    pub lifecycle: Lifecycle,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// The role's catalog view, whose position `/health/ready` reports.
+    pub catalog: Option<Arc<CatalogView>>,
+    /// The OpenAPI document served at `/api/v1/openapi.json`.
+    pub openapi: Arc<utoipa::openapi::OpenApi>,
+}
+
+/// `/health/live`, `/health/ready`, `/metrics` and `/api/v1/openapi.json`.
+pub fn ops_routes(ops: Ops) -> Router {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .with_state(ops)
+}
+
+/// The routes of one port, with the JSON 404 for every unknown path and request metrics.
+pub fn app(pieces: impl IntoIterator<Item = Router>) -> Router {
+    pieces
+        .into_iter()
+        .fold(Router::new(), Router::merge)
+        .fallback(|| async {
+            ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".into())
+        })
+        .layer(middleware::from_fn(track))
+}
+
+/// Where one role serves: its listener, its operations routes and its drain deadline.
+pub struct Port {
+    /// The bound listener.
+    pub listener: TcpListener,
+    /// Health, metrics and OpenAPI of the process; its lifecycle stops the port.
+    pub ops: Ops,
+    /// Longest the drain of open connections may take at shutdown.
+    pub drain: Duration,
+}
+
+impl Port {
+    /// Serves `routes` beside the operations routes until the lifecycle shuts down.
+    /// Errors: the listener failed.
+    pub async fn serve(self, routes: Router) -> std::io::Result<()> {
+        let lifecycle = self.ops.lifecycle.clone();
+        let app = app([routes, ops_routes(self.ops)]);
+        serve(self.listener, app, lifecycle, self.drain).await
+    }
+}
+
+/// Serves `app` on `listener` until `lifecycle` shuts down; then readiness is already 503 and
+/// open connections drain. A drain longer than `deadline` ends the process (exit code 1).
+/// Errors: the listener failed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    lifecycle: Lifecycle,
+    deadline: Duration,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        lifecycle.stopped().await;
+        tracing::info!("shutting down: readiness off, draining HTTP");
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            tracing::error!(?deadline, "shutdown deadline passed; exiting");
+            std::process::exit(1);
+        });
+    })
+    .await
+}
+
+async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "status" => resp.status().as_str().to_string()).increment(1);
+    metrics::histogram!(HTTP_SECONDS, "route" => route).record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "Alive")))]
+pub async fn live() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the catalog is read to its end, the role's backends answered and the process
+/// is not shutting down. `X-Clicktrail-Catalog` gives the next catalog offset this role applies.
+#[utoipa::path(get, path = "/health/ready", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "Starting or draining")))]
+pub async fn ready(State(s): State<Ops>) -> Response {
+    let mut resp = if s.lifecycle.is_ready() {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    };
+    if let Some(c) = &s.catalog {
+        let next = *c.subscribe().borrow();
+        resp.headers_mut()
+            .insert("x-clicktrail-catalog", next.into());
+    }
+    resp
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition")))]
+pub async fn metrics(State(s): State<Ops>) -> String {
+    s.metrics.render()
+}
+
+async fn openapi(State(s): State<Ops>) -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json((*s.openapi).clone())
+}
+
+/// The OpenAPI description of the operations routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(live, ready, metrics),
+    tags((name = "operations", description = "Health and metrics"))
+)]
+pub struct OpsApi;

@@ -1,0 +1,279 @@
+//! The one assembly path of every process, `serve` or a single role: bind the port, open the
+//! chosen backend set, read the catalog to its end, start the chosen roles (their routes on the
+//! one port, the processor beside them), report ready; on Ctrl-C or SIGTERM shut down in order.
+//!
+//! Shutdown order: readiness turns 503, HTTP stops accepting and drains, the front ends'
+//! producer makes every queued record durable, the processor writes and commits its last
+//! batch, the catalog follower and background work stop, the log closes. A deadline ends a
+//! drain that hangs.
+
+use crate::config::RedirectArgs;
+use crate::config::{ClickHouseArgs, EmbeddedArgs, IngestArgs, KafkaArgs, ProcessorArgs, Role};
+use crate::process::{self, ProcessorTask};
+use crate::{backends::Backends, routes, telemetry};
+use anyhow::{Context, anyhow};
+use axum::Router;
+use clicktrail_api::Lifecycle;
+use clicktrail_api::http::{self, Ops};
+use clicktrail_bus::{CatalogView, ConsumerFactory, follower};
+use clicktrail_ingest::{IngestConfig, IngestState};
+use clicktrail_processor::dedup::DedupOptions;
+use clicktrail_processor::{ProcessorConfig, ProcessorDeps};
+use clicktrail_query::QueryState;
+use clicktrail_redirector::{Redirector, RedirectorConfig};
+use clicktrail_schemas::token::ClickKeys;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Which backend set to open.
+pub enum BackendChoice {
+    /// The embedded log and the Parquet store in `dir`.
+    Embedded {
+        /// The data directory.
+        dir: PathBuf,
+        /// Log and store settings.
+        args: EmbeddedArgs,
+    },
+    /// Kafka and ClickHouse; the spool in `data_dir`.
+    Production {
+        /// Kafka settings.
+        kafka: KafkaArgs,
+        /// ClickHouse settings.
+        clickhouse: ClickHouseArgs,
+        /// Where the spool lives.
+        data_dir: PathBuf,
+    },
+}
+
+/// The secrets of a deployment. Empty or absent where no chosen role needs them.
+#[derive(Clone)]
+pub struct Secrets {
+    /// Admin bearer token.
+    pub admin_token: String,
+    /// Click token keys.
+    pub click_keys: Option<ClickKeys>,
+    /// Salt of visitor keys.
+    pub visitor_salt: String,
+}
+
+/// Everything a process is started from.
+pub struct Spec {
+    /// The roles to run.
+    pub roles: Vec<Role>,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Base URL shoppers reach the redirector at; `None`: derived from the port.
+    pub public_url: Option<String>,
+    /// The backends.
+    pub backend: BackendChoice,
+    /// Secrets.
+    pub secrets: Secrets,
+    /// Redirector settings.
+    pub redirect: RedirectArgs,
+    /// Events API settings.
+    pub ingest: IngestArgs,
+    /// Processor settings.
+    pub processor: ProcessorArgs,
+    /// Longest the drain at shutdown may take.
+    pub drain: Duration,
+}
+
+/// A started process, serving once [`Running::wait`] is called.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The public base URL of redirects.
+    pub public_url: String,
+    listener: TcpListener,
+    app: Router,
+    lifecycle: Lifecycle,
+    drain: Duration,
+    backends: Backends,
+    processor: Option<ProcessorTask>,
+    follower: JoinHandle<()>,
+    background: CancellationToken,
+}
+
+/// Binds, opens the backends, reads the catalog and starts the roles of `spec`.
+/// Errors: the port is taken, a backend cannot be opened or reached, a secret is invalid.
+pub async fn start(spec: Spec) -> anyhow::Result<Running> {
+    let metrics = telemetry::metrics();
+    let lifecycle = Lifecycle::new();
+    let starting = lifecycle.not_ready();
+    let listener = TcpListener::bind(spec.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", spec.listen))?;
+    let addr = listener.local_addr()?;
+    tokio::spawn({
+        let lifecycle = lifecycle.clone();
+        async move {
+            process::shutdown_signal().await;
+            lifecycle.shutdown();
+        }
+    });
+    let public_url = spec.public_url.clone().unwrap_or_else(|| {
+        let port = if spec.roles.contains(&Role::Redirector) {
+            addr.port()
+        } else {
+            Role::Redirector.default_port()
+        };
+        format!("http://{}:{port}", addr.ip())
+    });
+
+    let mut backends = match &spec.backend {
+        BackendChoice::Embedded { dir, args } => Backends::embedded(dir, args)?,
+        BackendChoice::Production {
+            kafka,
+            clickhouse,
+            data_dir,
+        } => Backends::production(kafka, clickhouse, data_dir).await?,
+    };
+    let background = CancellationToken::new();
+    let (catalog, follower) = follow_catalog(backends.consumers.clone(), &background).await?;
+
+    let mut pieces = Vec::new();
+    let mut processor = None;
+    for &role in &spec.roles {
+        match role {
+            Role::Redirector => {
+                let keys = spec
+                    .secrets
+                    .click_keys
+                    .clone()
+                    .ok_or_else(|| anyhow!("no click keys"))?;
+                let redirector = Redirector::new(
+                    RedirectorConfig {
+                        click_keys: keys,
+                        visitor_salt: spec.secrets.visitor_salt.clone(),
+                        trust_forwarded_for: spec.redirect.trust_forwarded_for,
+                        geo_db: spec.redirect.geo_db.clone(),
+                    },
+                    catalog.clone(),
+                    backends.front_producer().await?,
+                )
+                .map_err(|e| anyhow!(e))?;
+                pieces.push(clicktrail_redirector::router(redirector));
+            }
+            Role::Ingest => {
+                pieces.push(clicktrail_ingest::router(IngestState {
+                    config: Arc::new(IngestConfig {
+                        admin_token: spec.secrets.admin_token.clone(),
+                        public_url: public_url.clone(),
+                        max_body_bytes: spec.ingest.max_body_bytes,
+                        processor_group: spec.processor.group.clone(),
+                    }),
+                    catalog: catalog.clone(),
+                    producer: backends.front_producer().await?,
+                    tail: backends.tail.clone(),
+                    consumers: backends.consumers.clone(),
+                }));
+            }
+            Role::Processor => {
+                let config = processor_config(&spec.processor, &spec.secrets)?;
+                let deps = ProcessorDeps {
+                    consumers: backends.consumers.clone(),
+                    producer: backends.processor_producer()?,
+                    store: backends.store().await?,
+                    catalog: catalog.clone(),
+                };
+                processor = Some(ProcessorTask::spawn(
+                    |stop| clicktrail_processor::run(config, deps, stop),
+                    &lifecycle,
+                ));
+            }
+            Role::Query => {
+                pieces.push(clicktrail_query::router(QueryState {
+                    source: backends.tables().await?,
+                    catalog: catalog.clone(),
+                    admin_token: spec.secrets.admin_token.clone(),
+                }));
+            }
+        }
+    }
+    pieces.push(http::ops_routes(Ops {
+        lifecycle: lifecycle.clone(),
+        metrics,
+        catalog: Some(catalog),
+        openapi: Arc::new(routes::openapi_document()),
+    }));
+    starting.ready();
+    Ok(Running {
+        addr,
+        public_url,
+        listener,
+        app: http::app(pieces),
+        lifecycle,
+        drain: spec.drain,
+        backends,
+        processor,
+        follower,
+        background,
+    })
+}
+
+impl Running {
+    /// Serves until Ctrl-C, SIGTERM or a processor that stopped on its own, then shuts down
+    /// in order. Errors: the listener failed, or the processor stopped with an error.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        http::serve(self.listener, self.app, self.lifecycle.clone(), self.drain).await?;
+        self.lifecycle.shutdown();
+        self.backends.flush_front().await?;
+        let processor_outcome = match self.processor {
+            Some(p) => p.finish().await,
+            None => Ok(()),
+        };
+        self.background.cancel();
+        let _ = self.follower.await;
+        self.backends.close().await?;
+        processor_outcome?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+fn processor_config(args: &ProcessorArgs, secrets: &Secrets) -> anyhow::Result<ProcessorConfig> {
+    Ok(ProcessorConfig {
+        group: args.group.clone(),
+        batch_max_records: args.batch_max_records,
+        batch_max_wait: Duration::from_millis(args.batch_max_wait_ms),
+        click_keys: secrets
+            .click_keys
+            .clone()
+            .ok_or_else(|| anyhow!("no click keys"))?,
+        dedup: DedupOptions {
+            hourly_capacity: args.dedup_hourly_capacity,
+            fp_rate: args.dedup_fp_rate,
+        },
+    })
+}
+
+/// Follows the catalog; resolves once it is read to its end.
+async fn follow_catalog(
+    consumers: Arc<dyn ConsumerFactory>,
+    stop: &CancellationToken,
+) -> anyhow::Result<(Arc<CatalogView>, JoinHandle<()>)> {
+    let catalog = CatalogView::new();
+    let (caught_up, caught_up_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn({
+        let (catalog, stop) = (catalog.clone(), stop.clone());
+        async move {
+            let ready = move || {
+                let _ = caught_up.send(());
+            };
+            if let Err(e) =
+                follower::follow(consumers, catalog, ready, stop.cancelled_owned()).await
+            {
+                tracing::error!(error = %e, "the catalog follower stopped");
+            }
+        }
+    });
+    caught_up_rx
+        .await
+        .map_err(|_| anyhow!("the catalog follower stopped before catching up"))?;
+    Ok((catalog, task))
+}

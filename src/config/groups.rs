@@ -1,0 +1,163 @@
+//! Groups of flags shared by several commands, each declared once and flattened into the
+//! commands that use it, each with the checks of its own fields.
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where a process listens and keeps its files, its secrets, and how it stops.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Directory for the data: the log, the store and generated secrets (serve), or the local
+    /// spool (redirector, ingest).
+    #[arg(long, env = "CLICKTRAIL_DATA_DIR", default_value = "clicktrail-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on; defaults: serve 127.0.0.1:8080 (every API and the redirector
+    /// share it), redirector 8081, ingest 8082, processor 8083, query 8084.
+    #[arg(long, env = "CLICKTRAIL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Base URL shoppers reach the redirector at, for link URLs; default `http://<listen>`
+    /// (serve) or `http://127.0.0.1:8081` (ingest).
+    #[arg(long, env = "CLICKTRAIL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Admin bearer token; serve generates one once and keeps it in the data directory when
+    /// not given; required by ingest, processor and query.
+    #[arg(long, env = "CLICKTRAIL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Click token keys `id:secret[,id:secret…]`, first one current; serve generates them once
+    /// when not given; required by redirector and processor. The same in every role.
+    #[arg(long, env = "CLICKTRAIL_CLICK_KEYS", hide_env_values = true)]
+    pub click_keys: Option<String>,
+    /// Salt of visitor keys, at least 16 characters, the same on every redirector; serve
+    /// generates one once when not given; required by redirector.
+    #[arg(long, env = "CLICKTRAIL_VISITOR_SALT", hide_env_values = true)]
+    pub visitor_salt: Option<String>,
+    /// Longest a graceful shutdown may take, in seconds.
+    #[arg(long, env = "CLICKTRAIL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl CommonArgs {
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if let Some(t) = &self.admin_token
+            && t.len() < 16
+        {
+            problems.push("--admin-token must be at least 16 characters".to_string());
+        }
+        if let Some(k) = &self.click_keys
+            && let Err(e) = clicktrail_schemas::token::ClickKeys::parse(k)
+        {
+            problems.push(format!("--click-keys: {e}"));
+        }
+        if let Some(s) = &self.visitor_salt
+            && s.len() < 16
+        {
+            problems.push("--visitor-salt must be at least 16 characters".to_string());
+        }
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            problems.push("--public-url must start with http:// or https://".to_string());
+        }
+    }
+}
+
+/// The redirector's settings.
+#[derive(Debug, Clone, Args)]
+pub struct RedirectArgs {
+    /// Take client addresses from X-Forwarded-For (only behind a proxy you trust).
+    #[arg(long, env = "CLICKTRAIL_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+    /// MaxMind-format country database for click geo lookup.
+    #[arg(long, env = "CLICKTRAIL_GEO_DB")]
+    pub geo_db: Option<PathBuf>,
+}
+
+impl RedirectArgs {
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if let Some(g) = &self.geo_db
+            && !g.is_file()
+        {
+            problems.push(format!("--geo-db {} is not a file", g.display()));
+        }
+    }
+}
+
+/// The events API's settings.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// Largest events request body, in bytes.
+    #[arg(long, env = "CLICKTRAIL_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl IngestArgs {
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if self.max_body_bytes < 1024 {
+            problems.push("--max-body-bytes must be at least 1024".to_string());
+        }
+    }
+}
+
+/// The processor's settings.
+#[derive(Debug, Clone, Args)]
+pub struct ProcessorArgs {
+    /// Consumer group of the processors (whose lag the pipeline view shows).
+    #[arg(long, env = "CLICKTRAIL_PROCESSOR_GROUP", default_value = "processor")]
+    pub group: String,
+    /// Records per processor batch at most.
+    #[arg(long, env = "CLICKTRAIL_BATCH_MAX_RECORDS", default_value_t = 5000)]
+    pub batch_max_records: usize,
+    /// Longest a record waits before its batch is written, in milliseconds.
+    #[arg(long, env = "CLICKTRAIL_BATCH_MAX_WAIT_MS", default_value_t = 250)]
+    pub batch_max_wait_ms: u64,
+    /// Visitor-link pairs per clicks partition per hour the dedup rate holds for.
+    #[arg(
+        long,
+        env = "CLICKTRAIL_DEDUP_HOURLY_CAPACITY",
+        default_value_t = 100_000
+    )]
+    pub dedup_hourly_capacity: usize,
+    /// Probability that a new visitor-link pair is mistaken for a repeat.
+    #[arg(long, env = "CLICKTRAIL_DEDUP_FP_RATE", default_value_t = 0.01)]
+    pub dedup_fp_rate: f64,
+}
+
+impl ProcessorArgs {
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if self.group.trim().is_empty() {
+            problems.push("--group must not be empty".to_string());
+        }
+        if self.batch_max_records == 0 {
+            problems.push("--batch-max-records must be at least 1".to_string());
+        }
+        if self.batch_max_wait_ms == 0 {
+            problems.push("--batch-max-wait-ms must be at least 1".to_string());
+        }
+        if !(self.dedup_fp_rate > 0.0 && self.dedup_fp_rate < 0.5) {
+            problems.push("--dedup-fp-rate must be above 0 and below 0.5".to_string());
+        }
+        if self.dedup_hourly_capacity == 0 {
+            problems.push("--dedup-hourly-capacity must be at least 1".to_string());
+        }
+    }
+}
+
+/// The embedded default's log and store (serve).
+#[derive(Debug, Clone, Args)]
+pub struct EmbeddedArgs {
+    /// Longest a click waits in memory before the log makes it durable, in milliseconds.
+    #[arg(long, env = "CLICKTRAIL_CLICK_FLUSH_MS", default_value_t = 100)]
+    pub click_flush_ms: u64,
+    /// How often small Parquet files are compacted, in seconds.
+    #[arg(long, env = "CLICKTRAIL_COMPACT_EVERY_SECS", default_value_t = 60)]
+    pub compact_every_secs: u64,
+}
+
+impl EmbeddedArgs {
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if self.click_flush_ms == 0 || self.click_flush_ms > 1000 {
+            problems.push("--click-flush-ms must be between 1 and 1000".to_string());
+        }
+    }
+}
