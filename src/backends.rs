@@ -58,6 +58,11 @@ impl Backends {
             &dir.join("log.redb"),
             LogOptions {
                 linger: Duration::from_millis(args.click_flush_ms),
+                retention_age: (args.log_retention_hours > 0)
+                    .then(|| Duration::from_secs(args.log_retention_hours * 3600)),
+                retention_bytes: (args.log_retention_mb > 0)
+                    .then(|| args.log_retention_mb * 1024 * 1024),
+                retention_interval: Duration::from_secs(args.log_retention_interval_secs),
                 ..LogOptions::default()
             },
         )

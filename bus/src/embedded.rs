@@ -5,12 +5,17 @@
 //! and commits them in one transaction (group commit), fsynced before any caller is answered.
 //! Enqueued records (clicks) wait at most `linger` for company, so a record enqueued at time t is
 //! durable by t + linger + one commit. Offsets are dense and start at 0, as in Kafka.
+//!
+//! Retention ([`retention`]) removes old records of every topic but `catalog`, by age and by
+//! size, never past the committed position of a group registered for the topic; the writer runs
+//! it a bounded chunk at a time between appends. Removing records never changes offsets: a
+//! partition's first retained offset is kept (`log-starts`) and consumers below it continue
+//! there.
 
+use clicktrail_schemas::metric_names::bus::QUEUE_FULL;
 use crate::{BusError, Consumer, ConsumerFactory, Delivery, Message, Producer, TailReader};
 use async_trait::async_trait;
 use clicktrail_schemas::Topic;
-use clicktrail_schemas::metric_names::bus::{LOG_COMMITS, QUEUE_FULL, RECORDS_APPENDED};
-use clicktrail_schemas::topics::partition_for;
 use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::collections::HashMap;
@@ -20,8 +25,19 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod consumer;
+pub mod retention;
+mod writer;
 
-use consumer::{EmbeddedConsumer, read_committed};
+use consumer::{EmbeddedConsumer, read_committed, register_group};
+pub use retention::RetentionReport;
+use writer::{Request, WriteReq, WriterConfig};
+
+/// Default [`LogOptions::retention_age`]: 7 days.
+pub const DEFAULT_RETENTION_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// Default [`LogOptions::retention_bytes`]: 1 GiB per topic partition.
+pub const DEFAULT_RETENTION_BYTES: u64 = 1 << 30;
+/// Default [`LogOptions::retention_interval`]: 60 s.
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 
 const OFFSETS: TableDefinition<&str, u64> = TableDefinition::new("consumer-offsets");
 /// First retained offset per partition table, once records before it were removed.
@@ -33,6 +49,11 @@ fn storage(e: impl std::fmt::Display) -> BusError {
 
 fn table_name(topic: Topic, partition: u32) -> String {
     format!("log/{}/{}", topic.name(), partition)
+}
+
+/// The table of one partition: offset → encoded record.
+fn partition_table(name: &str) -> TableDefinition<'_, u64, &'static [u8]> {
+    TableDefinition::new(name)
 }
 
 fn encode(ts_ms: i64, key: &[u8], payload: &[u8]) -> Vec<u8> {
@@ -76,6 +97,19 @@ pub struct LogOptions {
     pub linger: Duration,
     /// Requests the writer queue holds before `enqueue` refuses.
     pub queue_capacity: usize,
+    /// Records appended longer ago than this are removed, once every consumer group reading
+    /// the topic has committed past them. `None`: no age limit. Default 7 days
+    /// ([`DEFAULT_RETENTION_AGE`]). Never applies to `catalog`.
+    pub retention_age: Option<Duration>,
+    /// Bytes of records one topic partition keeps, counted as 8 per record plus its
+    /// timestamp, key and payload (12 bytes + key + payload); past it the oldest records are
+    /// removed, once every consumer group reading the topic has committed past them. `None`: no
+    /// size limit. Default 1 GiB ([`DEFAULT_RETENTION_BYTES`]). Never applies to `catalog`.
+    pub retention_bytes: Option<u64>,
+    /// Time between background retention passes. `Duration::ZERO`: no background passes
+    /// ([`EmbeddedLog::apply_retention`] still runs one). Default 60 s
+    /// ([`DEFAULT_RETENTION_INTERVAL`]).
+    pub retention_interval: Duration,
 }
 
 impl Default for LogOptions {
@@ -87,17 +121,11 @@ impl Default for LogOptions {
                 .collect(),
             linger: Duration::from_millis(100),
             queue_capacity: 65_536,
+            retention_age: Some(DEFAULT_RETENTION_AGE),
+            retention_bytes: Some(DEFAULT_RETENTION_BYTES),
+            retention_interval: DEFAULT_RETENTION_INTERVAL,
         }
     }
-}
-
-struct WriteReq {
-    /// Stop the writer once this request is answered.
-    close: bool,
-    topic: Topic,
-    records: Vec<(Vec<u8>, Vec<u8>)>,
-    /// `None` for enqueued records; a flush request has no records.
-    reply: Option<oneshot::Sender<Result<Vec<Delivery>, BusError>>>,
 }
 
 struct Shared {
@@ -105,46 +133,67 @@ struct Shared {
     partitions: HashMap<Topic, u32>,
     /// Next offset to write per (topic, partition): the end offsets.
     ends: RwLock<HashMap<(Topic, u32), u64>>,
+    /// First retained offset per (topic, partition) that lost records to retention or
+    /// truncation; consumers below it continue there.
+    starts: RwLock<HashMap<(Topic, u32), u64>>,
     /// Bumped after every commit; consumers wait on it.
     version: watch::Sender<u64>,
+}
+
+impl Shared {
+    /// Records that the partition's records before `start` are gone (it never moves back).
+    fn note_start(&self, topic: Topic, partition: u32, start: u64) {
+        let mut starts = self.starts.write();
+        let s = starts.entry((topic, partition)).or_insert(0);
+        *s = (*s).max(start);
+    }
 }
 
 /// The embedded log: a [`Producer`], a [`ConsumerFactory`] and a [`TailReader`].
 #[derive(Clone)]
 pub struct EmbeddedLog {
     shared: Arc<Shared>,
-    tx: mpsc::Sender<WriteReq>,
+    tx: mpsc::Sender<Request>,
 }
 
 impl EmbeddedLog {
-    /// Opens (or creates) the log at `path` and starts its writer task.
+    /// Opens (or creates) the log at `path` and starts its writer task, which also runs the
+    /// background retention passes. Must be called within a Tokio runtime.
+    ///
+    /// Errors: [`BusError::Storage`] when the file cannot be opened or read (for example
+    /// because another process has it open).
     pub fn open(path: &Path, options: LogOptions) -> Result<Self, BusError> {
         let db = Database::create(path).map_err(storage)?;
         let mut ends = HashMap::new();
+        let mut starts = HashMap::new();
         {
             let txn = db.begin_write().map_err(storage)?;
-            txn.open_table(OFFSETS).map_err(storage)?;
-            let starts = txn.open_table(STARTS).map_err(storage)?;
-            for (&topic, &n) in &options.partitions {
-                for p in 0..n {
-                    let name = table_name(topic, p);
-                    let table = txn
-                        .open_table(TableDefinition::<u64, &[u8]>::new(&name))
-                        .map_err(storage)?;
-                    let start = starts
-                        .get(name.as_str())
-                        .map_err(storage)?
-                        .map(|v| v.value())
-                        .unwrap_or(0);
-                    let end = table
-                        .last()
-                        .map_err(storage)?
-                        .map(|(k, _)| k.value() + 1)
-                        .unwrap_or(start);
-                    ends.insert((topic, p), end);
+            consumer::register_committed_groups(&txn)?;
+            let mut names = Vec::new();
+            {
+                let stored_starts = txn.open_table(STARTS).map_err(storage)?;
+                for (&topic, &n) in &options.partitions {
+                    for p in 0..n {
+                        let name = table_name(topic, p);
+                        let table = txn.open_table(partition_table(&name)).map_err(storage)?;
+                        let start = stored_starts
+                            .get(name.as_str())
+                            .map_err(storage)?
+                            .map(|v| v.value());
+                        let end = table
+                            .last()
+                            .map_err(storage)?
+                            .map(|(k, _)| k.value() + 1)
+                            .unwrap_or(start.unwrap_or(0));
+                        ends.insert((topic, p), end);
+                        if let Some(start) = start {
+                            starts.insert((topic, p), start);
+                        }
+                        names.push(name);
+                    }
                 }
             }
-            drop(starts);
+            retention::count_missing_bytes(&txn, &names)?;
             txn.commit().map_err(storage)?;
         }
         let (version, _) = watch::channel(0);
@@ -152,24 +201,36 @@ impl EmbeddedLog {
             db: Arc::new(db),
             partitions: options.partitions,
             ends: RwLock::new(ends),
+            starts: RwLock::new(starts),
             version,
         });
         let (tx, rx) = mpsc::channel(options.queue_capacity);
-        tokio::spawn(writer(shared.clone(), rx, options.linger));
+        let config = WriterConfig {
+            linger: options.linger,
+            limits: retention::Limits {
+                max_age_ms: options
+                    .retention_age
+                    .map(|a| i64::try_from(a.as_millis()).unwrap_or(i64::MAX)),
+                max_bytes: options.retention_bytes,
+            },
+            retention_interval: options.retention_interval,
+        };
+        tokio::spawn(writer::run(shared.clone(), rx, config));
         Ok(EmbeddedLog { shared, tx })
     }
 
-    /// Makes everything queued durable and stops the writer. Appends after this fail with
+    /// Makes everything queued durable and stops the writer, and with it retention (a pass
+    /// under way stops between two chunks). Appends and retention passes after this fail with
     /// [`BusError::Closed`]; the file is released once every consumer is dropped too.
     pub async fn close(&self) -> Result<(), BusError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(WriteReq {
+            .send(Request::Append(WriteReq {
                 close: true,
                 topic: Topic::Clicks,
                 records: Vec::new(),
                 reply: Some(reply),
-            })
+            }))
             .await
             .map_err(|_| BusError::Closed)?;
         rx.await.map_err(|_| BusError::Closed)?.map(|_| ())
@@ -180,8 +241,31 @@ impl EmbeddedLog {
         self.shared.partitions.get(&topic).copied().unwrap_or(1)
     }
 
-    /// Removes the records of a partition before `offset`; offsets of later records and of
-    /// records appended afterwards do not change.
+    /// Runs one retention pass now, as the background passes do, judging record ages against
+    /// `now`, and returns the records it removed per partition. The pass runs on the writer,
+    /// a chunk at a time between appends.
+    ///
+    /// Errors: [`BusError::Closed`] once the log is closed; [`BusError::Storage`] when the
+    /// database fails (what earlier chunks removed stays removed).
+    pub async fn apply_retention(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<RetentionReport, BusError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Retain {
+                now_ms: now.timestamp_millis(),
+                reply,
+            })
+            .await
+            .map_err(|_| BusError::Closed)?;
+        rx.await.map_err(|_| BusError::Closed)?
+    }
+
+    /// Removes the records of a partition before `offset` (at most up to its end offset);
+    /// offsets of later records and of records appended afterwards do not change.
+    ///
+    /// Errors: [`BusError::Storage`] when the database fails.
     pub async fn truncate(
         &self,
         topic: Topic,
@@ -192,40 +276,33 @@ impl EmbeddedLog {
         tokio::task::spawn_blocking(move || {
             let name = table_name(topic, partition);
             let txn = shared.db.begin_write().map_err(storage)?;
-            {
-                let mut table = txn
-                    .open_table(TableDefinition::<u64, &[u8]>::new(&name))
-                    .map_err(storage)?;
-                table.retain_in(..offset, |_, _| false).map_err(storage)?;
-                let mut starts = txn.open_table(STARTS).map_err(storage)?;
-                let current = starts
-                    .get(name.as_str())
-                    .map_err(storage)?
-                    .map(|v| v.value());
-                if current.is_none_or(|c| offset > c) {
-                    starts.insert(name.as_str(), offset).map_err(storage)?;
-                }
-            }
-            txn.commit().map_err(storage)
+            let end = shared.ends.read().get(&(topic, partition)).copied();
+            let upto = offset.min(end.unwrap_or(0));
+            retention::remove_prefix(&txn, &name, upto)?;
+            txn.commit().map_err(storage)?;
+            shared.note_start(topic, partition, upto);
+            Ok(())
         })
         .await
         .map_err(storage)?
     }
 
-    fn new_consumer(
+    async fn new_consumer(
         &self,
         group: Option<&str>,
         topic: Topic,
     ) -> Result<Box<dyn Consumer>, BusError> {
         let n = self.partitions(topic);
-        let mut positions = HashMap::new();
-        for p in 0..n {
-            let committed = match group {
-                Some(g) => read_committed(&self.shared.db, g, topic, p)?,
-                None => None,
-            };
-            positions.insert(p, committed.unwrap_or(0));
-        }
+        let positions = match group {
+            Some(g) => {
+                let shared = self.shared.clone();
+                let g = g.to_string();
+                tokio::task::spawn_blocking(move || register_group(&shared.db, &g, topic, n))
+                    .await
+                    .map_err(storage)??
+            }
+            None => (0..n).map(|p| (p, 0)).collect(),
+        };
         Ok(Box::new(EmbeddedConsumer {
             shared: self.shared.clone(),
             group: group.map(str::to_string),
@@ -237,120 +314,6 @@ impl EmbeddedLog {
     }
 }
 
-async fn writer(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteReq>, linger: Duration) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        if batch[0].reply.is_none() {
-            // Only enqueued records so far: wait for company, but not past the linger interval
-            // and not once someone is waiting for an answer.
-            let deadline = tokio::time::sleep(linger);
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    _ = &mut deadline => break,
-                    next = rx.recv() => match next {
-                        Some(req) => {
-                            let urgent = req.reply.is_some();
-                            batch.push(req);
-                            if urgent { break; }
-                        }
-                        None => break,
-                    },
-                }
-            }
-        }
-        while let Ok(req) = rx.try_recv() {
-            batch.push(req);
-            if batch.len() >= 4096 {
-                break;
-            }
-        }
-        let closing = batch.iter().any(|r| r.close);
-        let shared2 = shared.clone();
-        let (batch, result) = tokio::task::spawn_blocking(move || {
-            let result = commit(&shared2, &batch);
-            (batch, result)
-        })
-        .await
-        .expect("log commit task panicked");
-        match result {
-            Ok(deliveries) => {
-                shared.version.send_modify(|v| *v += 1);
-                for (req, d) in batch.into_iter().zip(deliveries) {
-                    if let Some(reply) = req.reply {
-                        let _ = reply.send(Ok(d));
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "embedded log commit failed");
-                for req in batch {
-                    if let Some(reply) = req.reply {
-                        let _ = reply.send(Err(storage(&e)));
-                    }
-                }
-            }
-        }
-        if closing {
-            rx.close();
-            while let Ok(req) = rx.try_recv() {
-                if let Some(reply) = req.reply {
-                    let _ = reply.send(Err(BusError::Closed));
-                }
-            }
-            return;
-        }
-    }
-}
-
-fn commit(shared: &Shared, batch: &[WriteReq]) -> Result<Vec<Vec<Delivery>>, BusError> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let txn = shared.db.begin_write().map_err(storage)?;
-    let mut ends = shared.ends.read().clone();
-    let mut out = Vec::with_capacity(batch.len());
-    let mut appended: HashMap<Topic, u64> = HashMap::new();
-    {
-        let mut tables = HashMap::new();
-        for req in batch {
-            let n = shared.partitions.get(&req.topic).copied().unwrap_or(1);
-            let mut deliveries = Vec::with_capacity(req.records.len());
-            for (key, payload) in &req.records {
-                let partition = partition_for(key, n);
-                let end = ends.entry((req.topic, partition)).or_insert(0);
-                let offset = *end;
-                *end += 1;
-                let table = match tables.entry((req.topic, partition)) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        let name = table_name(req.topic, partition);
-                        v.insert(
-                            txn.open_table(TableDefinition::<u64, &[u8]>::new(&name))
-                                .map_err(storage)?,
-                        )
-                    }
-                };
-                table
-                    .insert(offset, encode(now, key, payload).as_slice())
-                    .map_err(storage)?;
-                deliveries.push(Delivery {
-                    partition,
-                    offset,
-                    spooled: false,
-                });
-            }
-            *appended.entry(req.topic).or_default() += req.records.len() as u64;
-            out.push(deliveries);
-        }
-    }
-    txn.commit().map_err(storage)?;
-    *shared.ends.write() = ends;
-    metrics::counter!(LOG_COMMITS).increment(1);
-    for (topic, n) in appended {
-        metrics::counter!(RECORDS_APPENDED, "topic" => topic.name()).increment(n);
-    }
-    Ok(out)
-}
-
 #[async_trait]
 impl Producer for EmbeddedLog {
     async fn send_batch(
@@ -360,12 +323,12 @@ impl Producer for EmbeddedLog {
     ) -> Result<Vec<Delivery>, BusError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(WriteReq {
+            .send(Request::Append(WriteReq {
                 close: false,
                 topic,
                 records,
                 reply: Some(reply),
-            })
+            }))
             .await
             .map_err(|_| BusError::Closed)?;
         rx.await.map_err(|_| BusError::Closed)?
@@ -373,12 +336,12 @@ impl Producer for EmbeddedLog {
 
     fn enqueue(&self, topic: Topic, key: Vec<u8>, payload: Vec<u8>) -> Result<(), BusError> {
         self.tx
-            .try_send(WriteReq {
+            .try_send(Request::Append(WriteReq {
                 close: false,
                 topic,
                 records: vec![(key, payload)],
                 reply: None,
-            })
+            }))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => {
                     metrics::counter!(QUEUE_FULL, "topic" => topic.name()).increment(1);
@@ -395,12 +358,14 @@ impl Producer for EmbeddedLog {
 
 #[async_trait]
 impl ConsumerFactory for EmbeddedLog {
+    /// Also registers `group` for `topic`, durably: from then on retention keeps every record
+    /// the group has not committed past (everything, until its first commit).
     async fn consumer(&self, group: &str, topic: Topic) -> Result<Box<dyn Consumer>, BusError> {
-        self.new_consumer(Some(group), topic)
+        self.new_consumer(Some(group), topic).await
     }
 
     async fn reader(&self, topic: Topic) -> Result<Box<dyn Consumer>, BusError> {
-        self.new_consumer(None, topic)
+        self.new_consumer(None, topic).await
     }
 
     async fn end_offsets(&self, topic: Topic) -> Result<Vec<u64>, BusError> {
@@ -427,9 +392,7 @@ impl TailReader for EmbeddedLog {
             let mut out = Vec::new();
             for p in 0..parts {
                 let name = table_name(topic, p);
-                let table = txn
-                    .open_table(TableDefinition::<u64, &[u8]>::new(&name))
-                    .map_err(storage)?;
+                let table = txn.open_table(partition_table(&name)).map_err(storage)?;
                 let len = table.len().map_err(storage)? as usize;
                 for item in table.iter().map_err(storage)?.skip(len.saturating_sub(n)) {
                     let (k, v) = item.map_err(storage)?;

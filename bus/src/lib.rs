@@ -5,7 +5,8 @@
 //! - [`Producer`] / [`Consumer`]: the interface every role uses.
 //! - [`embedded`]: the single-node backend, a durable log in the data directory on `redb`.
 //!   A durable send returns only after the write is fsynced; enqueued records (clicks) are
-//!   group-committed at least every `linger` interval.
+//!   group-committed at least every `linger` interval. Retention removes old records of every
+//!   topic but `catalog`, by age and size, never past a registered group's committed position.
 //! - [`kafka`]: the production backend over rdkafka, with the local spool that keeps
 //!   redirects and ingest durable while the broker is unreachable.
 //! - [`records`]: typed sending of the record of each topic.

@@ -32,6 +32,8 @@ pub mod bus {
     pub const SPOOL_DROPPED: &str = "clicktrail_bus_spool_dropped_total";
     /// Kafka producer clients replaced after failed deliveries or repeated refusals.
     pub const PRODUCER_RENEWED: &str = "clicktrail_bus_producer_renewed_total";
+    /// Records removed from the embedded log by retention, by topic.
+    pub const RETENTION_REMOVED: &str = "clicktrail_bus_retention_removed_total";
 }
 
 /// The redirector.

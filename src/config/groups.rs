@@ -152,12 +152,26 @@ pub struct EmbeddedArgs {
     /// How often small Parquet files are compacted, in seconds.
     #[arg(long, env = "CLICKTRAIL_COMPACT_EVERY_SECS", default_value_t = 60)]
     pub compact_every_secs: u64,
+    /// Hours the log keeps records of every topic but `catalog` once the processor has
+    /// committed past them; 0 keeps them forever.
+    #[arg(long, env = "CLICKTRAIL_LOG_RETENTION_HOURS", default_value_t = 168)]
+    pub log_retention_hours: u64,
+    /// Megabytes per topic partition above which the oldest records the processor has
+    /// committed past are removed; 0: no size limit.
+    #[arg(long, env = "CLICKTRAIL_LOG_RETENTION_MB", default_value_t = 1024)]
+    pub log_retention_mb: u64,
+    /// Seconds between retention passes over the log.
+    #[arg(long, env = "CLICKTRAIL_LOG_RETENTION_INTERVAL_SECS", default_value_t = 60)]
+    pub log_retention_interval_secs: u64,
 }
 
 impl EmbeddedArgs {
     pub(super) fn check(&self, problems: &mut Vec<String>) {
         if self.click_flush_ms == 0 || self.click_flush_ms > 1000 {
             problems.push("--click-flush-ms must be between 1 and 1000".to_string());
+        }
+        if self.log_retention_interval_secs == 0 {
+            problems.push("--log-retention-interval-secs must be at least 1".to_string());
         }
     }
 }

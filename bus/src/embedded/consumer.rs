@@ -1,10 +1,12 @@
-//! Consumers of the embedded log and the group positions they commit.
+//! Consumers of the embedded log, the group positions they commit, and the registration of
+//! groups that retention respects.
 
-use super::{OFFSETS, Shared, decode, storage, table_name};
+use super::retention::GROUPS;
+use super::{OFFSETS, Shared, decode, partition_table, storage, table_name};
 use crate::{BusError, Consumer, ConsumerEvent, Message};
 use async_trait::async_trait;
 use clicktrail_schemas::Topic;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,76 @@ pub(super) fn read_committed(
         .map(|v| v.value()))
 }
 
+/// Registers `group` as a reader of `topic` (retention then keeps what it has not committed
+/// past) and returns its committed position per partition, 0 where it has none, in one
+/// transaction.
+///
+/// Errors: [`BusError::Storage`] when the database fails.
+pub(super) fn register_group(
+    db: &Database,
+    group: &str,
+    topic: Topic,
+    partitions: u32,
+) -> Result<HashMap<u32, u64>, BusError> {
+    let txn = db.begin_write().map_err(storage)?;
+    let mut positions = HashMap::new();
+    {
+        let mut groups = txn.open_table(GROUPS).map_err(storage)?;
+        if groups
+            .get((topic.name(), group))
+            .map_err(storage)?
+            .is_none()
+        {
+            groups.insert((topic.name(), group), ()).map_err(storage)?;
+        }
+        let offsets = txn.open_table(OFFSETS).map_err(storage)?;
+        for p in 0..partitions {
+            let committed = offsets
+                .get(offsets_key(group, topic, p).as_str())
+                .map_err(storage)?
+                .map(|v| v.value());
+            positions.insert(p, committed.unwrap_or(0));
+        }
+    }
+    txn.commit().map_err(storage)?;
+    Ok(positions)
+}
+
+/// Registers every group that has committed a position, so that a log written before groups
+/// were registered keeps protecting what they have not read.
+///
+/// Errors: [`BusError::Storage`] when the database fails.
+pub(super) fn register_committed_groups(txn: &WriteTransaction) -> Result<(), BusError> {
+    let mut found = Vec::new();
+    for item in txn
+        .open_table(OFFSETS)
+        .map_err(storage)?
+        .iter()
+        .map_err(storage)?
+    {
+        let (k, _) = item.map_err(storage)?;
+        // `{group}/{topic}/{partition}`: topic names hold no '/', group names may.
+        let mut parts = k.value().rsplitn(3, '/');
+        let (_, topic, group) = (parts.next(), parts.next(), parts.next());
+        if let (Some(topic), Some(group)) = (topic.and_then(Topic::from_name), group) {
+            found.push((topic, group.to_string()));
+        }
+    }
+    let mut groups = txn.open_table(GROUPS).map_err(storage)?;
+    for (topic, group) in found {
+        if groups
+            .get((topic.name(), group.as_str()))
+            .map_err(storage)?
+            .is_none()
+        {
+            groups
+                .insert((topic.name(), group.as_str()), ())
+                .map_err(storage)?;
+        }
+    }
+    Ok(())
+}
+
 /// A consumer of the embedded log. The log has one process, so a consumer is assigned every
 /// partition of its topic on its first poll.
 pub(super) struct EmbeddedConsumer {
@@ -41,6 +113,17 @@ pub(super) struct EmbeddedConsumer {
 }
 
 impl EmbeddedConsumer {
+    /// Moves positions below a partition's first retained offset up to it, so a consumer whose
+    /// records were removed continues at the first record left.
+    fn skip_removed(&mut self) {
+        let starts = self.shared.starts.read();
+        for (p, pos) in self.positions.iter_mut() {
+            if let Some(&start) = starts.get(&(self.topic, *p)) {
+                *pos = (*pos).max(start);
+            }
+        }
+    }
+
     fn has_data(&self) -> bool {
         let ends = self.shared.ends.read();
         self.positions
@@ -59,9 +142,7 @@ impl EmbeddedConsumer {
             let per = (max / positions.len().max(1)).max(1);
             for (p, pos) in positions {
                 let name = table_name(topic, p);
-                let table = txn
-                    .open_table(TableDefinition::<u64, &[u8]>::new(&name))
-                    .map_err(storage)?;
+                let table = txn.open_table(partition_table(&name)).map_err(storage)?;
                 for item in table.range(pos..).map_err(storage)?.take(per) {
                     let (k, v) = item.map_err(storage)?;
                     out.push(decode(topic, p, k.value(), v.value())?);
@@ -83,9 +164,11 @@ impl Consumer for EmbeddedConsumer {
             parts.sort();
             return Ok(ConsumerEvent::Assigned(parts));
         }
+        self.skip_removed();
         if !self.has_data() {
             self.version.mark_unchanged();
             let _ = tokio::time::timeout(wait, self.version.changed()).await;
+            self.skip_removed();
             if !self.has_data() {
                 return Ok(ConsumerEvent::Records(Vec::new()));
             }

@@ -61,6 +61,11 @@ impl Spool {
                 linger: Duration::from_millis(20),
                 // Room for the producer's whole queue, failed in one go, and then some.
                 queue_capacity: super::PRODUCER_QUEUE_MESSAGES + 100_000,
+                // Spooled records wait for the broker however long it takes; replay removes
+                // them once they are delivered.
+                retention_age: None,
+                retention_bytes: None,
+                retention_interval: Duration::ZERO,
             },
         )?;
         let spool = Spool {
