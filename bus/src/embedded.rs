@@ -12,10 +12,10 @@
 //! partition's first retained offset is kept (`log-starts`) and consumers below it continue
 //! there.
 
-use clicktrail_schemas::metric_names::bus::QUEUE_FULL;
 use crate::{BusError, Consumer, ConsumerFactory, Delivery, Message, Producer, TailReader};
 use async_trait::async_trait;
 use clicktrail_schemas::Topic;
+use clicktrail_schemas::metric_names::bus::QUEUE_FULL;
 use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::collections::HashMap;

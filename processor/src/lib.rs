@@ -1,9 +1,9 @@
 //! The processor: consumes `clicks` and `events`, and writes what they mean to the store.
 //!
 //! Each topic runs the chain of [`pipeline`]: decode → validate → dedup ([`dedup`], clicks) or
-//! idempotency and attribution ([`events`], [`attribution`]) → batch → write → commit. State
-//! belongs to a partition: restored from the store's checkpoint on assignment, checkpointed
-//! with every batch together with the offsets it reflects.
+//! idempotency and attribution ([`events`], [`attribution`]) → batch → write ([`write`]) →
+//! commit. State belongs to a partition: restored from the store's checkpoint on assignment,
+//! checkpointed with every batch together with the offsets it reflects.
 //!
 //! Invariant: given the same records and catalog, a replay from any checkpoint produces the
 //! same rows; nothing is read past a batch the store has not acknowledged.
@@ -14,6 +14,7 @@ pub mod dedup;
 pub mod events;
 pub mod extract;
 pub mod pipeline;
+pub mod write;
 
 use clicktrail_bus::{CatalogView, ConsumerFactory, Producer};
 use clicktrail_schemas::Topic;

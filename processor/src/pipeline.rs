@@ -1,6 +1,7 @@
 //! The chain of steps for one topic, assembled in one place:
 //! poll → decode/validate/dedup/attribute (a [`PartitionState`] per partition) → batch →
-//! dead letters to the bus → rows and checkpoints to the store → commit offsets.
+//! write ([`crate::write`]: dead letters to the bus, rows and checkpoints to the store) →
+//! commit offsets.
 //!
 //! Offsets are committed only after the store acknowledged the rows and the checkpoints that
 //! reflect them; on assignment a partition's state and position come from its checkpoint, so a
@@ -15,7 +16,7 @@ use clicktrail_schemas::metric_names::processor::*;
 use clicktrail_schemas::record::Record;
 use clicktrail_schemas::token::ClickKeys;
 use clicktrail_schemas::wire::DeadLetterRecord;
-use clicktrail_store::{Checkpoint, Rows, Store, StoreError};
+use clicktrail_store::{Checkpoint, Rows, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -170,7 +171,7 @@ pub async fn run<S: PartitionState>(
         };
         let polled = tokio::select! {
             _ = stop.cancelled() => {
-                p.flush(&stop).await?;
+                p.flush().await?;
                 return Ok(());
             }
             polled = p.wiring.consumer.poll(room, wait) => polled,
@@ -181,7 +182,7 @@ pub async fn run<S: PartitionState>(
                 p.report_partitions();
             }
             Ok(ConsumerEvent::Revoked(parts)) => {
-                p.flush(&stop).await?;
+                p.flush().await?;
                 for part in parts {
                     p.states.remove(&part);
                 }
@@ -196,7 +197,7 @@ pub async fn run<S: PartitionState>(
         }
         let due = p.opened.is_some_and(|t| t.elapsed() >= p.limits.max_wait);
         if p.out.len() >= p.limits.max_records || due {
-            p.flush(&stop).await?;
+            p.flush().await?;
         }
     }
 }
@@ -268,7 +269,7 @@ impl<S: PartitionState> Pipeline<S> {
         self.opened.get_or_insert_with(Instant::now);
     }
 
-    async fn flush(&mut self, stop: &CancellationToken) -> Result<(), PipelineError> {
+    async fn flush(&mut self) -> Result<(), PipelineError> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -295,47 +296,14 @@ impl<S: PartitionState> Pipeline<S> {
             })
             .collect();
 
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            if !out.dead.is_empty() {
-                if let Err(e) = self.wiring.producer.send_records(&out.dead).await {
-                    tracing::warn!(error = %e, "dead-letter write failed; retrying");
-                    self.pause(&mut backoff, stop).await;
-                    continue;
-                }
-                out.dead.clear();
-            }
-            let (clicks, events) = (out.rows.clicks.len(), out.rows.events.len());
-            match self
-                .wiring
-                .store
-                .write(out.rows.clone(), checkpoints.clone())
-                .await
-            {
-                Ok(()) => {
-                    metrics::counter!(ROWS_WRITTEN, "table" => "clicks").increment(clicks as u64);
-                    metrics::counter!(ROWS_WRITTEN, "table" => "events").increment(events as u64);
-                    break;
-                }
-                Err(StoreError::Data(reason)) => {
-                    tracing::error!(reason = %reason, "store refused a batch; its rows go to dead-letter");
-                    let rows = std::mem::take(&mut out.rows);
-                    for c in &rows.clicks {
-                        out.dead
-                            .push(refused(self.topic, c.source, &reason, &c.click));
-                    }
-                    for e in &rows.events {
-                        out.dead
-                            .push(refused(self.topic, e.source, &reason, &e.event));
-                    }
-                }
-                Err(e) => {
-                    metrics::counter!(STORE_RETRIES).increment(1);
-                    tracing::warn!(error = %e, "store write failed; pausing and retrying the same batch");
-                    self.pause(&mut backoff, stop).await;
-                }
-            }
-        }
+        write::write(
+            self.topic,
+            self.wiring.producer.as_ref(),
+            self.wiring.store.as_ref(),
+            &mut out,
+            &checkpoints,
+        )
+        .await;
         let offsets: Vec<(u32, u64)> = std::mem::take(&mut self.pending).into_iter().collect();
         if let Err(e) = self.wiring.consumer.commit(&offsets).await {
             // The checkpoint in the store already holds these positions; the group's commit
@@ -349,34 +317,5 @@ impl<S: PartitionState> Pipeline<S> {
                 .set(s.memory_bytes() as f64);
         }
         Ok(())
-    }
-
-    async fn pause(&self, backoff: &mut Duration, stop: &CancellationToken) {
-        let _ = stop; // a shutdown waits for the store: accepted records are never dropped
-        tokio::time::sleep(*backoff).await;
-        *backoff = (*backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-/// A row the store refused, as a dead letter: its source position and key, and the record it
-/// was made from as its payload, so that it can be read and replayed like any other.
-fn refused<R: Record>(
-    topic: Topic,
-    source: clicktrail_schemas::rows::Source,
-    reason: &str,
-    record: &R,
-) -> DeadLetterRecord {
-    metrics::counter!(DEAD_LETTERS, "reason" => "store_refused").increment(1);
-    let (key, payload) = record.encode();
-    DeadLetterRecord {
-        v: 1,
-        source_topic: topic.name().to_string(),
-        source_partition: source.partition,
-        source_offset: source.offset,
-        source_key: String::from_utf8_lossy(&key).into_owned(),
-        reason: "store_refused".into(),
-        detail: reason.to_string(),
-        payload: String::from_utf8_lossy(&payload).into_owned(),
-        at: chrono::Utc::now(),
     }
 }

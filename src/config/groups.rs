@@ -21,7 +21,7 @@ pub struct CommonArgs {
     #[arg(long, env = "CLICKTRAIL_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Admin bearer token; serve generates one once and keeps it in the data directory when
-    /// not given; required by ingest, processor and query.
+    /// not given; required by ingest and query.
     #[arg(long, env = "CLICKTRAIL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Click token keys `id:secret[,id:secret…]`, first one current; serve generates them once
@@ -161,7 +161,11 @@ pub struct EmbeddedArgs {
     #[arg(long, env = "CLICKTRAIL_LOG_RETENTION_MB", default_value_t = 1024)]
     pub log_retention_mb: u64,
     /// Seconds between retention passes over the log.
-    #[arg(long, env = "CLICKTRAIL_LOG_RETENTION_INTERVAL_SECS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "CLICKTRAIL_LOG_RETENTION_INTERVAL_SECS",
+        default_value_t = 60
+    )]
     pub log_retention_interval_secs: u64,
 }
 

@@ -103,7 +103,7 @@ impl RoleArgs {
     /// Checks what `role` needs and reports every problem at once.
     pub fn validate(&self, role: Role) -> Result<(), String> {
         let mut problems = Vec::new();
-        let needs_admin = matches!(role, Role::Ingest | Role::Query | Role::Processor);
+        let needs_admin = matches!(role, Role::Ingest | Role::Query);
         let needs_keys = matches!(role, Role::Redirector | Role::Processor);
         if needs_admin && self.common.admin_token.is_none() {
             problems.push(format!(

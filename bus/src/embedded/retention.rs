@@ -12,8 +12,8 @@
 use super::consumer::offsets_key;
 use super::{OFFSETS, STARTS, Shared, partition_table, storage, table_name};
 use crate::BusError;
-use clicktrail_schemas::metric_names::bus::RETENTION_REMOVED;
 use clicktrail_schemas::Topic;
+use clicktrail_schemas::metric_names::bus::RETENTION_REMOVED;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use std::collections::BTreeMap;
 use tokio::sync::oneshot;

@@ -4,9 +4,9 @@
 
 use super::retention::{self, BYTES, Limits, Pass, RetentionReport};
 use super::{Shared, encode, partition_table, storage, table_name};
-use clicktrail_schemas::metric_names::bus::{LOG_COMMITS, RECORDS_APPENDED};
 use crate::{BusError, Delivery};
 use clicktrail_schemas::Topic;
+use clicktrail_schemas::metric_names::bus::{LOG_COMMITS, RECORDS_APPENDED};
 use clicktrail_schemas::topics::partition_for;
 use redb::ReadableTable;
 use std::collections::{HashMap, VecDeque};
