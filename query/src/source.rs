@@ -3,7 +3,8 @@
 
 use crate::rollups;
 use async_trait::async_trait;
-use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE, clicks_schema, events_schema};
+use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE};
+use clicktrail_schemas::tables::{CLICKS, EVENTS};
 use clicktrail_store::parquet::ParquetStore;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
@@ -25,8 +26,8 @@ pub trait TableSource: Send + Sync + 'static {
 /// Schema of a store table.
 pub fn schema_of(table: &str) -> Result<SchemaRef> {
     match table {
-        CLICKS_TABLE => Ok(clicks_schema()),
-        EVENTS_TABLE => Ok(events_schema()),
+        CLICKS_TABLE => Ok(CLICKS.arrow_schema()),
+        EVENTS_TABLE => Ok(EVENTS.arrow_schema()),
         other => rollups::schema(other)
             .ok_or_else(|| DataFusionError::Plan(format!("no table `{other}`"))),
     }

@@ -9,7 +9,8 @@
 
 use crate::{Checkpoint, Restored, Rows, Store, StoreError};
 use async_trait::async_trait;
-use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE, clicks_to_batch, events_to_batch};
+use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE};
+use clicktrail_schemas::tables::{CLICKS, EVENTS};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -184,13 +185,15 @@ impl ParquetStore {
     fn write_blocking(&self, rows: Rows, checkpoints: Vec<Checkpoint>) -> Result<(), StoreError> {
         let mut written = Vec::new();
         if !rows.clicks.is_empty() {
-            let batch =
-                clicks_to_batch(&rows.clicks).map_err(|e| StoreError::Data(e.to_string()))?;
+            let batch = CLICKS
+                .to_batch(&rows.clicks)
+                .map_err(|e| StoreError::Data(e.to_string()))?;
             written.push(self.write_file(CLICKS_TABLE, &batch)?);
         }
         if !rows.events.is_empty() {
-            let batch =
-                events_to_batch(&rows.events).map_err(|e| StoreError::Data(e.to_string()))?;
+            let batch = EVENTS
+                .to_batch(&rows.events)
+                .map_err(|e| StoreError::Data(e.to_string()))?;
             written.push(self.write_file(EVENTS_TABLE, &batch)?);
         }
         let txn = self.db.begin_write().map_err(unavailable)?;

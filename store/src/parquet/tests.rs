@@ -95,7 +95,7 @@ async fn files_not_in_the_manifest_are_removed_at_open() {
             .unwrap();
         // A file written by a batch whose manifest transaction never committed.
         store
-            .write_file(CLICKS_TABLE, &clicks_to_batch(&rows(2, 5).clicks).unwrap())
+            .write_file(CLICKS_TABLE, &CLICKS.to_batch(&rows(2, 5).clicks).unwrap())
             .unwrap();
         std::fs::write(dir.path().join("clicks/partial.parquet.tmp"), b"junk").unwrap();
     }
