@@ -6,16 +6,18 @@
 //! which [`ParquetStore::open`] deletes. Compaction merges small files into one and swaps them
 //! in the manifest in one transaction; replaced files are deleted after a grace period so that
 //! queries already reading them finish.
+//!
+//! The read side, with the `query` feature, is [`read::ParquetSource`].
 
 use crate::{Checkpoint, Restored, Rows, Store, StoreError};
+use ::parquet::arrow::ArrowWriter;
+use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use ::parquet::basic::Compression;
+use ::parquet::file::properties::WriterProperties;
+use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE};
 use clicktrail_schemas::tables::{CLICKS, EVENTS};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::fs::File;
@@ -282,8 +284,8 @@ impl ParquetStore {
                 }
             }
             let schema = batches[0].schema();
-            let merged = datafusion::arrow::compute::concat_batches(&schema, &batches)
-                .map_err(unavailable)?;
+            let merged =
+                arrow_select::concat::concat_batches(&schema, &batches).map_err(unavailable)?;
             let (name, n) = self.write_file(table, &merged)?;
             let now = chrono::Utc::now().timestamp_millis();
             let txn = self.db.begin_write().map_err(unavailable)?;
@@ -352,5 +354,7 @@ impl Store for ParquetStore {
     }
 }
 
+#[cfg(feature = "query")]
+pub mod read;
 #[cfg(test)]
 mod tests;

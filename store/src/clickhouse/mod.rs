@@ -8,10 +8,15 @@
 //! never landed. The processor replays from that checkpoint and, being deterministic, writes
 //! the same rows again.
 //!
+//! The read side, with the `query` feature, is [`read::ClickHouseSource`]; the tables' DDL
+//! and insert rows come from their definitions ([`table`]).
+//!
 //! Errors: network failures and timeouts are transient (retry the batch); a refusal to parse or
 //! a type mismatch is a data error (dead-letter, no retry).
 
 pub mod migrations;
+#[cfg(feature = "query")]
+pub mod read;
 pub mod rows;
 pub mod table;
 
