@@ -320,12 +320,7 @@ impl<S: PartitionState> Pipeline<S> {
                 out.dead.clear();
             }
             let (clicks, events) = (out.rows.clicks.len(), out.rows.events.len());
-            match self
-                .wiring
-                .store
-                .write(out.rows.clone(), checkpoints.clone())
-                .await
-            {
+            match self.wiring.store.write(&out.rows, &checkpoints).await {
                 Ok(()) => {
                     metrics::counter!(ROWS_WRITTEN, "table" => "clicks").increment(clicks as u64);
                     metrics::counter!(ROWS_WRITTEN, "table" => "events").increment(events as u64);

@@ -166,8 +166,8 @@ async fn parquet_and_clickhouse_answer_alike() {
     for store in [&parquet as &dyn Store, &ch, &ch] {
         store
             .write(
-                rows.clone(),
-                vec![Checkpoint {
+                &rows,
+                &[Checkpoint {
                     stream: "clicks/0".into(),
                     next_offset: 1,
                     ..Checkpoint::default()

@@ -87,8 +87,9 @@ impl StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Makes `rows` and the checkpoints of the partitions that produced them durable together.
-    /// Returns only once all of it is.
-    async fn write(&self, rows: Rows, checkpoints: Vec<Checkpoint>) -> Result<(), StoreError>;
+    /// Returns only once all of it is. Borrows the batch, so that a caller retrying after a
+    /// transient error writes the same batch again without copying it.
+    async fn write(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError>;
 
     /// The stored checkpoint of a stream, if it has one.
     async fn restore(&self, stream: &str) -> Result<Option<Restored>, StoreError>;

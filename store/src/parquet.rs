@@ -184,7 +184,7 @@ impl ParquetStore {
         Ok((name, batch.num_rows() as u64))
     }
 
-    fn write_blocking(&self, rows: Rows, checkpoints: Vec<Checkpoint>) -> Result<(), StoreError> {
+    fn write_blocking(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
         let mut written = Vec::new();
         if !rows.clicks.is_empty() {
             let batch = CLICKS
@@ -206,7 +206,7 @@ impl ParquetStore {
             }
             let mut cps = txn.open_table(CHECKPOINTS).map_err(unavailable)?;
             let mut state = txn.open_table(STATE).map_err(unavailable)?;
-            for cp in &checkpoints {
+            for cp in checkpoints {
                 cps.insert(cp.stream.as_str(), cp.next_offset)
                     .map_err(unavailable)?;
                 for (k, v) in &cp.puts {
@@ -338,11 +338,16 @@ fn state_key(stream: &str, key: &[u8]) -> Vec<u8> {
 
 #[async_trait]
 impl Store for ParquetStore {
-    async fn write(&self, rows: Rows, checkpoints: Vec<Checkpoint>) -> Result<(), StoreError> {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.write_blocking(rows, checkpoints))
-            .await
-            .map_err(unavailable)?
+    async fn write(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
+        // The file and manifest writes block: on a multi-threaded runtime this worker hands its
+        // other tasks to the rest first, so the batch is read where it is instead of being
+        // copied to a blocking thread; on a current-thread runtime (tests) it simply blocks.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.write_blocking(rows, checkpoints))
+            }
+            _ => self.write_blocking(rows, checkpoints),
+        }
     }
 
     async fn restore(&self, stream: &str) -> Result<Option<Restored>, StoreError> {

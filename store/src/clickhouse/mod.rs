@@ -221,11 +221,11 @@ struct StateEntry {
 
 #[async_trait]
 impl Store for ClickHouseStore {
-    async fn write(&self, rows: Rows, checkpoints: Vec<Checkpoint>) -> Result<(), StoreError> {
+    async fn write(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
         self.insert_rows(&CLICKS, &rows.clicks).await?;
         self.insert_rows(&EVENTS, &rows.events).await?;
         let mut state = Vec::new();
-        for cp in &checkpoints {
+        for cp in checkpoints {
             // One entry per key per checkpoint, the last change winning.
             let mut latest: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
             for (k, v) in &cp.puts {
