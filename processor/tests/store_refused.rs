@@ -21,7 +21,7 @@ struct RefusingStore;
 
 #[async_trait]
 impl Store for RefusingStore {
-    async fn write(&self, rows: Rows, _checkpoints: Vec<Checkpoint>) -> Result<(), StoreError> {
+    async fn write(&self, rows: &Rows, _checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }

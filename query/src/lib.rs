@@ -2,28 +2,27 @@
 //! analysts.
 //!
 //! A `SessionContext` per request, whose `clicks` and `events` tables come from a
-//! [`source::TableSource`] (the Parquet store here) and are already narrowed to the caller's
+//! [`TableSource`] (the store's read side, Parquet or ClickHouse) and are already narrowed to the caller's
 //! [`scope::Scope`]: an advertiser's key sees only its rows, the admin token everything. Every
 //! endpoint builds on those two tables, so no endpoint can forget the scope.
 //!
 //! Modules: [`stats`] (overview, chart, breakdowns, funnel), [`export`] (CSV), [`audit`]
-//! (attribution of one event), [`sql`] (read-only analyst SQL), [`filters`], [`json`].
+//! (attribution of one event), [`sql`] (read-only analyst SQL), [`rollups`] (dashboards over
+//! the hourly rollups), [`filters`], [`json`]. This crate plans; the store reads.
 
 pub mod audit;
-pub mod clickhouse;
 pub mod export;
 pub mod filters;
 pub mod json;
 pub mod rollups;
 pub mod scope;
-pub mod source;
 pub mod sql;
 pub mod stats;
 
 use axum::Router;
 use clicktrail_api::error::ApiError;
 use clicktrail_bus::CatalogView;
-use source::TableSource;
+use clicktrail_store::source::TableSource;
 use std::sync::Arc;
 
 /// Shared by every query handler.

@@ -3,13 +3,14 @@
 //! one and sets `CLICKTRAIL_TEST_CLICKHOUSE`); under `CI=true` its absence fails the test.
 
 use chrono::{TimeZone, Utc};
-use clicktrail_query::clickhouse::ClickHouseSource;
 use clicktrail_query::json::to_json;
-use clicktrail_query::source::{ParquetSource, TableSource};
 use clicktrail_schemas::rows::{Attribution, ClickRow, EventRow, Source};
 use clicktrail_schemas::wire::{Action, ClickRecord, EventRecord};
+use clicktrail_store::clickhouse::read::ClickHouseSource;
 use clicktrail_store::clickhouse::{ClickHouseOptions, ClickHouseStore};
 use clicktrail_store::parquet::ParquetStore;
+use clicktrail_store::parquet::read::ParquetSource;
+use clicktrail_store::source::TableSource;
 use clicktrail_store::{Checkpoint, Rows, Store};
 use datafusion::prelude::SessionContext;
 use std::sync::Arc;
@@ -165,8 +166,8 @@ async fn parquet_and_clickhouse_answer_alike() {
     for store in [&parquet as &dyn Store, &ch, &ch] {
         store
             .write(
-                rows.clone(),
-                vec![Checkpoint {
+                &rows,
+                &[Checkpoint {
                     stream: "clicks/0".into(),
                     next_offset: 1,
                     ..Checkpoint::default()

@@ -1,217 +1,159 @@
-//! Arrow schemas of the store tables and the conversion of rows into record batches.
+//! Arrow form of the store tables: a [`Table`]'s schema and the conversion of its rows into a
+//! record batch, derived from the table's column list.
 
-use crate::rows::{ClickRow, EventRow};
+use crate::tables::{Get, Kind, Table};
 use arrow_array::builder::{
     BooleanBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
     UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
-use chrono::{DateTime, Utc};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 /// Name of the raw clicks table.
-pub const CLICKS_TABLE: &str = "clicks";
+pub const CLICKS_TABLE: &str = crate::tables::CLICKS.name;
 /// Name of the attributed events table.
-pub const EVENTS_TABLE: &str = "events";
+pub const EVENTS_TABLE: &str = crate::tables::EVENTS.name;
 
-fn ts() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-}
-
-fn f(name: &str, dt: DataType, nullable: bool) -> Field {
-    Field::new(name, dt, nullable)
-}
-
-static CLICKS: LazyLock<SchemaRef> = LazyLock::new(|| {
-    use DataType::*;
-    Arc::new(Schema::new(vec![
-        f("click_id", Utf8, false),
-        f("at", ts(), false),
-        f("link_id", Utf8, false),
-        f("code", Utf8, false),
-        f("sub_id", Utf8, true),
-        f("advertiser_id", Utf8, false),
-        f("campaign_id", Utf8, false),
-        f("influencer_id", Utf8, false),
-        f("visitor_key", Utf8, false),
-        f("user_agent", Utf8, false),
-        f("device_class", Utf8, false),
-        f("referrer", Utf8, true),
-        f("ip_prefix", Utf8, false),
-        f("country", Utf8, true),
-        f("is_bot", Boolean, false),
-        f("bot_reason", Utf8, true),
-        f("not_live", Boolean, false),
-        f("is_unique", Boolean, false),
-        f("src_partition", UInt32, false),
-        f("src_offset", UInt64, false),
-    ]))
-});
-
-static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
-    use DataType::*;
-    Arc::new(Schema::new(vec![
-        f("event_id", Utf8, false),
-        f("advertiser_id", Utf8, false),
-        f("action", Utf8, false),
-        f("custom_name", Utf8, true),
-        f("occurred_at", ts(), false),
-        f("received_at", ts(), false),
-        f("value_minor", Int64, true),
-        f("currency", Utf8, false),
-        f("order_id", Utf8, true),
-        f("customer_id", Utf8, true),
-        f("properties", Utf8, true),
-        f("coupon_code", Utf8, true),
-        f("ref_code", Utf8, true),
-        f("click_id", Utf8, true),
-        f("landing_url", Utf8, true),
-        f("referrer", Utf8, true),
-        f("attributed", Boolean, false),
-        f("attributed_by", Utf8, false),
-        f("campaign_id", Utf8, true),
-        f("influencer_id", Utf8, true),
-        f("link_id", Utf8, true),
-        f("coupon_id", Utf8, true),
-        f("reason", Utf8, true),
-        f("candidates", Utf8, false),
-        f("credited_click_id", Utf8, true),
-        f("click_at", ts(), true),
-        f("window_secs", Int64, true),
-        f("conflict", Utf8, true),
-        f("src_partition", UInt32, false),
-        f("src_offset", UInt64, false),
-    ]))
-});
-
-/// Schema of the `clicks` table.
-pub fn clicks_schema() -> SchemaRef {
-    CLICKS.clone()
-}
-
-/// Schema of the `events` table.
-pub fn events_schema() -> SchemaRef {
-    EVENTS.clone()
-}
-
-fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-fn strings<'a>(n: usize, it: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut b = StringBuilder::with_capacity(n, n * 16);
-    for v in it {
-        b.append_option(v);
+/// The Arrow type of a logical column type: times are `Timestamp(µs, "UTC")`.
+pub fn data_type(kind: Kind) -> DataType {
+    match kind {
+        Kind::Str => DataType::Utf8,
+        Kind::Time => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        Kind::I64 => DataType::Int64,
+        Kind::U32 => DataType::UInt32,
+        Kind::U64 => DataType::UInt64,
+        Kind::Bool => DataType::Boolean,
     }
-    Arc::new(b.finish())
 }
 
-fn times(n: usize, it: impl Iterator<Item = Option<DateTime<Utc>>>) -> ArrayRef {
-    let mut b = TimestampMicrosecondBuilder::with_capacity(n);
-    for v in it {
-        b.append_option(v.map(micros));
+impl<R> Table<R> {
+    /// The table's Arrow schema: one field per column, in order, nullable where the column is.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(c.name, data_type(c.get.kind()), c.get.nullable()))
+                .collect::<Vec<_>>(),
+        ))
     }
-    Arc::new(b.finish().with_timezone("UTC"))
-}
 
-fn bools(n: usize, it: impl Iterator<Item = bool>) -> ArrayRef {
-    let mut b = BooleanBuilder::with_capacity(n);
-    for v in it {
-        b.append_value(v);
+    /// `rows` as one record batch of [`Table::arrow_schema`].
+    ///
+    /// Errors: only if Arrow refuses the columns, which a consistent table definition rules out.
+    pub fn to_batch(&self, rows: &[R]) -> Result<RecordBatch, ArrowError> {
+        let columns = self.columns.iter().map(|c| encode(&c.get, rows)).collect();
+        RecordBatch::try_new(self.arrow_schema(), columns)
     }
-    Arc::new(b.finish())
 }
 
-fn ints(n: usize, it: impl Iterator<Item = Option<i64>>) -> ArrayRef {
-    let mut b = Int64Builder::with_capacity(n);
-    for v in it {
-        b.append_option(v);
-    }
-    Arc::new(b.finish())
-}
-
-fn sources(n: usize, it: impl Iterator<Item = crate::rows::Source> + Clone) -> [ArrayRef; 2] {
-    let mut p = UInt32Builder::with_capacity(n);
-    let mut o = UInt64Builder::with_capacity(n);
-    for s in it {
-        p.append_value(s.partition);
-        o.append_value(s.offset);
-    }
-    [Arc::new(p.finish()), Arc::new(o.finish())]
-}
-
-/// Clicks as a record batch of [`clicks_schema`].
-pub fn clicks_to_batch(rows: &[ClickRow]) -> Result<RecordBatch, ArrowError> {
+/// One column of `rows` as an Arrow array.
+fn encode<R>(get: &Get<R>, rows: &[R]) -> ArrayRef {
     let n = rows.len();
-    let c = || rows.iter().map(|r| &r.click);
-    let [p, o] = sources(n, rows.iter().map(|r| r.source));
-    RecordBatch::try_new(
-        clicks_schema(),
-        vec![
-            strings(n, c().map(|c| Some(c.click_id.as_str()))),
-            times(n, c().map(|c| Some(c.at))),
-            strings(n, c().map(|c| Some(c.link_id.as_str()))),
-            strings(n, c().map(|c| Some(c.code.as_str()))),
-            strings(n, c().map(|c| c.sub_id.as_deref())),
-            strings(n, c().map(|c| Some(c.advertiser_id.as_str()))),
-            strings(n, c().map(|c| Some(c.campaign_id.as_str()))),
-            strings(n, c().map(|c| Some(c.influencer_id.as_str()))),
-            strings(n, c().map(|c| Some(c.visitor_key.as_str()))),
-            strings(n, c().map(|c| Some(c.user_agent.as_str()))),
-            strings(n, c().map(|c| Some(c.device_class.as_str()))),
-            strings(n, c().map(|c| c.referrer.as_deref())),
-            strings(n, c().map(|c| Some(c.ip_prefix.as_str()))),
-            strings(n, c().map(|c| c.country.as_deref())),
-            bools(n, c().map(|c| c.is_bot)),
-            strings(n, c().map(|c| c.bot_reason.as_deref())),
-            bools(n, c().map(|c| c.not_live)),
-            bools(n, rows.iter().map(|r| r.is_unique)),
-            p,
-            o,
-        ],
-    )
+    let micros = |t: chrono::DateTime<chrono::Utc>| t.timestamp_micros();
+    match *get {
+        Get::Str(f) => {
+            let mut b = StringBuilder::with_capacity(n, rows.iter().map(|r| f(r).len()).sum());
+            rows.iter().for_each(|r| b.append_value(f(r)));
+            Arc::new(b.finish())
+        }
+        Get::OptStr(f) => {
+            let bytes = rows.iter().map(|r| f(r).map_or(0, str::len)).sum();
+            let mut b = StringBuilder::with_capacity(n, bytes);
+            rows.iter().for_each(|r| b.append_option(f(r)));
+            Arc::new(b.finish())
+        }
+        Get::Time(f) => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(n);
+            rows.iter().for_each(|r| b.append_value(micros(f(r))));
+            Arc::new(b.finish().with_timezone("UTC"))
+        }
+        Get::OptTime(f) => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(n);
+            rows.iter().for_each(|r| b.append_option(f(r).map(micros)));
+            Arc::new(b.finish().with_timezone("UTC"))
+        }
+        Get::I64(f) => {
+            let mut b = Int64Builder::with_capacity(n);
+            rows.iter().for_each(|r| b.append_value(f(r)));
+            Arc::new(b.finish())
+        }
+        Get::OptI64(f) => {
+            let mut b = Int64Builder::with_capacity(n);
+            rows.iter().for_each(|r| b.append_option(f(r)));
+            Arc::new(b.finish())
+        }
+        Get::U32(f) => {
+            let mut b = UInt32Builder::with_capacity(n);
+            rows.iter().for_each(|r| b.append_value(f(r)));
+            Arc::new(b.finish())
+        }
+        Get::U64(f) => {
+            let mut b = UInt64Builder::with_capacity(n);
+            rows.iter().for_each(|r| b.append_value(f(r)));
+            Arc::new(b.finish())
+        }
+        Get::Bool(f) => {
+            let mut b = BooleanBuilder::with_capacity(n);
+            rows.iter().for_each(|r| b.append_value(f(r)));
+            Arc::new(b.finish())
+        }
+    }
 }
 
-/// Events as a record batch of [`events_schema`].
-pub fn events_to_batch(rows: &[EventRow]) -> Result<RecordBatch, ArrowError> {
-    let n = rows.len();
-    let e = || rows.iter().map(|r| &r.event);
-    let a = || rows.iter().map(|r| &r.attribution);
-    let [p, o] = sources(n, rows.iter().map(|r| r.source));
-    RecordBatch::try_new(
-        events_schema(),
-        vec![
-            strings(n, e().map(|e| Some(e.event_id.as_str()))),
-            strings(n, e().map(|e| Some(e.advertiser_id.as_str()))),
-            strings(n, e().map(|e| Some(e.action.as_str()))),
-            strings(n, e().map(|e| e.custom_name.as_deref())),
-            times(n, e().map(|e| Some(e.occurred_at))),
-            times(n, e().map(|e| Some(e.received_at))),
-            ints(n, e().map(|e| e.value_minor)),
-            strings(n, e().map(|e| Some(e.currency.as_str()))),
-            strings(n, e().map(|e| e.order_id.as_deref())),
-            strings(n, e().map(|e| e.customer_id.as_deref())),
-            strings(n, e().map(|e| e.properties.as_deref())),
-            strings(n, e().map(|e| e.coupon_code.as_deref())),
-            strings(n, e().map(|e| e.ref_code.as_deref())),
-            strings(n, e().map(|e| e.click_id.as_deref())),
-            strings(n, e().map(|e| e.landing_url.as_deref())),
-            strings(n, e().map(|e| e.referrer.as_deref())),
-            bools(n, a().map(|a| a.attributed)),
-            strings(n, a().map(|a| Some(a.attributed_by.as_str()))),
-            strings(n, a().map(|a| a.campaign_id.as_deref())),
-            strings(n, a().map(|a| a.influencer_id.as_deref())),
-            strings(n, a().map(|a| a.link_id.as_deref())),
-            strings(n, a().map(|a| a.coupon_id.as_deref())),
-            strings(n, a().map(|a| a.reason.as_deref())),
-            strings(n, a().map(|a| Some(a.candidates.as_str()))),
-            strings(n, a().map(|a| a.credited_click_id.as_deref())),
-            times(n, a().map(|a| a.click_at)),
-            ints(n, a().map(|a| a.window_secs)),
-            strings(n, a().map(|a| a.conflict.as_deref())),
-            p,
-            o,
-        ],
-    )
+#[cfg(test)]
+mod tests {
+    use crate::tables::{CLICKS, EVENTS};
+
+    /// `name type` per field, `?` after a nullable one.
+    fn describe(schema: &arrow_schema::Schema) -> String {
+        let ty = |t: &arrow_schema::DataType| match t {
+            arrow_schema::DataType::Timestamp(_, _) => "ts".to_string(),
+            other => format!("{other:?}"),
+        };
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let null = if f.is_nullable() { "?" } else { "" };
+                format!("{} {}{null}", f.name(), ty(f.data_type()))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    #[test]
+    fn schemas_match_the_stored_parquet_files() {
+        // Parquet files already written carry these schemas; a reader needs them unchanged.
+        assert_eq!(
+            describe(&CLICKS.arrow_schema()),
+            "click_id Utf8, at ts, link_id Utf8, code Utf8, sub_id Utf8?, advertiser_id Utf8, \
+             campaign_id Utf8, influencer_id Utf8, visitor_key Utf8, user_agent Utf8, \
+             device_class Utf8, referrer Utf8?, ip_prefix Utf8, country Utf8?, is_bot Boolean, \
+             bot_reason Utf8?, not_live Boolean, is_unique Boolean, src_partition UInt32, \
+             src_offset UInt64"
+        );
+        assert_eq!(
+            describe(&EVENTS.arrow_schema()),
+            "event_id Utf8, advertiser_id Utf8, action Utf8, custom_name Utf8?, occurred_at ts, \
+             received_at ts, value_minor Int64?, currency Utf8, order_id Utf8?, customer_id Utf8?, \
+             properties Utf8?, coupon_code Utf8?, ref_code Utf8?, click_id Utf8?, \
+             landing_url Utf8?, referrer Utf8?, attributed Boolean, attributed_by Utf8, \
+             campaign_id Utf8?, influencer_id Utf8?, link_id Utf8?, coupon_id Utf8?, reason Utf8?, \
+             candidates Utf8, credited_click_id Utf8?, click_at ts?, window_secs Int64?, \
+             conflict Utf8?, src_partition UInt32, src_offset UInt64"
+        );
+        let ts = arrow_schema::DataType::Timestamp(
+            arrow_schema::TimeUnit::Microsecond,
+            Some("UTC".into()),
+        );
+        assert_eq!(
+            CLICKS
+                .arrow_schema()
+                .field_with_name("at")
+                .unwrap()
+                .data_type(),
+            &ts
+        );
+    }
 }

@@ -7,7 +7,9 @@
 //!   codes and coupon codes is decided here, in topic order, so every follower agrees.
 //! - [`token`]: the self-verifying click token.
 //! - [`money`]: decimal amounts to integer minor units under ISO 4217.
-//! - [`rows`] and [`arrow`]: the store's row types and their Arrow schemas.
+//! - [`rows`]: the store's row types.
+//! - [`tables`]: each store table defined once (columns, types, key); [`arrow`] derives its
+//!   Arrow schema and record batch encoder from that definition.
 //!
 //! Invariant: every type that crosses the bus is versioned (`v`) and a change that breaks an old
 //! reader fails the snapshot tests in `tests/wire.rs`.
@@ -19,6 +21,7 @@ pub mod metric_names;
 pub mod money;
 pub mod record;
 pub mod rows;
+pub mod tables;
 pub mod token;
 pub mod topics;
 pub mod wire;

@@ -2,8 +2,8 @@
 //! `schemas/examples/` must read, and write back unchanged. A breaking wire change fails here.
 
 use clicktrail_schemas::CatalogChange;
-use clicktrail_schemas::arrow::{events_schema, events_to_batch};
 use clicktrail_schemas::rows::{Attribution, EventRow, Source};
+use clicktrail_schemas::tables::EVENTS;
 use clicktrail_schemas::wire::{ClickRecord, DeadLetterRecord, EventRecord};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -70,8 +70,9 @@ fn event_rows_map_to_the_events_table() {
             offset: 40,
         },
     };
-    let batch = events_to_batch(&[row]).unwrap();
-    let names: Vec<String> = events_schema()
+    let batch = EVENTS.to_batch(&[row]).unwrap();
+    let names: Vec<String> = EVENTS
+        .arrow_schema()
         .fields()
         .iter()
         .map(|f| f.name().clone())

@@ -10,9 +10,19 @@
 //!   from a crash are deleted at open. Small files are compacted in the background.
 //! - [`clickhouse`]: the production backend: versioned migrations, ReplacingMergeTree tables
 //!   keyed by record id, checkpoints and state versioned by offset.
+//!
+//! Each backend's folder holds its write side and, with the `query` feature, its read side
+//! (`parquet::read`, `clickhouse::read`): DataFusion table providers behind one
+//! [`source::TableSource`] interface, plus the hourly [`rollups`]. Without the feature the
+//! store compiles no query engine; the Parquet writer uses the `parquet` crate directly.
+//! Tables' columns come from their definitions in `clicktrail_schemas::tables`.
 
 pub mod clickhouse;
 pub mod parquet;
+#[cfg(feature = "query")]
+pub mod rollups;
+#[cfg(feature = "query")]
+pub mod source;
 
 use async_trait::async_trait;
 use clicktrail_schemas::rows::{ClickRow, EventRow};
@@ -77,8 +87,9 @@ impl StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Makes `rows` and the checkpoints of the partitions that produced them durable together.
-    /// Returns only once all of it is.
-    async fn write(&self, rows: Rows, checkpoints: Vec<Checkpoint>) -> Result<(), StoreError>;
+    /// Returns only once all of it is. Borrows the batch, so that a caller retrying after a
+    /// transient error writes the same batch again without copying it.
+    async fn write(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError>;
 
     /// The stored checkpoint of a stream, if it has one.
     async fn restore(&self, stream: &str) -> Result<Option<Restored>, StoreError>;

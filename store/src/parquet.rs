@@ -6,15 +6,18 @@
 //! which [`ParquetStore::open`] deletes. Compaction merges small files into one and swaps them
 //! in the manifest in one transaction; replaced files are deleted after a grace period so that
 //! queries already reading them finish.
+//!
+//! The read side, with the `query` feature, is [`read::ParquetSource`].
 
 use crate::{Checkpoint, Restored, Rows, Store, StoreError};
+use ::parquet::arrow::ArrowWriter;
+use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use ::parquet::basic::Compression;
+use ::parquet::file::properties::WriterProperties;
+use arrow_array::RecordBatch;
 use async_trait::async_trait;
-use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE, clicks_to_batch, events_to_batch};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
+use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE};
+use clicktrail_schemas::tables::{CLICKS, EVENTS};
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::fs::File;
@@ -181,16 +184,18 @@ impl ParquetStore {
         Ok((name, batch.num_rows() as u64))
     }
 
-    fn write_blocking(&self, rows: Rows, checkpoints: Vec<Checkpoint>) -> Result<(), StoreError> {
+    fn write_blocking(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
         let mut written = Vec::new();
         if !rows.clicks.is_empty() {
-            let batch =
-                clicks_to_batch(&rows.clicks).map_err(|e| StoreError::Data(e.to_string()))?;
+            let batch = CLICKS
+                .to_batch(&rows.clicks)
+                .map_err(|e| StoreError::Data(e.to_string()))?;
             written.push(self.write_file(CLICKS_TABLE, &batch)?);
         }
         if !rows.events.is_empty() {
-            let batch =
-                events_to_batch(&rows.events).map_err(|e| StoreError::Data(e.to_string()))?;
+            let batch = EVENTS
+                .to_batch(&rows.events)
+                .map_err(|e| StoreError::Data(e.to_string()))?;
             written.push(self.write_file(EVENTS_TABLE, &batch)?);
         }
         let txn = self.db.begin_write().map_err(unavailable)?;
@@ -201,7 +206,7 @@ impl ParquetStore {
             }
             let mut cps = txn.open_table(CHECKPOINTS).map_err(unavailable)?;
             let mut state = txn.open_table(STATE).map_err(unavailable)?;
-            for cp in &checkpoints {
+            for cp in checkpoints {
                 cps.insert(cp.stream.as_str(), cp.next_offset)
                     .map_err(unavailable)?;
                 for (k, v) in &cp.puts {
@@ -279,8 +284,8 @@ impl ParquetStore {
                 }
             }
             let schema = batches[0].schema();
-            let merged = datafusion::arrow::compute::concat_batches(&schema, &batches)
-                .map_err(unavailable)?;
+            let merged =
+                arrow_select::concat::concat_batches(&schema, &batches).map_err(unavailable)?;
             let (name, n) = self.write_file(table, &merged)?;
             let now = chrono::Utc::now().timestamp_millis();
             let txn = self.db.begin_write().map_err(unavailable)?;
@@ -333,11 +338,16 @@ fn state_key(stream: &str, key: &[u8]) -> Vec<u8> {
 
 #[async_trait]
 impl Store for ParquetStore {
-    async fn write(&self, rows: Rows, checkpoints: Vec<Checkpoint>) -> Result<(), StoreError> {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.write_blocking(rows, checkpoints))
-            .await
-            .map_err(unavailable)?
+    async fn write(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
+        // The file and manifest writes block: on a multi-threaded runtime this worker hands its
+        // other tasks to the rest first, so the batch is read where it is instead of being
+        // copied to a blocking thread; on a current-thread runtime (tests) it simply blocks.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.write_blocking(rows, checkpoints))
+            }
+            _ => self.write_blocking(rows, checkpoints),
+        }
     }
 
     async fn restore(&self, stream: &str) -> Result<Option<Restored>, StoreError> {
@@ -349,5 +359,7 @@ impl Store for ParquetStore {
     }
 }
 
+#[cfg(feature = "query")]
+pub mod read;
 #[cfg(test)]
 mod tests;

@@ -165,8 +165,8 @@ async fn a_replayed_batch_replaces_instead_of_doubling() {
         puts: vec![(b"bloom/1".to_vec(), vec![0, 159, 255])],
         deletes: vec![],
     };
-    s.write(rows.clone(), vec![cp.clone()]).await.unwrap();
-    s.write(rows, vec![cp]).await.unwrap();
+    s.write(&rows, std::slice::from_ref(&cp)).await.unwrap();
+    s.write(&rows, &[cp]).await.unwrap();
     assert_eq!(count(&s, "SELECT count() FROM clicks FINAL").await, 10);
     assert_eq!(count(&s, "SELECT count() FROM events FINAL").await, 4);
     assert_eq!(
@@ -210,14 +210,14 @@ async fn restore_reads_the_state_of_the_last_checkpoint_only() {
         deletes: deletes.into_iter().map(<[u8]>::to_vec).collect(),
     };
     s.write(
-        Rows::default(),
-        vec![cp(5, vec![(b"e\0a", b""), (b"f\0c", b"{\"x\":1}")], vec![])],
+        &Rows::default(),
+        &[cp(5, vec![(b"e\0a", b""), (b"f\0c", b"{\"x\":1}")], vec![])],
     )
     .await
     .unwrap();
     s.write(
-        Rows::default(),
-        vec![cp(9, vec![(b"f\0c", b"{\"x\":2}")], vec![b"e\0a"])],
+        &Rows::default(),
+        &[cp(9, vec![(b"f\0c", b"{\"x\":2}")], vec![b"e\0a"])],
     )
     .await
     .unwrap();

@@ -8,19 +8,30 @@
 //! never landed. The processor replays from that checkpoint and, being deterministic, writes
 //! the same rows again.
 //!
+//! The read side, with the `query` feature, is [`read::ClickHouseSource`]; the tables' DDL
+//! and insert rows come from their definitions ([`table`]).
+//!
 //! Errors: network failures and timeouts are transient (retry the batch); a refusal to parse or
 //! a type mismatch is a data error (dead-letter, no retry).
 
 pub mod migrations;
+#[cfg(feature = "query")]
+pub mod read;
 pub mod rows;
+pub mod table;
 
 use crate::{Checkpoint, Restored, Rows, Store, StoreError};
 use async_trait::async_trait;
+use bytes::Bytes;
 use clickhouse::Client;
+use clicktrail_schemas::tables::{CLICKS, EVENTS, Table};
 use migrations::{MIGRATIONS, MIGRATIONS_TABLE};
-use rows::{ChCheckpoint, ChClick, ChEvent, ChState};
+use rows::{ChCheckpoint, ChState};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+/// Bytes of RowBinary gathered before they are handed to the connection.
+const INSERT_CHUNK: usize = 256 * 1024;
 
 /// Where the store lives.
 #[derive(Debug, Clone)]
@@ -177,6 +188,26 @@ impl ClickHouseStore {
         }
         insert.end().await.map_err(classify)
     }
+
+    /// Inserts `rows` into a store table, encoding each row straight into RowBinary.
+    async fn insert_rows<R: Sync>(&self, table: &Table<R>, rows: &[R]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert_formatted_with(table::insert_sql(table));
+        let mut buf = Vec::with_capacity(INSERT_CHUNK);
+        for row in rows {
+            table::write_row(table, row, &mut buf);
+            if buf.len() >= INSERT_CHUNK {
+                let full = std::mem::replace(&mut buf, Vec::with_capacity(INSERT_CHUNK));
+                insert.send(Bytes::from(full)).await.map_err(classify)?;
+            }
+        }
+        if !buf.is_empty() {
+            insert.send(Bytes::from(buf)).await.map_err(classify)?;
+        }
+        insert.end().await.map_err(classify)
+    }
 }
 
 #[derive(Deserialize, clickhouse::Row)]
@@ -190,13 +221,11 @@ struct StateEntry {
 
 #[async_trait]
 impl Store for ClickHouseStore {
-    async fn write(&self, rows: Rows, checkpoints: Vec<Checkpoint>) -> Result<(), StoreError> {
-        let clicks: Vec<ChClick> = rows.clicks.iter().map(ChClick::from).collect();
-        let events: Vec<ChEvent> = rows.events.iter().map(ChEvent::from).collect();
-        self.insert("clicks", clicks).await?;
-        self.insert("events", events).await?;
+    async fn write(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
+        self.insert_rows(&CLICKS, &rows.clicks).await?;
+        self.insert_rows(&EVENTS, &rows.events).await?;
         let mut state = Vec::new();
-        for cp in &checkpoints {
+        for cp in checkpoints {
             // One entry per key per checkpoint, the last change winning.
             let mut latest: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
             for (k, v) in &cp.puts {

@@ -65,7 +65,7 @@ async fn rows_and_checkpoint_are_stored_together() {
         puts: vec![(b"bloom".to_vec(), b"bits".to_vec())],
         deletes: vec![],
     };
-    store.write(rows(0, 3), vec![cp]).await.unwrap();
+    store.write(&rows(0, 3), &[cp]).await.unwrap();
     let restored = store.restore("clicks/0").await.unwrap().unwrap();
     assert_eq!(restored.next_offset, 3);
     assert_eq!(
@@ -83,8 +83,8 @@ async fn files_not_in_the_manifest_are_removed_at_open() {
         let store = ParquetStore::open(dir.path()).unwrap();
         store
             .write(
-                rows(0, 2),
-                vec![Checkpoint {
+                &rows(0, 2),
+                &[Checkpoint {
                     stream: "clicks/0".into(),
                     next_offset: 2,
                     puts: vec![],
@@ -95,7 +95,7 @@ async fn files_not_in_the_manifest_are_removed_at_open() {
             .unwrap();
         // A file written by a batch whose manifest transaction never committed.
         store
-            .write_file(CLICKS_TABLE, &clicks_to_batch(&rows(2, 5).clicks).unwrap())
+            .write_file(CLICKS_TABLE, &CLICKS.to_batch(&rows(2, 5).clicks).unwrap())
             .unwrap();
         std::fs::write(dir.path().join("clicks/partial.parquet.tmp"), b"junk").unwrap();
     }
@@ -116,8 +116,8 @@ async fn compaction_merges_small_files_and_keeps_every_row() {
     for i in 0..10 {
         store
             .write(
-                rows(i * 10, 10),
-                vec![Checkpoint {
+                &rows(i * 10, 10),
+                &[Checkpoint {
                     stream: "clicks/0".into(),
                     next_offset: (i + 1) * 10,
                     puts: vec![],

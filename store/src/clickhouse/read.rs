@@ -1,4 +1,4 @@
-//! Tables over ClickHouse: a DataFusion `TableProvider` per store table that pushes the
+//! The ClickHouse store's read side: a DataFusion `TableProvider` per store table that pushes the
 //! projection and the filters it can translate into ClickHouse SQL (inexact: DataFusion still
 //! applies them) and streams the answer back as Arrow batches.
 //!
@@ -6,7 +6,7 @@
 //! `JSONEachRow` (ClickHouse 18.16 has no Arrow format) decoded by arrow-json into the wire
 //! types of the DDL (Int64 microseconds, UInt8 booleans) and cast to the table's Arrow schema.
 
-use crate::rollups;
+use crate::rollups::{CLICKS_HOURLY, EVENTS_HOURLY};
 use crate::source::{TableSource, schema_of};
 use async_trait::async_trait;
 use clickhouse::Client;
@@ -42,7 +42,7 @@ impl ClickHouseSource {
 #[async_trait]
 impl TableSource for ClickHouseSource {
     async fn table(&self, table: &str) -> Result<Arc<dyn TableProvider>> {
-        let from = match rollups::clickhouse_sql(table) {
+        let from = match rollup_sql(table) {
             Some(rollup) => format!("({rollup})"),
             None => format!("{table} FINAL"),
         };
@@ -52,6 +52,31 @@ impl TableSource for ClickHouseSource {
             from,
             schema: schema_of(table)?,
         }))
+    }
+}
+
+/// The query that merges a rollup's states (migration 2's `AggregatingMergeTree` tables) into
+/// the rollup's schema (`crate::rollups::schema`); `None` for any other table.
+fn rollup_sql(table: &str) -> Option<&'static str> {
+    match table {
+        CLICKS_HOURLY => Some(
+            "SELECT hour, advertiser_id, campaign_id, influencer_id, link_id, \
+             toInt64(uniqExactIfMerge(clicks)) AS clicks, \
+             toInt64(uniqExactIfMerge(unique_clicks)) AS unique_clicks, \
+             toInt64(uniqExactIfMerge(bot_clicks)) AS bot_clicks \
+             FROM clicks_hourly \
+             GROUP BY hour, advertiser_id, campaign_id, influencer_id, link_id",
+        ),
+        EVENTS_HOURLY => Some(
+            "SELECT hour, advertiser_id, nullIf(campaign, '') AS campaign_id, \
+             nullIf(influencer, '') AS influencer_id, nullIf(link, '') AS link_id, \
+             action, attributed, currency, toInt64(uniqExactMerge(events)) AS events, \
+             toInt64(arraySum(arrayMap(x -> tupleElement(x, 2), groupUniqArrayMerge(amounts)))) \
+             AS amount_minor \
+             FROM events_hourly \
+             GROUP BY hour, advertiser_id, campaign, influencer, link, action, attributed, currency",
+        ),
+        _ => None,
     }
 }
 

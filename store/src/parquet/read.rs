@@ -1,11 +1,11 @@
-//! Where the query service's tables come from: a [`TableSource`] gives a DataFusion table
-//! provider for each store table, fresh per request.
+//! The Parquet store's read side: DataFusion listing tables over the files the manifest lists
+//! at the moment a table is asked for, and the rollups aggregated from them.
 
+use super::ParquetStore;
 use crate::rollups;
+use crate::source::{TableSource, schema_of};
 use async_trait::async_trait;
-use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE, clicks_schema, events_schema};
-use clicktrail_store::parquet::ParquetStore;
-use datafusion::arrow::datatypes::SchemaRef;
+use clicktrail_schemas::tables::{CLICKS, EVENTS};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -14,23 +14,6 @@ use datafusion::datasource::listing::{
 };
 use datafusion::error::{DataFusionError, Result};
 use std::sync::Arc;
-
-/// Gives table providers for the store's tables.
-#[async_trait]
-pub trait TableSource: Send + Sync + 'static {
-    /// The provider for `table` (`clicks`, `events` or a rollup), as of now.
-    async fn table(&self, table: &str) -> Result<Arc<dyn TableProvider>>;
-}
-
-/// Schema of a store table.
-pub fn schema_of(table: &str) -> Result<SchemaRef> {
-    match table {
-        CLICKS_TABLE => Ok(clicks_schema()),
-        EVENTS_TABLE => Ok(events_schema()),
-        other => rollups::schema(other)
-            .ok_or_else(|| DataFusionError::Plan(format!("no table `{other}`"))),
-    }
-}
 
 /// Tables over the Parquet store's listed files.
 pub struct ParquetSource {
@@ -48,14 +31,15 @@ impl ParquetSource {
 impl TableSource for ParquetSource {
     async fn table(&self, table: &str) -> Result<Arc<dyn TableProvider>> {
         match table {
-            rollups::CLICKS_HOURLY => rollups::aggregate(table, self.raw(CLICKS_TABLE)?),
-            rollups::EVENTS_HOURLY => rollups::aggregate(table, self.raw(EVENTS_TABLE)?),
+            rollups::CLICKS_HOURLY => rollups::aggregate(table, self.raw(CLICKS.name)?),
+            rollups::EVENTS_HOURLY => rollups::aggregate(table, self.raw(EVENTS.name)?),
             raw => self.raw(raw),
         }
     }
 }
 
 impl ParquetSource {
+    /// A raw table over the files listed now; an empty table when there are none.
     fn raw(&self, table: &str) -> Result<Arc<dyn TableProvider>> {
         let schema = schema_of(table)?;
         let files = self

@@ -1,0 +1,33 @@
+//! The read side of the store for the query service: a [`TableSource`] gives a DataFusion
+//! table provider for each store table and rollup, fresh per request. Implemented by the
+//! Parquet store ([`crate::parquet::read::ParquetSource`]) and by ClickHouse
+//! ([`crate::clickhouse::read::ClickHouseSource`]).
+
+use crate::rollups;
+use async_trait::async_trait;
+use clicktrail_schemas::tables::{CLICKS, EVENTS};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::error::{DataFusionError, Result};
+use std::sync::Arc;
+
+/// Gives table providers for the store's tables.
+#[async_trait]
+pub trait TableSource: Send + Sync + 'static {
+    /// The provider for `table` (`clicks`, `events` or a rollup), as of now.
+    ///
+    /// Errors: a plan error for an unknown table; an external error when the store cannot
+    /// list what it holds.
+    async fn table(&self, table: &str) -> Result<Arc<dyn TableProvider>>;
+}
+
+/// Arrow schema of a store table or rollup; a plan error for any other name.
+pub fn schema_of(table: &str) -> Result<SchemaRef> {
+    if table == CLICKS.name {
+        Ok(CLICKS.arrow_schema())
+    } else if table == EVENTS.name {
+        Ok(EVENTS.arrow_schema())
+    } else {
+        rollups::schema(table).ok_or_else(|| DataFusionError::Plan(format!("no table `{table}`")))
+    }
+}
