@@ -10,11 +10,11 @@ use clicktrail_bus::kafka::spool::{self, Spool};
 use clicktrail_bus::kafka::{KafkaBus, KafkaOptions, KafkaProducer};
 use clicktrail_bus::{ConsumerFactory, Producer, TailReader};
 use clicktrail_schemas::Topic;
+use clicktrail_store::Store;
 use clicktrail_store::clickhouse::read::ClickHouseSource;
 use clicktrail_store::clickhouse::{ClickHouseOptions, ClickHouseStore};
 use clicktrail_store::parquet::read::ParquetSource;
 use clicktrail_store::parquet::{CompactionPolicy, ParquetStore};
-use clicktrail_store::Store;
 use clicktrail_store::source::TableSource;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +34,8 @@ pub struct Backends {
     set: Set,
 }
 
+// One value per process: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Set {
     Embedded {
         log: EmbeddedLog,

@@ -57,12 +57,13 @@ async fn kcat_reads_every_topic_and_clickhouse_client_shows_the_tables() {
         .click(&format!("/r/{}", shop.codes[0]), "Mozilla/5.0 tools")
         .await;
     let click = common::click_id(&r);
-    for _ in 0..2 {
-        // The second purchase of the order goes to dead-letter.
+    for attempt in 0..2 {
+        // The second purchase of the order (a distinct event: its content differs) goes to
+        // dead-letter.
         let r = s
             .post_events(
                 &shop.key,
-                &json!({"action": "purchase", "order_id": "o-1", "value": 12.5, "currency": "EUR", "click_id": click}),
+                &json!({"action": "purchase", "order_id": "o-1", "value": 12.5, "currency": "EUR", "click_id": click, "properties": {"attempt": attempt}}),
             )
             .await;
         assert!(r.status().is_success());

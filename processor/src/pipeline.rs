@@ -9,11 +9,11 @@
 //! pipeline (the same batch is retried with backoff, nothing more is read); a data error sends
 //! the batch's rows to dead-letter and moves on.
 
-use clicktrail_bus::{BusError, Consumer, ConsumerEvent, Message, Producer, RecordProducer};
+use crate::write;
+use clicktrail_bus::{BusError, Consumer, ConsumerEvent, Message, Producer};
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::catalog::Catalog;
 use clicktrail_schemas::metric_names::processor::*;
-use clicktrail_schemas::record::Record;
 use clicktrail_schemas::token::ClickKeys;
 use clicktrail_schemas::wire::DeadLetterRecord;
 use clicktrail_store::{Checkpoint, Rows, Store};

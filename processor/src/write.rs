@@ -36,7 +36,7 @@ pub async fn write(
             out.dead.clear();
         }
         let (clicks, events) = (out.rows.clicks.len(), out.rows.events.len());
-        match store.write(out.rows.clone(), checkpoints.to_vec()).await {
+        match store.write(&out.rows, checkpoints).await {
             Ok(()) => {
                 metrics::counter!(ROWS_WRITTEN, "table" => "clicks").increment(clicks as u64);
                 metrics::counter!(ROWS_WRITTEN, "table" => "events").increment(events as u64);
