@@ -9,9 +9,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use clicktrail_api::error::{ApiError, FieldError};
-use clicktrail_bus::CatalogWriteError;
 use clicktrail_schemas::CatalogChange;
-use clicktrail_schemas::catalog::{CatalogConflict, Coupon};
+use clicktrail_schemas::catalog::Coupon;
 use clicktrail_schemas::ids::{new_id, random_code};
 use serde::Deserialize;
 
@@ -153,31 +152,25 @@ pub async fn create(
         .await?;
         return Ok((StatusCode::CREATED, Json(coupons)));
     }
-    for _ in 0..5 {
-        let mut codes = std::collections::HashSet::new();
-        while codes.len() < count {
-            codes.insert(format!("{prefix}{}", random_code(&chars, length)));
-        }
-        let coupons: Vec<Coupon> = codes.into_iter().map(make).collect();
-        match s
-            .catalog
-            .write(
-                s.producer.as_ref(),
-                &CatalogChange::CouponsCreated {
-                    coupons: coupons.clone(),
-                },
-            )
-            .await
-        {
-            Ok(()) => return Ok((StatusCode::CREATED, Json(coupons))),
-            Err(CatalogWriteError::Conflict(CatalogConflict::CouponCodeTaken(_))) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict(
-        "the code space is too crowded for these rules; use a longer length or another prefix"
-            .into(),
-    ))
+    let coupons = super::codes::write_fresh(
+        &s,
+        || {
+            let mut codes = std::collections::HashSet::new();
+            while codes.len() < count {
+                codes.insert(format!("{prefix}{}", random_code(&chars, length)));
+            }
+            codes.into_iter().map(&make).collect::<Vec<Coupon>>()
+        },
+        |coupons| CatalogChange::CouponsCreated {
+            coupons: coupons.clone(),
+        },
+        ApiError::Conflict(
+            "the code space is too crowded for these rules; use a longer length or another prefix"
+                .into(),
+        ),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(coupons)))
 }
 
 /// List coupons, optionally of one campaign, advertiser or influencer.
@@ -243,29 +236,21 @@ pub async fn regenerate(
         None => ("", old.code.as_str()),
     };
     let chars = alphabet("alphanumeric", false).expect("known charset");
-    for _ in 0..5 {
-        let code = format!(
-            "{}{}",
-            prefix.to_ascii_uppercase(),
-            random_code(&chars, random.len().max(4))
-        );
-        match s
-            .catalog
-            .write(
-                s.producer.as_ref(),
-                &CatalogChange::CouponCodeChanged {
-                    id: id.clone(),
-                    code,
-                },
+    super::codes::write_fresh(
+        &s,
+        || {
+            format!(
+                "{}{}",
+                prefix.to_ascii_uppercase(),
+                random_code(&chars, random.len().max(4))
             )
-            .await
-        {
-            Ok(()) => return find(&s, &id).map(Json),
-            Err(CatalogWriteError::Conflict(CatalogConflict::CouponCodeTaken(_))) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict(
-        "could not find an unused code; retry".into(),
-    ))
+        },
+        |code| CatalogChange::CouponCodeChanged {
+            id: id.clone(),
+            code: code.clone(),
+        },
+        ApiError::Conflict("could not find an unused code; retry".into()),
+    )
+    .await?;
+    find(&s, &id).map(Json)
 }

@@ -8,9 +8,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
 use clicktrail_api::error::{ApiError, FieldError};
-use clicktrail_bus::CatalogWriteError;
 use clicktrail_schemas::CatalogChange;
-use clicktrail_schemas::catalog::{CatalogConflict, Link};
+use clicktrail_schemas::catalog::Link;
 use clicktrail_schemas::ids::{LINK_CODE_ALPHABET, new_id, random_code};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -73,21 +72,13 @@ async fn with_fresh_code(
         s.write(make(code.clone())).await?;
         return Ok(code);
     }
-    for _ in 0..5 {
-        let code = random_code(LINK_CODE_ALPHABET, CODE_LEN);
-        match s
-            .catalog
-            .write(s.producer.as_ref(), &make(code.clone()))
-            .await
-        {
-            Ok(()) => return Ok(code),
-            Err(CatalogWriteError::Conflict(CatalogConflict::LinkCodeTaken(_))) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Unavailable(
-        "could not find an unused code; retry".into(),
-    ))
+    super::codes::write_fresh(
+        s,
+        || random_code(LINK_CODE_ALPHABET, CODE_LEN),
+        |code| make(code.clone()),
+        ApiError::Unavailable("could not find an unused code; retry".into()),
+    )
+    .await
 }
 
 /// Create a tracking link.

@@ -5,6 +5,7 @@
 
 pub mod advertisers;
 pub mod campaigns;
+mod codes;
 pub mod coupons;
 pub mod diagnostics;
 pub mod influencers;
