@@ -213,17 +213,16 @@ impl PartitionState for EventState {
             metrics::counter!(DUPLICATE_EVENTS).increment(1);
             return;
         }
-        if let (Action::Purchase, Some(order)) = (event.action, event.order_id.as_deref()) {
-            if !self
+        if let (Action::Purchase, Some(order)) = (event.action, event.order_id.as_deref())
+            && !self
                 .orders
                 .check_and_insert(hash_id(ORDER, &event.advertiser_id, order))
-            {
-                return out.dead_letter(
-                    msg,
-                    "duplicate_order",
-                    format!("order {order} was already counted as a purchase"),
-                );
-            }
+        {
+            return out.dead_letter(
+                msg,
+                "duplicate_order",
+                format!("order {order} was already counted as a purchase"),
+            );
         }
         let tk = event
             .customer_id
@@ -257,9 +256,9 @@ impl PartitionState for EventState {
             puts.push((STREAM_TIME.to_vec(), ms.to_be_bytes().to_vec()));
         }
         for w in [&mut self.event_ids, &mut self.orders] {
-            let (p, d) = w.take_changes();
-            puts.extend(p);
-            deletes.extend(d);
+            let changes = w.take_changes();
+            puts.extend(changes.puts);
+            deletes.extend(changes.deletes);
         }
         StateChanges { puts, deletes }
     }

@@ -19,6 +19,7 @@
 //! as chunks of [`CHUNK_IDS`] ids, and a forgotten hour's parts are deleted. The live entries
 //! are therefore about one per hour of the window, plus one per batch of the current hour.
 
+use crate::pipeline::StateChanges;
 use hashbrown::HashTable;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -146,7 +147,7 @@ impl IdWindow {
     ///
     /// Errors when the value is not a whole number of 12-byte ids.
     pub fn restore_part(&mut self, hour: u32, part: u32, value: &[u8]) -> Result<(), String> {
-        if value.len() % ID_BYTES != 0 {
+        if !value.len().is_multiple_of(ID_BYTES) {
             return Err(format!("id part of {} bytes", value.len()));
         }
         let h = self.hours.entry(hour).or_default();
@@ -282,7 +283,7 @@ impl IdWindow {
 
     /// Checkpoint entries changed and removed since the last call: the current hour's new ids
     /// as one more part, rewritten hours, forgotten hours' parts.
-    pub fn take_changes(&mut self) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) {
+    pub fn take_changes(&mut self) -> StateChanges {
         if let Some(h) = self.open
             && self.open_ids.len() > self.saved
         {
@@ -293,10 +294,10 @@ impl IdWindow {
             self.saved = self.open_ids.len();
             self.put(self.part_key(h, part), value);
         }
-        (
-            std::mem::take(&mut self.puts).into_iter().collect(),
-            std::mem::take(&mut self.deletes).into_iter().collect(),
-        )
+        StateChanges {
+            puts: std::mem::take(&mut self.puts).into_iter().collect(),
+            deletes: std::mem::take(&mut self.deletes).into_iter().collect(),
+        }
     }
 
     /// Bytes held: the table's allocation, the current hour's list, the hour index and the

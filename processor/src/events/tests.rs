@@ -169,10 +169,10 @@ fn restore_after_a_checkpoint_rebuilds_the_same_verdicts() {
     let mut stored = Stored::default();
     // Three days of traffic: an event every 20 minutes, a purchase every hour, checkpoints
     // every 5 records.
-    let mut n = 0;
+    let mut n = 0u64;
     let mut at = T0;
     while at < T0 + 3 * DAY {
-        let e = if n % 3 == 0 {
+        let e = if n.is_multiple_of(3) {
             purchase(&format!("e{n}"), &format!("o{}", n / 6), at)
         } else {
             signup(&format!("e{n}"), at)
@@ -273,11 +273,10 @@ fn the_checkpoint_stays_bounded_as_ids_keep_arriving() {
     let mut stored = Stored::default();
     // 40 simulated days, an event every 5 minutes (a purchase every 15), checkpoints every
     // 4 records.
-    let mut n = 0u64;
     let mut max_entries = 0;
-    for minute in (0..40 * 24 * 60).step_by(5) {
+    for (n, minute) in (0..40 * 24 * 60).step_by(5).enumerate() {
         let at = T0 + minute * 60_000;
-        let e = if n % 3 == 0 {
+        let e = if n.is_multiple_of(3) {
             purchase(&format!("e{n}"), &format!("o{n}"), at)
         } else {
             signup(&format!("e{n}"), at)
@@ -289,7 +288,6 @@ fn the_checkpoint_stays_bounded_as_ids_keep_arriving() {
                 max_entries = max_entries.max(stored.0.len());
             }
         }
-        n += 1;
     }
     // Ids: a day (and an hour) of events, two days of orders. Entries: one per hour of each
     // window, the current hours' parts (3 checkpoints an hour) and the stream time.

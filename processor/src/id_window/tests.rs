@@ -14,7 +14,7 @@ struct Stored(BTreeMap<Vec<u8>, Vec<u8>>);
 
 impl Stored {
     fn apply(&mut self, w: &mut IdWindow) {
-        let (puts, deletes) = w.take_changes();
+        let StateChanges { puts, deletes } = w.take_changes();
         let put_keys: BTreeSet<&Vec<u8>> = puts.iter().map(|(k, _)| k).collect();
         assert!(
             deletes.iter().all(|k| !put_keys.contains(k)),
@@ -181,7 +181,7 @@ fn old_format_ids_count_as_first_seen_at_the_next_stream_time() {
         !w.check_and_insert(id(1)),
         "same hash as the joined old key"
     );
-    let (puts, _) = w.take_changes();
+    let puts = w.take_changes().puts;
     assert_eq!(puts.len(), 1, "migrated into the current hour");
     w.advance(T0 + 2 * HOUR_MS);
     assert!(w.check_and_insert(id(1)));
