@@ -89,6 +89,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                         hourly_capacity: args.dedup_hourly_capacity,
                         fp_rate: args.dedup_fp_rate,
                     },
+                    event_id_window: clicktrail_processor::events::DEFAULT_EVENT_ID_WINDOW,
+                    order_window: clicktrail_processor::events::DEFAULT_ORDER_WINDOW,
                 },
                 ProcessorDeps {
                     consumers: consumers.clone(),
