@@ -249,6 +249,8 @@ fn processor_config(args: &ProcessorArgs, secrets: &Secrets) -> anyhow::Result<P
             hourly_capacity: args.dedup_hourly_capacity,
             fp_rate: args.dedup_fp_rate,
         },
+        event_id_window: Duration::from_secs(args.event_id_window_days * 86_400),
+        order_window: Duration::from_secs(args.order_window_days * 86_400),
     })
 }
 

@@ -1,16 +1,20 @@
-//! The processor's hot paths: bloom dedup, the attribution step, and the whole chain fed from
-//! memory (records appended to a real embedded log, processed into a real Parquet store).
+//! The processor's hot paths: bloom dedup, the attribution step, the events state's memory of
+//! event ids at 10 million ids, and the whole chain fed from memory (records appended to a real
+//! embedded log, processed into a real Parquet store).
 
 use chrono::Utc;
 use clicktrail_bus::embedded::{EmbeddedLog, LogOptions};
 use clicktrail_bus::{CatalogView, ConsumerFactory, Producer};
 use clicktrail_processor::attribution::attribute;
 use clicktrail_processor::dedup::{ClickDedup, DedupOptions};
+use clicktrail_processor::events::{EventState, IdWindows};
+use clicktrail_processor::pipeline::PartitionState;
 use clicktrail_processor::{ProcessorConfig, ProcessorDeps};
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::wire::{Action, ClickRecord, EventRecord};
 use clicktrail_store::parquet::ParquetStore;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -64,6 +68,95 @@ fn attribution(c: &mut Criterion) {
         b.iter(|| attribute(&event, &catalog, &keys, None))
     });
     g.finish();
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Event ids one partition remembers for the memory figures: 10 million under `cargo bench`,
+/// 100,000 when the bench runs once in test mode (`cargo test --bench`).
+fn remembered_ids() -> u64 {
+    if std::env::args().any(|a| a == "--bench") {
+        10_000_000
+    } else {
+        100_000
+    }
+}
+
+/// The process's resident memory, from `/proc/self/status` (Linux); `None` elsewhere.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// One partition's events state holding `n` event ids received over the 7-day window
+/// (167 hours, so none has expired), then new ids and duplicates checked against it. New ids
+/// keep arriving at the same hourly rate, so as many expire as arrive and the state stays at
+/// `n` ids.
+fn event_ids(c: &mut Criterion) {
+    let n = remembered_ids();
+    let per_hour = n.div_ceil(167);
+    let t0 = 1_700_000_000_000_i64;
+    let at = |i: u64| t0 + (i / per_hour) as i64 * HOUR_MS;
+    let mut state = EventState::new(IdWindows::default());
+    let mut id = String::new();
+    // The pipeline takes the checkpoint changes once per batch of 5,000 records.
+    let mut check = |state: &mut EventState, i: u64| {
+        if i.is_multiple_of(5_000) {
+            drop(state.take_changes());
+        }
+        id.clear();
+        write!(id, "evt-{i:012}").expect("writing to a String");
+        state.check_event_id("adv_bench", &id, at(i))
+    };
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    for i in 0..n {
+        assert!(check(&mut state, i), "every id is new");
+    }
+    let filled = started.elapsed();
+    let rss_growth = rss_bytes()
+        .zip(rss_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let bytes = state.memory_bytes();
+    println!(
+        "event ids: {} remembered in one partition, filled at {:.0} ids/s; memory_bytes {:.1} MB, \
+         {:.1} bytes per id; RSS growth {}",
+        state.event_ids(),
+        n as f64 / filled.as_secs_f64(),
+        bytes as f64 / 1e6,
+        bytes as f64 / n as f64,
+        rss_growth.map_or("unknown".to_string(), |g| format!(
+            "{:.1} MB, {:.1} bytes per id",
+            g as f64 / 1e6,
+            g as f64 / n as f64
+        )),
+    );
+
+    let mut g = c.benchmark_group("event_ids");
+    g.throughput(Throughput::Elements(1));
+    let mut next = n;
+    g.bench_function("new_id_in_a_full_window", |b| {
+        b.iter(|| {
+            next += 1;
+            check(&mut state, next)
+        })
+    });
+    // Copies of the latest half of the ids, all within the window.
+    let mut k = 0u64;
+    g.bench_function("duplicate_in_a_full_window", |b| {
+        b.iter(|| {
+            k = (k + 1) % (n / 2);
+            check(&mut state, next - k)
+        })
+    });
+    g.finish();
+    println!(
+        "event ids after the runs: {} remembered, memory_bytes {:.1} MB",
+        state.event_ids(),
+        state.memory_bytes() as f64 / 1e6
+    );
 }
 
 /// Appends `n` clicks and `n` events, runs the processor until both are stored, and returns
@@ -129,6 +222,8 @@ fn chain(rt: &tokio::runtime::Runtime, n: usize) -> Duration {
                 batch_max_wait: Duration::from_millis(20),
                 click_keys: keys,
                 dedup: DedupOptions::default(),
+                event_id_window: IdWindows::default().event_id,
+                order_window: IdWindows::default().order,
             },
             ProcessorDeps {
                 consumers: consumers.clone(),
@@ -171,5 +266,5 @@ fn processor_chain(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, dedup, attribution, processor_chain);
+criterion_group!(benches, dedup, attribution, event_ids, processor_chain);
 criterion_main!(benches);

@@ -13,6 +13,7 @@ pub mod clicks;
 pub mod dedup;
 pub mod events;
 pub mod extract;
+pub mod id_window;
 pub mod pipeline;
 pub mod write;
 
@@ -38,6 +39,24 @@ pub struct ProcessorConfig {
     pub click_keys: ClickKeys,
     /// Dedup filter sizing.
     pub dedup: dedup::DedupOptions,
+    /// How long an `event_id` is remembered per advertiser, in record time (`received_at`):
+    /// a copy within this time of the first is dropped. Default
+    /// [`events::DEFAULT_EVENT_ID_WINDOW`] (7 days); at least one hour.
+    pub event_id_window: Duration,
+    /// How long a purchase's (advertiser, `order_id`) is remembered, in record time: a second
+    /// purchase within this time of the first goes to dead-letter. Default
+    /// [`events::DEFAULT_ORDER_WINDOW`] (90 days); at least one hour.
+    pub order_window: Duration,
+}
+
+impl ProcessorConfig {
+    /// The events step's windows.
+    pub fn windows(&self) -> events::IdWindows {
+        events::IdWindows {
+            event_id: self.event_id_window,
+            order: self.order_window,
+        }
+    }
 }
 
 /// What the processor is connected to.
@@ -54,11 +73,16 @@ pub struct ProcessorDeps {
 }
 
 /// Runs both pipelines until `shutdown` is cancelled and their last batches are committed.
+///
+/// Errors: [`PipelineError::Config`] at once when a window is shorter than one hour; otherwise
+/// what stopped a pipeline.
 pub async fn run(
     config: ProcessorConfig,
     deps: ProcessorDeps,
     shutdown: CancellationToken,
 ) -> Result<(), PipelineError> {
+    let windows = config.windows();
+    windows.validate().map_err(PipelineError::Config)?;
     let limits = BatchLimits {
         max_records: config.batch_max_records,
         max_wait: config.batch_max_wait,
@@ -85,6 +109,7 @@ pub async fn run(
             wiring(clicks),
             config.click_keys.clone(),
             config.dedup,
+            windows,
             limits,
             shutdown.clone()
         ),
@@ -93,6 +118,7 @@ pub async fn run(
             wiring(events),
             config.click_keys.clone(),
             config.dedup,
+            windows,
             limits,
             shutdown.clone()
         ),

@@ -30,6 +30,8 @@ pub struct StepCtx {
     pub keys: ClickKeys,
     /// Dedup sizing.
     pub dedup: crate::dedup::DedupOptions,
+    /// How long the events step remembers event ids and orders.
+    pub windows: crate::events::IdWindows,
 }
 
 /// What a batch produced.
@@ -115,6 +117,9 @@ pub enum PipelineError {
     /// The bus failed permanently.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The settings are invalid.
+    #[error("invalid processor settings: {0}")]
+    Config(String),
     /// A checkpoint could not be read.
     #[error("cannot restore {stream}: {reason}")]
     Restore {
@@ -130,6 +135,7 @@ struct Pipeline<S> {
     wiring: Wiring,
     keys: ClickKeys,
     dedup: crate::dedup::DedupOptions,
+    windows: crate::events::IdWindows,
     limits: BatchLimits,
     states: HashMap<u32, S>,
     /// Next offset per partition with processed, unwritten records.
@@ -143,12 +149,13 @@ fn stream(topic: Topic, partition: u32) -> String {
 }
 
 /// Runs the chain for `topic` until `stop` is cancelled; the open batch is written and
-/// committed before returning.
+/// committed before returning. `dedup` sizes the clicks step, `windows` the events step.
 pub async fn run<S: PartitionState>(
     topic: Topic,
     wiring: Wiring,
     keys: ClickKeys,
     dedup: crate::dedup::DedupOptions,
+    windows: crate::events::IdWindows,
     limits: BatchLimits,
     stop: CancellationToken,
 ) -> Result<(), PipelineError> {
@@ -157,6 +164,7 @@ pub async fn run<S: PartitionState>(
         wiring,
         keys,
         dedup,
+        windows,
         limits,
         states: HashMap::new(),
         pending: BTreeMap::new(),
@@ -208,6 +216,7 @@ impl<S: PartitionState> Pipeline<S> {
             catalog: self.wiring.catalog.snapshot(),
             keys: self.keys.clone(),
             dedup: self.dedup,
+            windows: self.windows,
         }
     }
 

@@ -67,6 +67,8 @@ async fn a_refused_row_keeps_its_key_and_record_in_dead_letter() {
             batch_max_wait: Duration::from_millis(20),
             click_keys: ClickKeys::new(1, b"refused-test-key-0123".to_vec()),
             dedup: DedupOptions::default(),
+            event_id_window: clicktrail_processor::events::DEFAULT_EVENT_ID_WINDOW,
+            order_window: clicktrail_processor::events::DEFAULT_ORDER_WINDOW,
         },
         ProcessorDeps {
             consumers: Arc::new(log.clone()),

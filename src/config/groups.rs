@@ -121,6 +121,14 @@ pub struct ProcessorArgs {
     /// Probability that a new visitor-link pair is mistaken for a repeat.
     #[arg(long, env = "CLICKTRAIL_DEDUP_FP_RATE", default_value_t = 0.01)]
     pub dedup_fp_rate: f64,
+    /// Days an `event_id` is remembered per advertiser (by the time events were received): a
+    /// copy within this many days of the first is counted once.
+    #[arg(long, env = "CLICKTRAIL_EVENT_ID_WINDOW_DAYS", default_value_t = 7)]
+    pub event_id_window_days: u64,
+    /// Days a purchase's (advertiser, order_id) is remembered: a second purchase of the order
+    /// within this many days of the first goes to dead-letter.
+    #[arg(long, env = "CLICKTRAIL_ORDER_WINDOW_DAYS", default_value_t = 90)]
+    pub order_window_days: u64,
 }
 
 impl ProcessorArgs {
@@ -139,6 +147,12 @@ impl ProcessorArgs {
         }
         if self.dedup_hourly_capacity == 0 {
             problems.push("--dedup-hourly-capacity must be at least 1".to_string());
+        }
+        if !(1..=3650).contains(&self.event_id_window_days) {
+            problems.push("--event-id-window-days must be between 1 and 3650".to_string());
+        }
+        if !(1..=3650).contains(&self.order_window_days) {
+            problems.push("--order-window-days must be between 1 and 3650".to_string());
         }
     }
 }
