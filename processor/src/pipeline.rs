@@ -322,7 +322,7 @@ impl<S: PartitionState> Pipeline<S> {
         metrics::histogram!(BATCH_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::histogram!(BATCH_RECORDS).record(records as f64);
         for (part, s) in &self.states {
-            metrics::gauge!(DEDUP_BYTES, "topic" => self.topic.name(), "partition" => part.to_string())
+            metrics::gauge!(STATE_BYTES, "topic" => self.topic.name(), "partition" => part.to_string())
                 .set(s.memory_bytes() as f64);
         }
         Ok(())

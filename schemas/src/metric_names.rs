@@ -68,8 +68,9 @@ pub mod processor {
     pub const BATCH_WRITE_SECONDS: &str = "clicktrail_processor_batch_write_seconds";
     /// Records per written batch.
     pub const BATCH_RECORDS: &str = "clicktrail_processor_batch_records";
-    /// Bytes held by click dedup filters, by partition.
-    pub const DEDUP_BYTES: &str = "clicktrail_processor_dedup_filter_bytes";
+    /// Bytes of state one partition holds (click dedup filters; remembered event ids, orders
+    /// and first touches), by topic and partition.
+    pub const STATE_BYTES: &str = "clicktrail_processor_partition_state_bytes";
     /// Partitions this processor holds, by topic.
     pub const PARTITIONS: &str = "clicktrail_processor_partitions";
 }
