@@ -14,6 +14,9 @@
 use crate::extract;
 use chrono::{DateTime, Utc};
 use clicktrail_schemas::Catalog;
+use clicktrail_schemas::attribution::{
+    Candidate, Conflict, ConflictKind, TouchSource, TouchStatus,
+};
 use clicktrail_schemas::catalog::{AttributionSource, Campaign, Coupon, Link};
 use clicktrail_schemas::rows::Attribution;
 use clicktrail_schemas::token::ClickKeys;
@@ -23,72 +26,21 @@ use serde::{Deserialize, Serialize};
 /// Clock skew tolerated between a click and an event that claims to precede it.
 const SKEW_MS: i64 = 5 * 60 * 1000;
 
-/// One touch considered for an event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    /// Where it was found: `coupon`, `click_id`, `ref_code`, `landing_url`, `referrer`.
-    pub source: String,
-    /// `eligible`, `credited`, `expired`, `campaign_not_live`, `generic`, `inactive`,
-    /// `unknown`, `invalid`, `other_advertiser`, `not_allowed`, `before_click`.
-    pub status: String,
-    /// The influencer it would credit.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub influencer_id: Option<String>,
-    /// Its campaign.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub campaign_id: Option<String>,
-    /// Its link.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link_id: Option<String>,
-    /// Its coupon.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub coupon_id: Option<String>,
-    /// The click token, for click candidates.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub click_id: Option<String>,
-    /// Click time, for click tokens.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub click_at: Option<DateTime<Utc>>,
-    /// The campaign's window, for click tokens.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub window_secs: Option<i64>,
+fn for_link(source: TouchSource, status: TouchStatus, link: &Link) -> Candidate {
+    Candidate {
+        influencer_id: Some(link.influencer_id.clone()),
+        campaign_id: Some(link.campaign_id.clone()),
+        link_id: Some(link.id.clone()),
+        ..Candidate::new(source, status)
+    }
 }
 
-impl Candidate {
-    fn new(source: &str, status: &str) -> Self {
-        Candidate {
-            source: source.into(),
-            status: status.into(),
-            influencer_id: None,
-            campaign_id: None,
-            link_id: None,
-            coupon_id: None,
-            click_id: None,
-            click_at: None,
-            window_secs: None,
-        }
-    }
-
-    fn for_link(source: &str, status: &str, link: &Link) -> Self {
-        Candidate {
-            influencer_id: Some(link.influencer_id.clone()),
-            campaign_id: Some(link.campaign_id.clone()),
-            link_id: Some(link.id.clone()),
-            ..Candidate::new(source, status)
-        }
-    }
-
-    fn for_coupon(status: &str, coupon: &Coupon) -> Self {
-        Candidate {
-            influencer_id: coupon.influencer_id.clone(),
-            campaign_id: Some(coupon.campaign_id.clone()),
-            coupon_id: Some(coupon.id.clone()),
-            ..Candidate::new("coupon", status)
-        }
-    }
-
-    fn eligible(&self) -> bool {
-        self.status == "eligible"
+fn for_coupon(status: TouchStatus, coupon: &Coupon) -> Candidate {
+    Candidate {
+        influencer_id: coupon.influencer_id.clone(),
+        campaign_id: Some(coupon.campaign_id.clone()),
+        coupon_id: Some(coupon.id.clone()),
+        ..Candidate::new(TouchSource::Coupon, status)
     }
 }
 
@@ -104,7 +56,7 @@ pub struct FirstTouch {
     /// Coupon of the touch, when a coupon decided.
     pub coupon_id: Option<String>,
     /// Rule that decided.
-    pub by: String,
+    pub by: TouchSource,
     /// When the owning event happened.
     pub at: DateTime<Utc>,
 }
@@ -133,47 +85,52 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn link_candidate(&self, source: &str, link: &Link) -> Candidate {
+    fn link_candidate(&self, source: TouchSource, link: &Link) -> Candidate {
         let campaign = self.catalog.campaigns.get(&link.campaign_id);
         let status = if link.advertiser_id != self.event.advertiser_id {
-            "other_advertiser"
+            TouchStatus::OtherAdvertiser
         } else if !campaign.is_some_and(|c| allows(c, false)) {
-            "not_allowed"
+            TouchStatus::NotAllowed
         } else {
-            "eligible"
+            TouchStatus::Eligible
         };
-        Candidate::for_link(source, status, link)
+        for_link(source, status, link)
     }
 
     fn coupon(&self, code: &str) -> Candidate {
         match self.catalog.coupon(&self.event.advertiser_id, code) {
-            None => Candidate::new("coupon", "unknown"),
-            Some(c) if !c.active => Candidate::for_coupon("inactive", c),
-            Some(c) if c.influencer_id.is_none() => Candidate::for_coupon("generic", c),
+            None => Candidate::new(TouchSource::Coupon, TouchStatus::Unknown),
+            Some(c) if !c.active => for_coupon(TouchStatus::Inactive, c),
+            Some(c) if c.influencer_id.is_none() => for_coupon(TouchStatus::Generic, c),
             Some(c) => {
                 let allowed = self
                     .catalog
                     .campaigns
                     .get(&c.campaign_id)
                     .is_some_and(|camp| allows(camp, true));
-                Candidate::for_coupon(if allowed { "eligible" } else { "not_allowed" }, c)
+                let status = if allowed {
+                    TouchStatus::Eligible
+                } else {
+                    TouchStatus::NotAllowed
+                };
+                for_coupon(status, c)
             }
         }
     }
 
-    fn click(&self, source: &str, token: &str) -> Candidate {
+    fn click(&self, source: TouchSource, token: &str) -> Candidate {
         let Ok(t) = self.keys.verify(token) else {
-            return Candidate::new(source, "invalid");
+            return Candidate::new(source, TouchStatus::Invalid);
         };
         let Some(link) = self.catalog.links.get(&t.link_id) else {
-            return Candidate::new(source, "unknown");
+            return Candidate::new(source, TouchStatus::Unknown);
         };
         let mut c = self.link_candidate(source, link);
         let click_at = DateTime::from_timestamp_millis(t.clicked_at_ms).unwrap_or_default();
         c.click_at = Some(click_at);
         c.click_id = Some(token.to_string());
         let Some(campaign) = self.catalog.campaigns.get(&link.campaign_id) else {
-            c.status = "unknown".into();
+            c.status = TouchStatus::Unknown;
             return c;
         };
         c.window_secs = Some(campaign.attribution_window_secs as i64);
@@ -182,19 +139,19 @@ impl Ctx<'_> {
         }
         let elapsed_ms = (self.event.occurred_at - click_at).num_milliseconds();
         if !campaign.is_live_at(click_at) {
-            c.status = "campaign_not_live".into();
+            c.status = TouchStatus::CampaignNotLive;
         } else if elapsed_ms < -SKEW_MS {
-            c.status = "before_click".into();
+            c.status = TouchStatus::BeforeClick;
         } else if elapsed_ms > campaign.attribution_window_secs as i64 * 1000 {
-            c.status = "expired".into();
+            c.status = TouchStatus::Expired;
         }
         c
     }
 
-    fn code(&self, source: &str, code: &str) -> Candidate {
+    fn code(&self, source: TouchSource, code: &str) -> Candidate {
         match self.catalog.link_by_code(code.trim()) {
-            None => Candidate::new(source, "unknown"),
-            Some(l) if !l.active => Candidate::for_link(source, "inactive", l),
+            None => Candidate::new(source, TouchStatus::Unknown),
+            Some(l) if !l.active => for_link(source, TouchStatus::Inactive, l),
             Some(l) => self.link_candidate(source, l),
         }
     }
@@ -221,14 +178,14 @@ pub fn attribute(
         cands.push(ctx.coupon(code));
     }
     if let Some(token) = event.click_id.as_deref() {
-        cands.push(ctx.click("click_id", token));
+        cands.push(ctx.click(TouchSource::ClickId, token));
     }
     if let Some(code) = event.ref_code.as_deref() {
-        cands.push(ctx.code("ref_code", code));
+        cands.push(ctx.code(TouchSource::RefCode, code));
     }
     for (source, url) in [
-        ("landing_url", &event.landing_url),
-        ("referrer", &event.referrer),
+        (TouchSource::LandingUrl, &event.landing_url),
+        (TouchSource::Referrer, &event.referrer),
     ] {
         if let Some(url) = url {
             let found = extract::from_url(url);
@@ -243,7 +200,7 @@ pub fn attribute(
     // An expired click disqualifies its link's code too: the code is the same touch.
     let expired_links: Vec<String> = cands
         .iter()
-        .filter(|c| c.status == "expired")
+        .filter(|c| c.status == TouchStatus::Expired)
         .filter_map(|c| c.link_id.clone())
         .collect();
     for c in cands.iter_mut() {
@@ -253,7 +210,7 @@ pub fn attribute(
                 .as_ref()
                 .is_some_and(|l| expired_links.contains(l))
         {
-            c.status = "expired".into();
+            c.status = TouchStatus::Expired;
         }
     }
 
@@ -266,17 +223,17 @@ pub fn attribute(
             .skip(w + 1)
             .find(|c| c.eligible() && c.influencer_id != win.influencer_id)
         {
-            let kind = if win.source == "coupon" {
-                "coupon_vs_click"
+            let kind = if win.source == TouchSource::Coupon {
+                ConflictKind::CouponVsClick
             } else {
-                "competing_touch"
+                ConflictKind::CompetingTouch
             };
-            conflicts.push(serde_json::json!({
-                "type": kind,
-                "credited_influencer_id": win.influencer_id,
-                "influencer_id": other.influencer_id,
-                "source": other.source,
-            }));
+            conflicts.push(Conflict {
+                kind,
+                credited_influencer_id: win.influencer_id.clone(),
+                influencer_id: other.influencer_id.clone(),
+                source: other.source,
+            });
         }
     }
 
@@ -294,19 +251,19 @@ pub fn attribute(
         (Some(w), Some(o))
             if cands[w].influencer_id.as_deref() != Some(o.influencer_id.as_str()) =>
         {
-            conflicts.push(serde_json::json!({
-                "type": "first_touch",
-                "credited_influencer_id": o.influencer_id,
-                "influencer_id": cands[w].influencer_id,
-                "source": cands[w].source,
-            }));
+            conflicts.push(Conflict {
+                kind: ConflictKind::FirstTouch,
+                credited_influencer_id: Some(o.influencer_id.clone()),
+                influencer_id: cands[w].influencer_id.clone(),
+                source: cands[w].source,
+            });
             credit_owner(&mut a, o, catalog);
         }
         (Some(w), _) => {
             let win = &mut cands[w];
-            win.status = "credited".into();
+            win.status = TouchStatus::Credited;
             a.attributed = true;
-            a.attributed_by = win.source.clone();
+            a.attributed_by = Some(win.source);
             a.campaign_id = win.campaign_id.clone();
             a.influencer_id = win.influencer_id.clone();
             a.link_id = win.link_id.clone();
@@ -320,30 +277,24 @@ pub fn attribute(
                     campaign_id: win.campaign_id.clone().unwrap_or_default(),
                     link_id: win.link_id.clone(),
                     coupon_id: win.coupon_id.clone(),
-                    by: win.source.clone(),
+                    by: win.source,
                     at: event.occurred_at,
                 });
             }
         }
         (None, Some(o)) => credit_owner(&mut a, o, catalog),
         (None, None) => {
-            let expired = cands.iter().find(|c| c.status == "expired");
+            let expired = cands.iter().find(|c| c.status == TouchStatus::Expired);
             let first = expired.or(cands.first());
-            a.reason = Some(
-                first
-                    .map(|c| c.status.clone())
-                    .unwrap_or_else(|| "no_touch".into()),
-            );
+            a.reason = Some(first.map_or(TouchStatus::NoTouch, |c| c.status));
             if let Some(c) = expired {
                 a.click_at = c.click_at;
                 a.window_secs = c.window_secs;
             }
         }
     }
-    a.candidates = serde_json::to_string(&cands).expect("candidates serialize");
-    if !conflicts.is_empty() {
-        a.conflict = Some(serde_json::Value::Array(conflicts).to_string());
-    }
+    a.candidates = cands;
+    a.conflicts = conflicts;
     Decision {
         attribution: a,
         new_first_touch,
@@ -352,7 +303,7 @@ pub fn attribute(
 
 fn credit_owner(a: &mut Attribution, o: &FirstTouch, catalog: &Catalog) {
     a.attributed = true;
-    a.attributed_by = "first_touch".into();
+    a.attributed_by = Some(TouchSource::FirstTouch);
     a.campaign_id = Some(o.campaign_id.clone());
     a.influencer_id = Some(o.influencer_id.clone());
     a.link_id = o.link_id.clone();

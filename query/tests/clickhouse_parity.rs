@@ -4,6 +4,7 @@
 
 use chrono::{TimeZone, Utc};
 use clicktrail_query::json::to_json;
+use clicktrail_schemas::attribution::TouchSource;
 use clicktrail_schemas::rows::{Attribution, ClickRow, EventRow, Source};
 use clicktrail_schemas::wire::{Action, ClickRecord, EventRecord};
 use clicktrail_store::clickhouse::read::ClickHouseSource;
@@ -78,15 +79,10 @@ fn rows() -> Rows {
             },
             attribution: Attribution {
                 attributed: i % 5 != 0,
-                attributed_by: if i % 5 != 0 {
-                    "click_id".into()
-                } else {
-                    String::new()
-                },
+                attributed_by: (i % 5 != 0).then_some(TouchSource::ClickId),
                 influencer_id: (i % 5 != 0).then(|| format!("inf{}", i % 3)),
                 campaign_id: (i % 5 != 0).then(|| format!("cmp{}", i % 2)),
                 credited_click_id: (i % 5 != 0).then(|| format!("c{}", i + 5)),
-                candidates: "[]".into(),
                 click_at: Some(t0),
                 window_secs: Some(2_592_000),
                 ..Attribution::default()

@@ -63,6 +63,16 @@ fn encode<R>(get: &Get<R>, rows: &[R]) -> ArrayRef {
             rows.iter().for_each(|r| b.append_option(f(r)));
             Arc::new(b.finish())
         }
+        Get::Text(f) => {
+            let mut b = StringBuilder::with_capacity(n, 0);
+            rows.iter().for_each(|r| b.append_value(f(r)));
+            Arc::new(b.finish())
+        }
+        Get::OptText(f) => {
+            let mut b = StringBuilder::with_capacity(n, 0);
+            rows.iter().for_each(|r| b.append_option(f(r)));
+            Arc::new(b.finish())
+        }
         Get::Time(f) => {
             let mut b = TimestampMicrosecondBuilder::with_capacity(n);
             rows.iter().for_each(|r| b.append_value(micros(f(r))));

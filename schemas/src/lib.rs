@@ -15,6 +15,7 @@
 //! reader fails the snapshot tests in `tests/wire.rs`.
 
 pub mod arrow;
+pub mod attribution;
 pub mod catalog;
 pub mod ids;
 pub mod metric_names;

@@ -1,5 +1,6 @@
 //! Store rows: what the processor writes and the query service reads.
 
+use crate::attribution::{Candidate, Conflict, TouchSource, TouchStatus};
 use crate::wire::{ClickRecord, EventRecord};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -29,9 +30,8 @@ pub struct ClickRow {
 pub struct Attribution {
     /// Whether some influencer was credited.
     pub attributed: bool,
-    /// The rule that decided: `coupon`, `click_id`, `ref_code`, `landing_url`, `referrer`,
-    /// `first_touch`; empty when unattributed.
-    pub attributed_by: String,
+    /// The rule that decided; `None` when unattributed (stored as an empty string).
+    pub attributed_by: Option<TouchSource>,
     /// Credited campaign.
     pub campaign_id: Option<String>,
     /// Credited influencer.
@@ -40,18 +40,18 @@ pub struct Attribution {
     pub link_id: Option<String>,
     /// Credited coupon, when a coupon decided.
     pub coupon_id: Option<String>,
-    /// Why no credit (`no_touch`, `expired`, `campaign_not_live`, …), or a note.
-    pub reason: Option<String>,
-    /// Every candidate touch considered, as JSON.
-    pub candidates: String,
+    /// Why no credit: the status of the first candidate (`expired` first), or `no_touch`.
+    pub reason: Option<TouchStatus>,
+    /// Every candidate touch considered, in waterfall order (stored as a JSON array).
+    pub candidates: Vec<Candidate>,
     /// The click token that decided, when a click did (joins to `clicks.click_id`).
     pub credited_click_id: Option<String>,
     /// Click time of the deciding click, when one decided or expired.
     pub click_at: Option<DateTime<Utc>>,
     /// Attribution window applied, in seconds.
     pub window_secs: Option<i64>,
-    /// A competing touch that was not credited, as JSON.
-    pub conflict: Option<String>,
+    /// Competing touches that were not credited (stored as a JSON array, null when none).
+    pub conflicts: Vec<Conflict>,
 }
 
 /// An event with its attribution (table `events`).

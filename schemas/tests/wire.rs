@@ -2,6 +2,7 @@
 //! `schemas/examples/` must read, and write back unchanged. A breaking wire change fails here.
 
 use clicktrail_schemas::CatalogChange;
+use clicktrail_schemas::attribution::TouchSource;
 use clicktrail_schemas::rows::{Attribution, EventRow, Source};
 use clicktrail_schemas::tables::EVENTS;
 use clicktrail_schemas::wire::{ClickRecord, DeadLetterRecord, EventRecord};
@@ -60,9 +61,8 @@ fn event_rows_map_to_the_events_table() {
         event,
         attribution: Attribution {
             attributed: true,
-            attributed_by: "coupon".into(),
+            attributed_by: Some(TouchSource::Coupon),
             influencer_id: Some("inf_mdgcvgz882fg5j7u".into()),
-            candidates: "[]".into(),
             ..Attribution::default()
         },
         source: Source {

@@ -3,6 +3,7 @@
 //! server fails the test instead of skipping it.
 
 use chrono::{TimeZone, Utc};
+use clicktrail_schemas::attribution::TouchSource;
 use clicktrail_schemas::rows::{Attribution, ClickRow, EventRow, Source};
 use clicktrail_schemas::wire::{Action, ClickRecord, EventRecord};
 use clicktrail_store::clickhouse::{ClickHouseOptions, ClickHouseStore};
@@ -90,9 +91,8 @@ fn event(i: u64) -> EventRow {
         },
         attribution: Attribution {
             attributed: true,
-            attributed_by: "ref_code".into(),
+            attributed_by: Some(TouchSource::RefCode),
             influencer_id: Some("inf".into()),
-            candidates: "[]".into(),
             window_secs: Some(60),
             ..Attribution::default()
         },

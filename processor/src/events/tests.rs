@@ -218,7 +218,7 @@ fn old_format_entries_restore_and_are_rewritten() {
         campaign_id: "cmp".into(),
         link_id: None,
         coupon_id: None,
-        by: "ref_code".into(),
+        by: clicktrail_schemas::attribution::TouchSource::RefCode,
         at: chrono::DateTime::from_timestamp_millis(T0).unwrap(),
     };
     let mut stored = Stored::default();

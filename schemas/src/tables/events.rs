@@ -1,7 +1,8 @@
 //! The `events` table: one row per accepted event, with its attribution and bus position.
 
-use super::Get::{Bool, OptI64, OptStr, OptTime, Str, Time, U32, U64};
+use super::Get::{Bool, OptI64, OptStr, OptText, OptTime, Str, Text, Time, U32, U64};
 use super::{Column, Table};
+use crate::attribution::{TouchSource, TouchStatus, to_json};
 use crate::rows::EventRow;
 
 /// Attributed events, keyed by advertiser and event id, partitioned by occurrence time.
@@ -29,7 +30,7 @@ pub const EVENTS: Table<EventRow> = Table {
         Column::new("attributed", Bool(|r| r.attribution.attributed)),
         Column::new(
             "attributed_by",
-            Str(|r| r.attribution.attributed_by.as_str()),
+            Str(|r| r.attribution.attributed_by.map_or("", TouchSource::as_str)),
         ),
         Column::new(
             "campaign_id",
@@ -41,15 +42,24 @@ pub const EVENTS: Table<EventRow> = Table {
         ),
         Column::new("link_id", OptStr(|r| r.attribution.link_id.as_deref())),
         Column::new("coupon_id", OptStr(|r| r.attribution.coupon_id.as_deref())),
-        Column::new("reason", OptStr(|r| r.attribution.reason.as_deref())),
-        Column::new("candidates", Str(|r| r.attribution.candidates.as_str())),
+        Column::new(
+            "reason",
+            OptStr(|r| r.attribution.reason.map(TouchStatus::as_str)),
+        ),
+        Column::new("candidates", Text(|r| to_json(&r.attribution.candidates))),
         Column::new(
             "credited_click_id",
             OptStr(|r| r.attribution.credited_click_id.as_deref()),
         ),
         Column::new("click_at", OptTime(|r| r.attribution.click_at)),
         Column::new("window_secs", OptI64(|r| r.attribution.window_secs)),
-        Column::new("conflict", OptStr(|r| r.attribution.conflict.as_deref())),
+        Column::new(
+            "conflict",
+            OptText(|r| {
+                let c = &r.attribution.conflicts;
+                (!c.is_empty()).then(|| to_json(c))
+            }),
+        ),
         Column::new("src_partition", U32(|r| r.source.partition)),
         Column::new("src_offset", U64(|r| r.source.offset)),
     ],

@@ -20,6 +20,10 @@ pub enum Get<R> {
     Str(fn(&R) -> &str),
     /// A nullable string.
     OptStr(fn(&R) -> Option<&str>),
+    /// A string made from the row (a typed value written as JSON text).
+    Text(fn(&R) -> String),
+    /// A nullable string made from the row.
+    OptText(fn(&R) -> Option<String>),
     /// A UTC time, stored in microseconds since the epoch.
     Time(fn(&R) -> DateTime<Utc>),
     /// A nullable UTC time, stored in microseconds since the epoch.
@@ -65,7 +69,7 @@ impl<R> Get<R> {
     /// The logical type read.
     pub fn kind(&self) -> Kind {
         match self {
-            Get::Str(_) | Get::OptStr(_) => Kind::Str,
+            Get::Str(_) | Get::OptStr(_) | Get::Text(_) | Get::OptText(_) => Kind::Str,
             Get::Time(_) | Get::OptTime(_) => Kind::Time,
             Get::I64(_) | Get::OptI64(_) => Kind::I64,
             Get::U32(_) => Kind::U32,
@@ -76,7 +80,10 @@ impl<R> Get<R> {
 
     /// Whether the column may hold no value.
     pub fn nullable(&self) -> bool {
-        matches!(self, Get::OptStr(_) | Get::OptTime(_) | Get::OptI64(_))
+        matches!(
+            self,
+            Get::OptStr(_) | Get::OptText(_) | Get::OptTime(_) | Get::OptI64(_)
+        )
     }
 }
 

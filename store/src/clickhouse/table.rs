@@ -68,6 +68,12 @@ pub fn write_row<R>(table: &Table<R>, row: &R, out: &mut Vec<u8>) {
                     string(s, out)
                 }
             }
+            Get::Text(f) => string(&f(row), out),
+            Get::OptText(f) => {
+                if let Some(s) = nullable(f(row), out) {
+                    string(&s, out)
+                }
+            }
             Get::Time(f) => out.extend_from_slice(&f(row).timestamp_micros().to_le_bytes()),
             Get::OptTime(f) => {
                 if let Some(t) = nullable(f(row), out) {
