@@ -30,9 +30,8 @@ impl PartitionState for ClickState {
     }
 
     fn process(&mut self, msg: &Message, _ctx: &StepCtx, out: &mut Output) {
-        let click: ClickRecord = match serde_json::from_slice(&msg.payload) {
-            Ok(c) => c,
-            Err(e) => return out.dead_letter(msg, "undecodable", e.to_string()),
+        let Some(click) = out.decode::<ClickRecord>(msg) else {
+            return;
         };
         // Bots never enter the filters: they are counted apart and must not make a human's
         // first click look like a repeat.

@@ -204,9 +204,8 @@ impl PartitionState for EventState {
     }
 
     fn process(&mut self, msg: &Message, ctx: &StepCtx, out: &mut Output) {
-        let event: EventRecord = match serde_json::from_slice(&msg.payload) {
-            Ok(e) => e,
-            Err(e) => return out.dead_letter(msg, "undecodable", e.to_string()),
+        let Some(event) = out.decode::<EventRecord>(msg) else {
+            return;
         };
         let received_ms = event.received_at.timestamp_millis();
         if !self.check_event_id(&event.advertiser_id, &event.event_id, received_ms) {

@@ -44,6 +44,18 @@ pub struct Output {
 }
 
 impl Output {
+    /// The decode step: the record `msg` carries, or `None` after setting the message aside
+    /// as `undecodable` with the decoder's reason.
+    pub fn decode<T: serde::de::DeserializeOwned>(&mut self, msg: &Message) -> Option<T> {
+        match serde_json::from_slice(&msg.payload) {
+            Ok(record) => Some(record),
+            Err(e) => {
+                self.dead_letter(msg, "undecodable", e.to_string());
+                None
+            }
+        }
+    }
+
     /// Sets a record aside with a reason.
     pub fn dead_letter(&mut self, msg: &Message, reason: &str, detail: String) {
         metrics::counter!(DEAD_LETTERS, "reason" => reason.to_string()).increment(1);
