@@ -26,6 +26,7 @@ pub mod source;
 
 use async_trait::async_trait;
 use clicktrail_schemas::rows::{ClickRow, EventRow};
+use clicktrail_schemas::tables::{Batch, CLICKS, EVENTS, Of};
 
 /// Rows produced by one processor batch.
 #[derive(Debug, Default, Clone)]
@@ -39,7 +40,22 @@ pub struct Rows {
 impl Rows {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.clicks.is_empty() && self.events.is_empty()
+        self.tables().iter().all(|t| t.is_empty())
+    }
+
+    /// Each table's rows, in the order of `clicktrail_schemas::tables::ALL`: what a backend
+    /// writes, without naming a table.
+    pub fn tables(&self) -> [Box<dyn Batch + '_>; 2] {
+        [
+            Box::new(Of {
+                table: &CLICKS,
+                rows: &self.clicks,
+            }),
+            Box::new(Of {
+                table: &EVENTS,
+                rows: &self.events,
+            }),
+        ]
     }
 }
 

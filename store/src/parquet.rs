@@ -16,8 +16,7 @@ use ::parquet::basic::Compression;
 use ::parquet::file::properties::WriterProperties;
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
-use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE};
-use clicktrail_schemas::tables::{CLICKS, EVENTS};
+use clicktrail_schemas::tables::ALL;
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::fs::File;
@@ -34,8 +33,10 @@ const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("checkpoint
 /// `stream \0 key` → state value.
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 
-/// Tables of the store.
-pub const TABLES: [&str; 2] = [CLICKS_TABLE, EVENTS_TABLE];
+/// Names of the store's tables, one folder each.
+fn table_names() -> impl Iterator<Item = &'static str> {
+    ALL.iter().map(|t| t.name())
+}
 
 /// How long replaced files stay on disk for queries that already listed them.
 const RETIRE_GRACE: Duration = Duration::from_secs(120);
@@ -106,7 +107,7 @@ impl ParquetStore {
 
     fn remove_unlisted(&self) -> Result<(), StoreError> {
         let listed = self.listed()?;
-        for table in TABLES {
+        for table in table_names() {
             let dir = self.root.join(table);
             std::fs::create_dir_all(&dir).map_err(unavailable)?;
             for entry in std::fs::read_dir(&dir).map_err(unavailable)? {
@@ -186,17 +187,11 @@ impl ParquetStore {
 
     fn write_blocking(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
         let mut written = Vec::new();
-        if !rows.clicks.is_empty() {
-            let batch = CLICKS
-                .to_batch(&rows.clicks)
+        for table in rows.tables().iter().filter(|t| !t.is_empty()) {
+            let batch = table
+                .to_arrow()
                 .map_err(|e| StoreError::Data(e.to_string()))?;
-            written.push(self.write_file(CLICKS_TABLE, &batch)?);
-        }
-        if !rows.events.is_empty() {
-            let batch = EVENTS
-                .to_batch(&rows.events)
-                .map_err(|e| StoreError::Data(e.to_string()))?;
-            written.push(self.write_file(EVENTS_TABLE, &batch)?);
+            written.push(self.write_file(table.table().name(), &batch)?);
         }
         let txn = self.db.begin_write().map_err(unavailable)?;
         {
@@ -253,7 +248,7 @@ impl ParquetStore {
         let _guard = self.compacting.lock();
         self.purge_retired(RETIRE_GRACE)?;
         let mut replaced = 0;
-        for table in TABLES {
+        for table in table_names() {
             let small: Vec<(String, u64)> = {
                 let txn = self.db.begin_read().map_err(unavailable)?;
                 let files = txn.open_table(FILES).map_err(unavailable)?;

@@ -5,7 +5,7 @@
 
 use crate::rollups;
 use async_trait::async_trait;
-use clicktrail_schemas::tables::{CLICKS, EVENTS};
+use clicktrail_schemas::tables;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::error::{DataFusionError, Result};
@@ -23,11 +23,9 @@ pub trait TableSource: Send + Sync + 'static {
 
 /// Arrow schema of a store table or rollup; a plan error for any other name.
 pub fn schema_of(table: &str) -> Result<SchemaRef> {
-    if table == CLICKS.name {
-        Ok(CLICKS.arrow_schema())
-    } else if table == EVENTS.name {
-        Ok(EVENTS.arrow_schema())
-    } else {
-        rollups::schema(table).ok_or_else(|| DataFusionError::Plan(format!("no table `{table}`")))
+    match tables::by_name(table) {
+        Some(t) => Ok(t.arrow_schema()),
+        None => rollups::schema(table)
+            .ok_or_else(|| DataFusionError::Plan(format!("no table `{table}`"))),
     }
 }

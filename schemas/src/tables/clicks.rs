@@ -5,7 +5,7 @@ use super::{Column, Table};
 use crate::rows::ClickRow;
 
 /// Raw clicks, keyed by advertiser and click token, partitioned by click time.
-pub const CLICKS: Table<ClickRow> = Table {
+pub static CLICKS: Table<ClickRow> = Table {
     name: "clicks",
     time: "at",
     key: &["advertiser_id", "click_id"],

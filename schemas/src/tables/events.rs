@@ -6,7 +6,7 @@ use crate::attribution::{TouchSource, TouchStatus, to_json};
 use crate::rows::EventRow;
 
 /// Attributed events, keyed by advertiser and event id, partitioned by occurrence time.
-pub const EVENTS: Table<EventRow> = Table {
+pub static EVENTS: Table<EventRow> = Table {
     name: "events",
     time: "occurred_at",
     key: &["advertiser_id", "event_id"],

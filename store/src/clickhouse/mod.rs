@@ -24,7 +24,7 @@ use crate::{Checkpoint, Restored, Rows, Store, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use clickhouse::Client;
-use clicktrail_schemas::tables::{CLICKS, EVENTS, Table};
+use clicktrail_schemas::tables::Batch;
 use migrations::{MIGRATIONS, MIGRATIONS_TABLE};
 use rows::{ChCheckpoint, ChState};
 use serde::Deserialize;
@@ -189,22 +189,16 @@ impl ClickHouseStore {
         insert.end().await.map_err(classify)
     }
 
-    /// Inserts `rows` into a store table, encoding each row straight into RowBinary.
-    async fn insert_rows<R: Sync>(&self, table: &Table<R>, rows: &[R]) -> Result<(), StoreError> {
-        if rows.is_empty() {
+    /// Inserts one table's rows of a batch, encoding each row straight into RowBinary.
+    async fn insert_rows(&self, batch: &dyn Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
             return Ok(());
         }
-        let mut insert = self.client.insert_formatted_with(table::insert_sql(table));
-        let mut buf = Vec::with_capacity(INSERT_CHUNK);
-        for row in rows {
-            table::write_row(table, row, &mut buf);
-            if buf.len() >= INSERT_CHUNK {
-                let full = std::mem::replace(&mut buf, Vec::with_capacity(INSERT_CHUNK));
-                insert.send(Bytes::from(full)).await.map_err(classify)?;
-            }
-        }
-        if !buf.is_empty() {
-            insert.send(Bytes::from(buf)).await.map_err(classify)?;
+        let mut insert = self
+            .client
+            .insert_formatted_with(table::insert_sql(batch.table()));
+        for chunk in table::Chunks::new(batch, INSERT_CHUNK) {
+            insert.send(Bytes::from(chunk)).await.map_err(classify)?;
         }
         insert.end().await.map_err(classify)
     }
@@ -222,8 +216,9 @@ struct StateEntry {
 #[async_trait]
 impl Store for ClickHouseStore {
     async fn write(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
-        self.insert_rows(&CLICKS, &rows.clicks).await?;
-        self.insert_rows(&EVENTS, &rows.events).await?;
+        for table in rows.tables() {
+            self.insert_rows(table.as_ref()).await?;
+        }
         let mut state = Vec::new();
         for cp in checkpoints {
             // One entry per key per checkpoint, the last change winning.

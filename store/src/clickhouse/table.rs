@@ -3,18 +3,19 @@
 //! microseconds, booleans UInt8, `Nullable(...)`), and the RowBinary encoding of its rows for
 //! inserts, written straight from the row type, column by column, without an intermediate row.
 
-use clicktrail_schemas::tables::{Get, Kind, Table};
+use clicktrail_schemas::tables::{Batch, Described, Kind, Value};
 
-/// The ClickHouse type of a column, such as `Nullable(String)` or `UInt8`.
-pub fn column_type<R>(get: &Get<R>) -> String {
-    let base = match get.kind() {
+/// The ClickHouse type of a column of logical type `kind`, such as `Nullable(String)` or
+/// `UInt8`.
+pub fn column_type(kind: Kind, nullable: bool) -> String {
+    let base = match kind {
         Kind::Str => "String",
         Kind::Time | Kind::I64 => "Int64",
         Kind::U32 => "UInt32",
         Kind::U64 => "UInt64",
         Kind::Bool => "UInt8",
     };
-    if get.nullable() {
+    if nullable {
         format!("Nullable({base})")
     } else {
         base.to_string()
@@ -22,11 +23,11 @@ pub fn column_type<R>(get: &Get<R>) -> String {
 }
 
 /// The column list of the table's DDL: `name Type, name Type, …`, in stored order.
-pub fn columns<R>(table: &Table<R>) -> String {
+pub fn columns(table: &dyn Described) -> String {
     table
-        .columns
+        .columns()
         .iter()
-        .map(|c| format!("{} {}", c.name, column_type(&c.get)))
+        .map(|c| format!("{} {}", c.name, column_type(c.kind, c.nullable)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -34,68 +35,90 @@ pub fn columns<R>(table: &Table<R>) -> String {
 /// The table's `CREATE TABLE IF NOT EXISTS {db}.<name>` statement (`{db}` is replaced by the
 /// database when a migration runs): ReplacingMergeTree sorted by the table's key, so a row
 /// written again replaces the stored one, partitioned by month of its time column.
-pub fn create_table<R>(table: &Table<R>) -> String {
+pub fn create_table(table: &dyn Described) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {{db}}.{} ({}) ENGINE = ReplacingMergeTree() \
          PARTITION BY toYYYYMM(toDateTime(intDiv({}, 1000000))) ORDER BY ({})",
-        table.name,
+        table.name(),
         columns(table),
-        table.time,
-        table.key.join(", ")
+        table.time(),
+        table.key().join(", ")
     )
 }
 
 /// The `INSERT` statement whose body is [`write_row`]'s output: every column, in stored order,
 /// as RowBinary.
-pub fn insert_sql<R>(table: &Table<R>) -> String {
-    let names: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+pub fn insert_sql(table: &dyn Described) -> String {
+    let names: Vec<&str> = table.columns().iter().map(|c| c.name).collect();
     format!(
         "INSERT INTO {}({}) FORMAT RowBinary",
-        table.name,
+        table.name(),
         names.join(", ")
     )
 }
 
-/// Appends `row` to `out` as one RowBinary row of `table`: strings as a LEB128 length and
-/// the bytes, integers little-endian, booleans one byte, times Int64 microseconds, and a
-/// nullable value as one byte (1 = null) followed by the value when there is one.
-pub fn write_row<R>(table: &Table<R>, row: &R, out: &mut Vec<u8>) {
-    for c in table.columns {
-        match c.get {
-            Get::Str(f) => string(f(row), out),
-            Get::OptStr(f) => {
-                if let Some(s) = nullable(f(row), out) {
-                    string(s, out)
-                }
-            }
-            Get::Text(f) => string(&f(row), out),
-            Get::OptText(f) => {
-                if let Some(s) = nullable(f(row), out) {
-                    string(&s, out)
-                }
-            }
-            Get::Time(f) => out.extend_from_slice(&f(row).timestamp_micros().to_le_bytes()),
-            Get::OptTime(f) => {
-                if let Some(t) = nullable(f(row), out) {
-                    out.extend_from_slice(&t.timestamp_micros().to_le_bytes())
-                }
-            }
-            Get::I64(f) => out.extend_from_slice(&f(row).to_le_bytes()),
-            Get::OptI64(f) => {
-                if let Some(v) = nullable(f(row), out) {
-                    out.extend_from_slice(&v.to_le_bytes())
-                }
-            }
-            Get::U32(f) => out.extend_from_slice(&f(row).to_le_bytes()),
-            Get::U64(f) => out.extend_from_slice(&f(row).to_le_bytes()),
-            Get::Bool(f) => out.push(u8::from(f(row))),
+/// Appends row `row` of `batch` to `out` as one RowBinary row of its table: strings as a
+/// LEB128 length and the bytes, integers little-endian, booleans one byte, times Int64
+/// microseconds, and a nullable value as one byte (1 = null) followed by the value when there
+/// is one.
+pub fn write_row(batch: &dyn Batch, row: usize, out: &mut Vec<u8>) {
+    let nullable: Vec<bool> = batch.table().columns().iter().map(|c| c.nullable).collect();
+    write_row_with(batch, row, &nullable, out);
+}
+
+/// [`write_row`] with the columns' nullability already read (one entry per column).
+fn write_row_with(batch: &dyn Batch, row: usize, nullable: &[bool], out: &mut Vec<u8>) {
+    let mut column = 0;
+    batch.for_each_value(row, &mut |value| {
+        if nullable[column] {
+            out.push(u8::from(value == Value::Null));
+        }
+        column += 1;
+        match value {
+            Value::Null => {}
+            Value::Str(s) => string(&s, out),
+            Value::Time(t) => out.extend_from_slice(&t.timestamp_micros().to_le_bytes()),
+            Value::I64(v) => out.extend_from_slice(&v.to_le_bytes()),
+            Value::U32(v) => out.extend_from_slice(&v.to_le_bytes()),
+            Value::U64(v) => out.extend_from_slice(&v.to_le_bytes()),
+            Value::Bool(b) => out.push(u8::from(b)),
+        }
+    });
+}
+
+/// The RowBinary of a batch's rows in pieces of at least `size` bytes (the last one possibly
+/// smaller), each row whole within one piece: an insert body encoded as it is sent.
+pub struct Chunks<'a> {
+    batch: &'a dyn Batch,
+    nullable: Vec<bool>,
+    next_row: usize,
+    size: usize,
+}
+
+impl<'a> Chunks<'a> {
+    /// The pieces of `batch`, each at least `size` bytes but the last.
+    pub fn new(batch: &'a dyn Batch, size: usize) -> Self {
+        let nullable = batch.table().columns().iter().map(|c| c.nullable).collect();
+        Chunks {
+            batch,
+            nullable,
+            next_row: 0,
+            size,
         }
     }
 }
 
-fn nullable<T>(v: Option<T>, out: &mut Vec<u8>) -> Option<T> {
-    out.push(u8::from(v.is_none()));
-    v
+impl Iterator for Chunks<'_> {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        let mut buf = Vec::with_capacity(self.size);
+        while self.next_row < self.batch.len() && buf.len() < self.size {
+            write_row_with(self.batch, self.next_row, &self.nullable, &mut buf);
+            self.next_row += 1;
+        }
+        (!buf.is_empty()).then_some(buf)
+    }
 }
 
 fn string(s: &str, out: &mut Vec<u8>) {
@@ -116,7 +139,7 @@ fn string(s: &str, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::clickhouse::migrations::MIGRATIONS;
-    use clicktrail_schemas::tables::{CLICKS, EVENTS};
+    use clicktrail_schemas::tables::{ALL, CLICKS, Of};
 
     /// `s` with whitespace runs as one space and none just inside parentheses.
     fn normalize(s: &str) -> String {
@@ -141,11 +164,13 @@ mod tests {
 
     #[test]
     fn the_migrations_create_every_table_as_defined() {
-        for (name, ddl) in [
-            (CLICKS.name, create_table(&CLICKS)),
-            (EVENTS.name, create_table(&EVENTS)),
-        ] {
-            assert_eq!(created(name), normalize(&ddl), "table `{name}`");
+        for table in ALL {
+            let name = table.name();
+            assert_eq!(
+                created(name),
+                normalize(&create_table(table)),
+                "table `{name}`"
+            );
         }
         assert!(created("clicks").contains(
             "(click_id String, at Int64, link_id String, code String, sub_id Nullable(String),"
@@ -185,7 +210,12 @@ mod tests {
             },
         };
         let mut out = Vec::new();
-        write_row(&CLICKS, &row, &mut out);
+        let rows = [row];
+        let batch = Of {
+            table: &CLICKS,
+            rows: &rows,
+        };
+        write_row(&batch, 0, &mut out);
         let mut want = vec![200, 1];
         want.extend_from_slice("c".repeat(200).as_bytes());
         want.extend_from_slice(&1_000_002i64.to_le_bytes());

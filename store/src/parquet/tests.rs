@@ -1,5 +1,7 @@
 use super::*;
+use clicktrail_schemas::arrow::CLICKS_TABLE;
 use clicktrail_schemas::rows::{ClickRow, Source};
+use clicktrail_schemas::tables::CLICKS;
 use clicktrail_schemas::wire::ClickRecord;
 
 fn click(i: u64) -> ClickRow {
