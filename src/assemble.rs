@@ -8,13 +8,17 @@
 //! drain that hangs.
 
 use crate::config::RedirectArgs;
-use crate::config::{ClickHouseArgs, EmbeddedArgs, IngestArgs, KafkaArgs, ProcessorArgs, Role};
+use crate::config::{
+    ClickHouseArgs, EmbeddedArgs, HttpArgs, IngestArgs, KafkaArgs, ProcessorArgs, QueryArgs, Role,
+};
 use crate::process::{self, ProcessorTask};
 use crate::{backends::Backends, routes, telemetry};
 use anyhow::{Context, anyhow};
 use axum::Router;
 use clicktrail_api::Lifecycle;
+use clicktrail_api::conn::ConnLimits;
 use clicktrail_api::http::{self, Ops};
+use clicktrail_api::rate::RateLimiter;
 use clicktrail_bus::{CatalogView, ConsumerFactory, follower};
 use clicktrail_ingest::{IngestConfig, IngestState};
 use clicktrail_processor::dedup::DedupOptions;
@@ -59,6 +63,8 @@ pub struct Secrets {
     pub click_keys: Option<ClickKeys>,
     /// Salt of visitor keys.
     pub visitor_salt: String,
+    /// Key of the API keys' signing secrets (ingest).
+    pub signing_key: String,
 }
 
 /// Everything a process is started from.
@@ -73,10 +79,14 @@ pub struct Spec {
     pub backend: BackendChoice,
     /// Secrets.
     pub secrets: Secrets,
+    /// Connection limits, trusted proxies and rate limits of the port.
+    pub http: HttpArgs,
     /// Redirector settings.
     pub redirect: RedirectArgs,
     /// Events API settings.
     pub ingest: IngestArgs,
+    /// Query service settings.
+    pub query: QueryArgs,
     /// Processor settings.
     pub processor: ProcessorArgs,
     /// Longest the drain at shutdown may take.
@@ -91,6 +101,7 @@ pub struct Running {
     pub public_url: String,
     listener: TcpListener,
     app: Router,
+    limits: ConnLimits,
     lifecycle: Lifecycle,
     drain: Duration,
     backends: Backends,
@@ -150,7 +161,7 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                     RedirectorConfig {
                         click_keys: keys,
                         visitor_salt: spec.secrets.visitor_salt.clone(),
-                        trust_forwarded_for: spec.redirect.trust_forwarded_for,
+                        trusted_proxies: spec.http.trusted(spec.redirect.trust_forwarded_for),
                         geo_db: spec.redirect.geo_db.clone(),
                     },
                     catalog.clone(),
@@ -166,6 +177,7 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                         public_url: public_url.clone(),
                         max_body_bytes: spec.ingest.max_body_bytes,
                         processor_group: spec.processor.group.clone(),
+                        signing_key: spec.secrets.signing_key.clone(),
                     }),
                     catalog: catalog.clone(),
                     producer: backends.front_producer().await?,
@@ -191,6 +203,7 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                     source: backends.tables().await?,
                     catalog: catalog.clone(),
                     admin_token: spec.secrets.admin_token.clone(),
+                    limiter: clicktrail_query::limits::Limiter::new(spec.query.limits()),
                 }));
             }
         }
@@ -201,12 +214,14 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
         catalog: Some(catalog),
         openapi: Arc::new(routes::openapi_document()),
     }));
+    let trusted = spec.http.trusted(spec.redirect.trust_forwarded_for);
     starting.ready();
     Ok(Running {
         addr,
         public_url,
         listener,
-        app: http::app(pieces),
+        app: http::app(pieces, RateLimiter::new(spec.http.rate_limits(trusted))),
+        limits: spec.http.conn_limits(),
         lifecycle,
         drain: spec.drain,
         backends,
@@ -220,7 +235,14 @@ impl Running {
     /// Serves until Ctrl-C, SIGTERM or a processor that stopped on its own, then shuts down
     /// in order. Errors: the listener failed, or the processor stopped with an error.
     pub async fn wait(mut self) -> anyhow::Result<()> {
-        http::serve(self.listener, self.app, self.lifecycle.clone(), self.drain).await?;
+        http::serve(
+            self.listener,
+            self.app,
+            self.limits,
+            self.lifecycle.clone(),
+            self.drain,
+        )
+        .await?;
         self.lifecycle.shutdown();
         self.backends.flush_front().await?;
         let processor_outcome = match self.processor {

@@ -1,5 +1,9 @@
-//! Secrets generated on first start and kept in the data directory (mode 0600), so that a
-//! restart keeps verifying click tokens and accepting the same admin token.
+//! Secrets generated on first start and kept in the data directory, so that a restart keeps
+//! verifying click tokens, signatures and the same admin token.
+//!
+//! The data directory is made private (mode 0700) and every secret file is 0600, tightened
+//! when found looser: other users of the machine read neither the secrets nor the log and
+//! store beside them.
 
 use rand::Rng;
 use std::io::Write;
@@ -13,11 +17,39 @@ fn random_secret(len: usize) -> String {
         .collect()
 }
 
-/// The value in `dir/name`, created from `make` when absent.
-fn kept(dir: &Path, name: &str, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+/// Creates `dir` if needed and makes it readable by its owner only (0700).
+/// Errors: it cannot be created, or its mode cannot be set.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// A secret and whether this start created it.
+pub struct Kept {
+    /// The secret.
+    pub value: String,
+    /// Whether it was generated now (and so has never been shown).
+    pub created: bool,
+}
+
+/// The value in `dir/name` (mode 0600), created from `make` when absent.
+fn kept(dir: &Path, name: &str, make: impl FnOnce() -> String) -> anyhow::Result<Kept> {
     let path = dir.join(name);
     if let Ok(v) = std::fs::read_to_string(&path) {
-        return Ok(v.trim().to_string());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        return Ok(Kept {
+            value: v.trim().to_string(),
+            created: false,
+        });
     }
     let value = make();
     let mut opts = std::fs::OpenOptions::new();
@@ -30,13 +62,19 @@ fn kept(dir: &Path, name: &str, make: impl FnOnce() -> String) -> anyhow::Result
     let mut f = opts.open(&path)?;
     f.write_all(value.as_bytes())?;
     f.sync_all()?;
-    Ok(value)
+    Ok(Kept {
+        value,
+        created: true,
+    })
 }
 
-/// The admin token: given, else kept.
-pub fn admin_token(dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
+/// The admin token: given (never kept), else kept in `dir/admin-token`.
+pub fn admin_token(dir: &Path, given: Option<&str>) -> anyhow::Result<Kept> {
     match given {
-        Some(t) => Ok(t.to_string()),
+        Some(t) => Ok(Kept {
+            value: t.to_string(),
+            created: false,
+        }),
         None => kept(dir, "admin-token", || {
             format!("ct_admin_{}", random_secret(32))
         }),
@@ -47,11 +85,19 @@ pub fn admin_token(dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
 pub fn click_keys(dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
     match given {
         Some(k) => Ok(k.to_string()),
-        None => kept(dir, "click-keys", || format!("1:{}", random_secret(40))),
+        None => Ok(kept(dir, "click-keys", || format!("1:{}", random_secret(40)))?.value),
     }
 }
 
 /// The visitor hash salt, kept.
 pub fn visitor_salt(dir: &Path) -> anyhow::Result<String> {
-    kept(dir, "visitor-salt", || random_secret(32))
+    Ok(kept(dir, "visitor-salt", || random_secret(32))?.value)
+}
+
+/// The key of API keys' signing secrets: given, else kept.
+pub fn signing_key(dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
+    match given {
+        Some(k) => Ok(k.to_string()),
+        None => Ok(kept(dir, "signing-key", || random_secret(48))?.value),
+    }
 }

@@ -14,9 +14,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     args.validate()
         .map_err(|e| anyhow!("invalid configuration:\n{e}"))?;
     let dir = &args.common.data_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    secrets::private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let admin = secrets::admin_token(dir, args.common.admin_token.as_deref())?;
     let secrets = Secrets {
-        admin_token: secrets::admin_token(dir, args.common.admin_token.as_deref())?,
+        admin_token: admin.value.clone(),
         click_keys: Some(
             ClickKeys::parse(&secrets::click_keys(
                 dir,
@@ -28,6 +29,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(s) => s.clone(),
             None => secrets::visitor_salt(dir)?,
         },
+        signing_key: secrets::signing_key(dir, args.common.signing_key.as_deref())?,
     };
     let mut redirect = args.redirect.clone();
     redirect.trust_forwarded_for |= args.demo;
@@ -45,17 +47,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         secrets: secrets.clone(),
         redirect,
         ingest: args.ingest.clone(),
+        query: args.query.clone(),
+        http: args.http.clone(),
         processor: args.processor.clone(),
         drain: Duration::from_secs(args.common.shutdown_timeout_secs),
     })
     .await?;
 
-    print_banner(
-        running.addr,
-        &running.public_url,
-        &secrets.admin_token,
-        &args,
-    );
+    print_banner(running.addr, &running.public_url, &admin, &args);
     if args.demo {
         let (base, token, visitors) = (
             format!("http://{}", running.addr),
@@ -71,7 +70,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     running.wait().await
 }
 
-fn print_banner(addr: SocketAddr, public_url: &str, admin_token: &str, args: &ServeArgs) {
+/// What the operator needs to start; the admin token only when this start created it (it is
+/// kept, mode 0600, in the data directory), never when it was given.
+fn print_banner(addr: SocketAddr, public_url: &str, admin: &secrets::Kept, args: &ServeArgs) {
     let base = format!("http://{addr}");
     println!("clicktrail is listening on {addr}");
     println!("  redirects   {public_url}/r/<code>");
@@ -80,7 +81,18 @@ fn print_banner(addr: SocketAddr, public_url: &str, admin_token: &str, args: &Se
     println!("  stats       {base}/api/v1/stats/overview");
     println!("  OpenAPI     {base}/api/v1/openapi.json");
     println!("  metrics     {base}/metrics");
-    println!("  admin token {admin_token}");
+    let token_file = args.common.data_dir.join("admin-token");
+    if admin.created {
+        println!(
+            "  admin token {} (shown this once; kept in {})",
+            admin.value,
+            token_file.display()
+        );
+    } else if args.common.admin_token.is_some() {
+        println!("  admin token as given (--admin-token / CLICKTRAIL_ADMIN_TOKEN)");
+    } else {
+        println!("  admin token in {}", token_file.display());
+    }
     println!("  data        {}", args.common.data_dir.display());
     if args.demo {
         println!("  demo        creating a demo advertiser and driving traffic…");

@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{ADMIN, Server};
-use hmac::{Hmac, KeyInit, Mac};
+use common::{ADMIN, Server, sign};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -61,12 +60,6 @@ fn fields(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn sign(secret: &str, t: i64, body: &str) -> String {
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{t}.{body}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 #[tokio::test]

@@ -147,7 +147,7 @@ async fn advertiser_b_cannot_read_advertiser_a() {
     let rotated = s
         .admin_post(
             &format!("/api/v1/admin/api-keys/{key_id}/rotate"),
-            json!({}),
+            json!({"overlap_secs": 0}),
         )
         .await;
     assert_eq!(

@@ -47,11 +47,13 @@ pub fn api_key<'a>(
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::Unauthorized("missing X-API-KEY header".into()))?;
-    catalog.authenticate(presented.trim()).ok_or_else(|| {
-        ApiError::Unauthorized(
-            "the API key is not valid, revoked, or its advertiser is inactive".into(),
-        )
-    })
+    catalog
+        .authenticate(presented.trim(), chrono::Utc::now())
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "the API key is not valid, revoked, or its advertiser is inactive".into(),
+            )
+        })
 }
 
 /// The hex signature of `body` at `timestamp` under `secret`.

@@ -54,6 +54,17 @@ pub enum ApiError {
     /// 413: body or batch too large.
     #[error("{0}")]
     TooLarge(String),
+    /// 408: the request did not arrive in time; the connection is closed.
+    #[error("{0}")]
+    Timeout(String),
+    /// 429: the caller sent too much too fast; `Retry-After` says when to try again.
+    #[error("{message}")]
+    TooMany {
+        /// Which limit, and how to stay under it.
+        message: String,
+        /// Seconds until a retry may succeed (at least 1).
+        retry_after_secs: u64,
+    },
     /// 503: try again shortly.
     #[error("{0}")]
     Unavailable(String),
@@ -66,7 +77,8 @@ pub enum ApiError {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Machine-readable code: `invalid_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `payload_too_large`, `unavailable`, `internal`.
+    /// `conflict`, `payload_too_large`, `request_timeout`, `too_many_requests`, `unavailable`,
+    /// `internal`.
     pub error: &'static str,
     /// Human-readable explanation.
     pub message: String,
@@ -98,6 +110,8 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -111,6 +125,12 @@ impl IntoResponse for ApiError {
         }
         let (status, error) = self.status_and_code();
         let message = self.to_string();
+        let retry_after = match &self {
+            ApiError::TooMany {
+                retry_after_secs, ..
+            } => (*retry_after_secs).max(1),
+            _ => 1,
+        };
         let fields = match self {
             ApiError::Invalid { fields, .. } => fields,
             _ => Vec::new(),
@@ -125,9 +145,13 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         match status {
-            StatusCode::SERVICE_UNAVAILABLE => {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
                 resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            StatusCode::REQUEST_TIMEOUT => {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             StatusCode::UNAUTHORIZED => {
                 resp.headers_mut()

@@ -6,10 +6,13 @@
 //! - [`app`]: a port's routes with the JSON 404 fallback and request metrics (per route
 //!   template and status, [`HTTP_REQUESTS`]; latency, [`HTTP_SECONDS`]).
 //! - [`serve`]: serves an app until the [`Lifecycle`] shuts down, then drains open
-//!   connections; a drain longer than the deadline ends the process.
+//!   connections; a drain longer than the deadline ends the process. Connections are bounded
+//!   in number and in time by [`crate::conn`].
 
+use crate::conn::ConnLimits;
 use crate::error::ApiError;
 use crate::lifecycle::Lifecycle;
+use crate::rate::RateLimiter;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -19,7 +22,6 @@ use axum::routing::get;
 use clicktrail_bus::CatalogView;
 use clicktrail_schemas::metric_names::http::{HTTP_REQUESTS, HTTP_SECONDS};
 use metrics_exporter_prometheus::PrometheusHandle;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -47,23 +49,30 @@ pub fn ops_routes(ops: Ops) -> Router {
         .with_state(ops)
 }
 
-/// The routes of one port, with the JSON 404 for every unknown path and request metrics.
-pub fn app(pieces: impl IntoIterator<Item = Router>) -> Router {
+/// The routes of one port, with the JSON 404 for every unknown path, rate limits
+/// ([`crate::rate`]) and request metrics.
+pub fn app(pieces: impl IntoIterator<Item = Router>, rate: RateLimiter) -> Router {
     pieces
         .into_iter()
         .fold(Router::new(), Router::merge)
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".into())
         })
+        .layer(middleware::from_fn_with_state(rate, crate::rate::enforce))
         .layer(middleware::from_fn(track))
 }
 
-/// Where one role serves: its listener, its operations routes and its drain deadline.
+/// Where one role serves: its listener, its operations routes, its connection limits and its
+/// drain deadline.
 pub struct Port {
     /// The bound listener.
     pub listener: TcpListener,
     /// Health, metrics and OpenAPI of the process; its lifecycle stops the port.
     pub ops: Ops,
+    /// Connection count and timeouts.
+    pub limits: ConnLimits,
+    /// Rate limits.
+    pub rate: RateLimiter,
     /// Longest the drain of open connections may take at shutdown.
     pub drain: Duration,
 }
@@ -73,25 +82,22 @@ impl Port {
     /// Errors: the listener failed.
     pub async fn serve(self, routes: Router) -> std::io::Result<()> {
         let lifecycle = self.ops.lifecycle.clone();
-        let app = app([routes, ops_routes(self.ops)]);
-        serve(self.listener, app, lifecycle, self.drain).await
+        let app = app([routes, ops_routes(self.ops)], self.rate);
+        serve(self.listener, app, self.limits, lifecycle, self.drain).await
     }
 }
 
-/// Serves `app` on `listener` until `lifecycle` shuts down; then readiness is already 503 and
-/// open connections drain. A drain longer than `deadline` ends the process (exit code 1).
-/// Errors: the listener failed.
+/// Serves `app` on `listener` within `limits` until `lifecycle` shuts down; then readiness
+/// is already 503 and open connections drain. A drain longer than `deadline` ends the process
+/// (exit code 1). Errors: the listener failed.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    limits: ConnLimits,
     lifecycle: Lifecycle,
     deadline: Duration,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let stopped = async move {
         lifecycle.stopped().await;
         tracing::info!("shutting down: readiness off, draining HTTP");
         tokio::spawn(async move {
@@ -99,8 +105,8 @@ pub async fn serve(
             tracing::error!(?deadline, "shutdown deadline passed; exiting");
             std::process::exit(1);
         });
-    })
-    .await
+    };
+    crate::conn::serve(listener, app, limits, stopped).await
 }
 
 async fn track(req: Request, next: Next) -> Response {

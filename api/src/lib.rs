@@ -1,13 +1,17 @@
 //! HTTP plumbing shared by every role: the error type and its JSON body ([`error`]), bounded
 //! body reading and JSON parsing that names the failing field ([`body`]), authentication by
 //! admin token, API key and request signature ([`auth`]), readiness and shutdown of a process
-//! ([`lifecycle`]), and the operations routes, request metrics and serving of a port ([`http`]).
+//! ([`lifecycle`]), the operations routes, request metrics and serving of a port ([`http`]),
+//! connection limits and timeouts ([`conn`]), and rate limits ([`rate`]).
 
 pub mod auth;
 pub mod body;
+pub mod client;
+pub mod conn;
 pub mod error;
 pub mod http;
 pub mod lifecycle;
+pub mod rate;
 
 pub use error::{ApiError, ErrorBody, FieldError};
 pub use lifecycle::Lifecycle;

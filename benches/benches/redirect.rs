@@ -31,7 +31,7 @@ fn redirect(c: &mut Criterion) {
         RedirectorConfig {
             click_keys: clicktrail_benches::keys(),
             visitor_salt: "salt".into(),
-            trust_forwarded_for: false,
+            trusted_proxies: clicktrail_api::client::TrustedProxies::none(),
             geo_db: None,
         },
         view,

@@ -130,7 +130,12 @@ async fn accept(
     let bytes = read_limited(body, state.config.max_body_bytes).await?;
     let now = Utc::now();
     if advertiser.require_signature {
-        auth::verify_signature(headers, &key.signing_secret, &bytes, now.timestamp())?;
+        auth::verify_signature(
+            headers,
+            &key.signing_secret(&state.config.signing_key),
+            &bytes,
+            now.timestamp(),
+        )?;
     }
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::field("body", format!("malformed JSON: {e}")))?;

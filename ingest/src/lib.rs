@@ -34,6 +34,9 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     /// Consumer group of the processors, whose lag `/api/v1/admin/pipeline` shows.
     pub processor_group: String,
+    /// The deployment's key from which every API key's signing secret is derived
+    /// (`ApiKey::signing_secret`); never logged.
+    pub signing_key: String,
 }
 
 impl std::fmt::Debug for IngestConfig {

@@ -13,6 +13,15 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_PROPERTIES_BYTES: usize = 4096;
 /// How far in the future `occurred_at` may be.
 pub const MAX_FUTURE_SECS: i64 = 300;
+/// The earliest `occurred_at` accepted: 2000-01-01T00:00:00Z, in seconds since the epoch.
+/// Older times are implausible for tracking data, and every backend represents everything
+/// from here up to the future bound (ClickHouse partitions by a 32-bit `DateTime`, which
+/// cannot hold times before 1970).
+pub const MIN_OCCURRED_AT_SECS: i64 = 946_684_800;
+/// The largest amount accepted, in minor units of its currency (10^12: ten billion USD, a
+/// trillion JPY). Sums of up to 9.2 million such amounts fit a signed 64-bit integer; the
+/// dashboards sum in 128 bits and never overflow.
+pub const MAX_VALUE_MINOR: i64 = 1_000_000_000_000;
 
 const FIELDS: [&str; 17] = [
     "action",
@@ -176,6 +185,13 @@ pub fn event(
                 f.err("occurred_at", "is more than five minutes in the future");
                 None
             }
+            Ok(t) if t.timestamp() < MIN_OCCURRED_AT_SECS => {
+                f.err(
+                    "occurred_at",
+                    "expected a time on or after 2000-01-01T00:00:00Z",
+                );
+                None
+            }
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(_) => {
                 f.err(
@@ -228,6 +244,12 @@ pub fn event(
     }
     if value_minor.is_some_and(|v| v < 0) && action != Some(Action::Purchase) {
         f.err("value", "expected a value of zero or more");
+    }
+    if value_minor.is_some_and(|v| v > MAX_VALUE_MINOR) {
+        f.err(
+            "value",
+            format!("expected at most {MAX_VALUE_MINOR} minor units of the currency"),
+        );
     }
 
     let properties = match obj.get("properties") {
@@ -385,6 +407,38 @@ mod tests {
         assert!(check(json!({"action": "signup", "occurred_at": "2026-01-01T00:04:00Z"})).is_ok());
         let errs = check(json!({"action": "custom"})).unwrap_err();
         assert_eq!(errs[0].field, "name");
+    }
+
+    #[test]
+    fn times_before_2000_and_amounts_beyond_the_maximum_are_refused() {
+        for old in [
+            "1600-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "1999-12-31T23:59:59Z",
+            "0001-01-01T00:00:00Z",
+        ] {
+            let errs = check(json!({"action": "signup", "occurred_at": old})).unwrap_err();
+            assert_eq!(errs[0].field, "occurred_at", "{old}");
+            assert!(
+                errs[0].message.contains("2000-01-01"),
+                "{}",
+                errs[0].message
+            );
+        }
+        assert!(check(json!({"action": "signup", "occurred_at": "2000-01-01T00:00:00Z"})).is_ok());
+        for huge in [
+            json!("92233720368547758.07"),
+            json!("10000000000.01"),
+            json!(1e300),
+        ] {
+            let errs =
+                check(json!({"action": "purchase", "value": huge, "order_id": "o"})).unwrap_err();
+            assert_eq!(errs[0].field, "value", "{huge}");
+        }
+        let max = check(json!({"action": "purchase", "value": "10000000000", "order_id": "o"}));
+        assert_eq!(max.unwrap().value_minor, Some(MAX_VALUE_MINOR));
+        let errs = check(json!({"action": "signup", "value": "10000000000.01"})).unwrap_err();
+        assert_eq!(errs[0].field, "value");
     }
 
     fn check_at(v: Value, now: &str) -> EventRecord {

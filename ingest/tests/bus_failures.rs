@@ -69,6 +69,7 @@ fn app() -> axum::Router {
             public_url: "http://127.0.0.1:1".into(),
             max_body_bytes: 1 << 20,
             processor_group: "processor".into(),
+            signing_key: "a-signing-key-of-some-length-0123456789".into(),
         }),
         catalog: CatalogView::new(),
         producer: Arc::new(FailedBus),

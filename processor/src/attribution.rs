@@ -85,11 +85,15 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The candidate of a link found in the event. A link of another advertiser is only that:
+    /// none of its identifiers (campaign, influencer, link, click time) are kept, so that
+    /// nothing of another tenant reaches this advertiser's rows.
     fn link_candidate(&self, source: TouchSource, link: &Link) -> Candidate {
+        if link.advertiser_id != self.event.advertiser_id {
+            return Candidate::new(source, TouchStatus::OtherAdvertiser);
+        }
         let campaign = self.catalog.campaigns.get(&link.campaign_id);
-        let status = if link.advertiser_id != self.event.advertiser_id {
-            TouchStatus::OtherAdvertiser
-        } else if !campaign.is_some_and(|c| allows(c, false)) {
+        let status = if !campaign.is_some_and(|c| allows(c, false)) {
             TouchStatus::NotAllowed
         } else {
             TouchStatus::Eligible
@@ -126,6 +130,9 @@ impl Ctx<'_> {
             return Candidate::new(source, TouchStatus::Unknown);
         };
         let mut c = self.link_candidate(source, link);
+        if c.status == TouchStatus::OtherAdvertiser {
+            return c;
+        }
         let click_at = DateTime::from_timestamp_millis(t.clicked_at_ms).unwrap_or_default();
         c.click_at = Some(click_at);
         c.click_id = Some(token.to_string());

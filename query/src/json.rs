@@ -36,3 +36,12 @@ pub fn to_json(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>, ApiEr
 pub fn int(row: &Map<String, Value>, key: &str) -> i64 {
     row.get(key).and_then(Value::as_i64).unwrap_or(0)
 }
+
+/// The `amount_minor` of a row, a sum in minor units, as the number it is: 128-bit sums above
+/// `i64::MAX` stay numbers instead of wrapping (0 when null or absent).
+pub fn amount(row: &Map<String, Value>) -> Value {
+    row.get("amount_minor")
+        .filter(|v| v.is_number())
+        .cloned()
+        .unwrap_or(Value::from(0))
+}

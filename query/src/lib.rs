@@ -8,12 +8,14 @@
 //!
 //! Modules: [`stats`] (overview, chart, breakdowns, funnel), [`export`] (CSV), [`audit`]
 //! (attribution of one event), [`sql`] (read-only analyst SQL), [`rollups`] (dashboards over
-//! the hourly rollups), [`filters`], [`json`]. This crate plans; the store reads.
+//! the hourly rollups), [`limits`] (memory, time and concurrency bounds of every request),
+//! [`filters`], [`json`]. This crate plans; the store reads.
 
 pub mod audit;
 pub mod export;
 pub mod filters;
 pub mod json;
+pub mod limits;
 pub mod rollups;
 pub mod scope;
 pub mod sql;
@@ -34,16 +36,23 @@ pub struct QueryState {
     pub catalog: Arc<CatalogView>,
     /// The admin bearer token.
     pub admin_token: String,
+    /// Bounds on every query request.
+    pub limiter: limits::Limiter,
 }
 
 /// Every query route.
 pub fn router(state: QueryState) -> Router {
+    let limiter = state.limiter.clone();
     Router::new()
         .merge(stats::routes())
         .merge(export::routes())
         .merge(audit::routes())
         .merge(sql::routes())
         .with_state(state)
+        .route_layer(axum::middleware::from_fn_with_state(
+            limiter,
+            limits::enforce,
+        ))
 }
 
 /// Serves every query route on `port` until the process shuts down, then drains.

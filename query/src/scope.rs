@@ -6,7 +6,7 @@ use crate::rollups::{CLICKS_HOURLY, EVENTS_HOURLY};
 use axum::http::HeaderMap;
 use clicktrail_api::auth::{api_key, require_admin};
 use clicktrail_api::error::ApiError;
-use clicktrail_schemas::arrow::{CLICKS_TABLE, EVENTS_TABLE};
+use clicktrail_schemas::tables::ALL;
 use datafusion::prelude::{SessionContext, col, lit};
 
 /// What a caller may see.
@@ -39,11 +39,14 @@ impl Scope {
     }
 }
 
-/// A session whose `clicks` and `events` tables, and their hourly rollups, hold only what
-/// `scope` may see.
+/// A session whose store tables (every one of `tables::ALL`) and hourly rollups hold only
+/// what `scope` may see: an advertiser's scope filters each on its `advertiser_id` column,
+/// which every store table has (a table without one fails the session instead of showing
+/// everyone's rows).
 pub async fn session(state: &QueryState, scope: &Scope) -> Result<SessionContext, ApiError> {
-    let ctx = SessionContext::new();
-    for table in [CLICKS_TABLE, EVENTS_TABLE, CLICKS_HOURLY, EVENTS_HOURLY] {
+    let ctx = state.limiter.context()?;
+    let names = ALL.iter().map(|t| t.name());
+    for table in names.chain([CLICKS_HOURLY, EVENTS_HOURLY]) {
         let provider = state.source.table(table).await.map_err(crate::internal)?;
         let mut df = ctx.read_table(provider).map_err(crate::internal)?;
         if let Some(adv) = scope.advertiser() {

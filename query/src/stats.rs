@@ -7,7 +7,7 @@
 //! purchases over unique clicks. Money is integer minor units per ISO 4217 currency.
 
 use crate::filters::Filters;
-use crate::json::{int, rows};
+use crate::json::{amount, int, rows};
 use crate::rollups;
 use crate::scope::{Scope, session};
 use crate::{QueryState, internal};
@@ -90,7 +90,7 @@ async fn totals(
 fn revenue(rows: &[Map<String, Value>]) -> Value {
     Value::Array(
         rows.iter()
-            .map(|r| json!({"currency": r["currency"], "amount_minor": int(r, "amount_minor")}))
+            .map(|r| json!({"currency": r["currency"], "amount_minor": amount(r)}))
             .collect(),
     )
 }
@@ -106,8 +106,8 @@ pub async fn overview(
 ) -> Result<Json<Value>, ApiError> {
     let (ctx, f, _) = prepare(&state, &headers, &q, false).await?;
     let (c, e) = totals(&ctx).await?;
-    let rev = rows(&ctx, "SELECT currency, sum(amount) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY currency ORDER BY currency").await?;
-    let arev = rows(&ctx, "SELECT currency, sum(amount) AS amount_minor FROM e WHERE action = 'purchase' AND attributed GROUP BY currency ORDER BY currency").await?;
+    let rev = rows(&ctx, "SELECT currency, sum(CAST(amount AS DECIMAL(38, 0))) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY currency ORDER BY currency").await?;
+    let arev = rows(&ctx, "SELECT currency, sum(CAST(amount AS DECIMAL(38, 0))) AS amount_minor FROM e WHERE action = 'purchase' AND attributed GROUP BY currency ORDER BY currency").await?;
     let (c, e) = (&c, &e);
     Ok(Json(json!({
         "period": period(&f),
@@ -142,7 +142,7 @@ pub async fn chart(
         &format!("SELECT date_trunc('{unit}', at) AS bucket, {CLICK_COUNTS} FROM c GROUP BY 1"),
     )
     .await?;
-    let conv = rows(&ctx, &format!("SELECT date_trunc('{unit}', occurred_at) AS bucket, currency, sum(n) AS conversions, sum(amount) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY 1, 2 ORDER BY 2")).await?;
+    let conv = rows(&ctx, &format!("SELECT date_trunc('{unit}', occurred_at) AS bucket, currency, sum(n) AS conversions, sum(CAST(amount AS DECIMAL(38, 0))) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY 1, 2 ORDER BY 2")).await?;
     let mut buckets: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let entry =
         |buckets: &mut BTreeMap<String, Map<String, Value>>, key: &str| -> Map<String, Value> {
@@ -170,7 +170,7 @@ pub async fn chart(
         let n = m["conversions"].as_i64().unwrap_or(0) + int(r, "conversions");
         m.insert("conversions".into(), json!(n));
         if let Some(Value::Array(rev)) = m.get_mut("revenue") {
-            rev.push(json!({"currency": r["currency"], "amount_minor": int(r, "amount_minor")}));
+            rev.push(json!({"currency": r["currency"], "amount_minor": amount(r)}));
         }
         buckets.insert(key, m);
     }
@@ -219,7 +219,7 @@ async fn breakdown(
         ),
     )
     .await?;
-    let rev = rows(&ctx, &format!("SELECT {col} AS id, e.currency AS currency, sum(e.amount) AS amount_minor FROM {from} WHERE e.action = 'purchase' AND {col} IS NOT NULL GROUP BY 1, 2 ORDER BY 2")).await?;
+    let rev = rows(&ctx, &format!("SELECT {col} AS id, e.currency AS currency, sum(CAST(e.amount AS DECIMAL(38, 0))) AS amount_minor FROM {from} WHERE e.action = 'purchase' AND {col} IS NOT NULL GROUP BY 1, 2 ORDER BY 2")).await?;
 
     let catalog = state.catalog.snapshot();
     let mut out: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
@@ -284,7 +284,7 @@ async fn breakdown(
         let id = r["id"].as_str().unwrap_or_default().to_string();
         let m = out.entry(id.clone()).or_insert_with(|| blank(&id));
         if let Some(Value::Array(v)) = m.get_mut("revenue") {
-            v.push(json!({"currency": r["currency"], "amount_minor": int(r, "amount_minor")}));
+            v.push(json!({"currency": r["currency"], "amount_minor": amount(r)}));
         }
     }
     let mut list: Vec<Map<String, Value>> = out.into_values().collect();

@@ -17,6 +17,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::routing::any;
 use bytes::Bytes;
 use chrono::Utc;
+use clicktrail_api::client::{TrustedProxies, client_addr};
 use clicktrail_api::http::Port;
 use clicktrail_bus::{CatalogView, Producer, RecordProducer};
 use clicktrail_schemas::catalog::Campaign;
@@ -87,8 +88,8 @@ pub struct RedirectorConfig {
     pub click_keys: ClickKeys,
     /// Salt of the hashed visitor key.
     pub visitor_salt: String,
-    /// Take the client address from the first `X-Forwarded-For` entry (behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (see `clicktrail_api::client`).
+    pub trusted_proxies: TrustedProxies,
     /// A MaxMind-format country database.
     pub geo_db: Option<PathBuf>,
 }
@@ -163,19 +164,6 @@ impl Redirector {
         })
     }
 
-    fn client_ip(&self, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
-        if self.config.trust_forwarded_for
-            && let Some(ip) = headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse().ok())
-        {
-            return ip;
-        }
-        peer
-    }
-
     fn country(&self, ip: IpAddr) -> Option<String> {
         let reader = self.geo.as_ref()?;
         let found = reader.lookup(ip).ok()?;
@@ -238,7 +226,7 @@ impl Redirector {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default();
         user_agent.truncate(user_agent.floor_char_boundary(MAX_UA));
-        let ip = self.client_ip(headers, peer);
+        let ip = client_addr(peer, headers, &self.config.trusted_proxies);
         let ip_prefix = visitor::truncate_ip(ip);
         let cookie_key = headers
             .get_all(header::COOKIE)

@@ -25,7 +25,7 @@ async fn clicks_carry_the_country_of_the_client_address() {
         RedirectorConfig {
             click_keys: ClickKeys::new(1, b"geo-test-key-0123456".to_vec()),
             visitor_salt: "s".into(),
-            trust_forwarded_for: true,
+            trusted_proxies: clicktrail_api::client::TrustedProxies::everyone(),
             geo_db: Some(db.into()),
         },
         common::catalog("https://d.example/", "geo", None),

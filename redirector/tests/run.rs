@@ -37,7 +37,7 @@ async fn the_redirector_role_redirects_and_records_the_click() {
         RedirectorConfig {
             click_keys: keys.clone(),
             visitor_salt: "s".into(),
-            trust_forwarded_for: true,
+            trusted_proxies: clicktrail_api::client::TrustedProxies::everyone(),
             geo_db: None,
         },
         view,
@@ -60,6 +60,8 @@ async fn the_redirector_role_redirects_and_records_the_click() {
                 catalog: None,
                 openapi: Arc::new(utoipa::openapi::OpenApi::default()),
             },
+            limits: Default::default(),
+            rate: clicktrail_api::rate::RateLimiter::new(Default::default()),
             drain: Duration::from_secs(2),
         },
     ));

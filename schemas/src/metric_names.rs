@@ -10,6 +10,11 @@ pub mod http {
     pub const HTTP_REQUESTS: &str = "clicktrail_http_requests_total";
     /// Request latency per route template.
     pub const HTTP_SECONDS: &str = "clicktrail_http_request_duration_seconds";
+    /// Connections refused because the port had `--http-max-connections` open.
+    pub const CONNECTIONS_REFUSED: &str = "clicktrail_http_connections_refused_total";
+    /// Requests answered 429 by a rate limit, labelled by route `class` (`redirect`,
+    /// `events`, `query`, `sql`, `admin`, `failed_auth`).
+    pub const RATE_LIMITED: &str = "clicktrail_http_rate_limited_total";
 }
 
 /// The bus: the embedded log, the Kafka producer and its spool, the catalog follower.
@@ -73,4 +78,12 @@ pub mod processor {
     pub const STATE_BYTES: &str = "clicktrail_processor_partition_state_bytes";
     /// Partitions this processor holds, by topic.
     pub const PARTITIONS: &str = "clicktrail_processor_partitions";
+}
+
+/// The query service.
+pub mod query {
+    /// Queries refused or stopped by a limit, labelled by `reason`: `caller_busy` (the caller's
+    /// concurrency limit), `capacity` (all query slots busy), `timeout`, `too_complex`,
+    /// `memory`, `value_too_large`.
+    pub const QUERIES_LIMITED: &str = "clicktrail_query_limited_total";
 }

@@ -32,6 +32,11 @@ pub struct CommonArgs {
     /// generates one once when not given; required by redirector.
     #[arg(long, env = "CLICKTRAIL_VISITOR_SALT", hide_env_values = true)]
     pub visitor_salt: Option<String>,
+    /// Key from which every API key's signing secret is derived, at least 32 characters, the
+    /// same on every ingest; serve generates one once when not given; required by ingest.
+    /// Replacing it changes every signing secret.
+    #[arg(long, env = "CLICKTRAIL_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
     /// Longest a graceful shutdown may take, in seconds.
     #[arg(long, env = "CLICKTRAIL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
@@ -53,6 +58,11 @@ impl CommonArgs {
             && s.len() < 16
         {
             problems.push("--visitor-salt must be at least 16 characters".to_string());
+        }
+        if let Some(k) = &self.signing_key
+            && k.len() < 32
+        {
+            problems.push("--signing-key must be at least 32 characters".to_string());
         }
         if let Some(u) = &self.public_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
@@ -95,6 +105,69 @@ impl IngestArgs {
     pub(super) fn check(&self, problems: &mut Vec<String>) {
         if self.max_body_bytes < 1024 {
             problems.push("--max-body-bytes must be at least 1024".to_string());
+        }
+    }
+}
+
+/// Bounds on the query service's requests (dashboards, exports, audits, analyst SQL); see
+/// `clicktrail_query::limits`.
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// Memory pool of one query request, in MiB; state beyond it fails the query (400).
+    #[arg(long, env = "CLICKTRAIL_QUERY_MEMORY_MB", default_value_t = 256)]
+    pub query_memory_mb: usize,
+    /// Longest a query request may run, in seconds; it is then stopped (503).
+    #[arg(long, env = "CLICKTRAIL_QUERY_TIMEOUT_SECS", default_value_t = 30)]
+    pub query_timeout_secs: u64,
+    /// Query requests of one caller (API key or admin token) running at once; more get 429.
+    #[arg(long, env = "CLICKTRAIL_QUERY_PER_CALLER", default_value_t = 2)]
+    pub query_per_caller: usize,
+    /// Query requests running at once in all; more get 503.
+    #[arg(long, env = "CLICKTRAIL_QUERY_TOTAL", default_value_t = 8)]
+    pub query_total: usize,
+    /// Worker threads that run queries, apart from those that answer redirects and events.
+    #[arg(long, env = "CLICKTRAIL_QUERY_THREADS", default_value_t = 2)]
+    pub query_threads: usize,
+    /// Largest string value a query function may build, in bytes.
+    #[arg(long, env = "CLICKTRAIL_QUERY_MAX_VALUE_BYTES", default_value_t = 1024 * 1024)]
+    pub query_max_value_bytes: usize,
+    /// Most operators (+, AND, =, CASE, …) in one analyst query.
+    #[arg(long, env = "CLICKTRAIL_QUERY_MAX_OPERATORS", default_value_t = 500)]
+    pub query_max_operators: usize,
+    /// Deepest parenthesis nesting in one analyst query.
+    #[arg(long, env = "CLICKTRAIL_QUERY_MAX_NESTING", default_value_t = 32)]
+    pub query_max_nesting: usize,
+}
+
+impl QueryArgs {
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        for (flag, value) in [
+            ("--query-memory-mb", self.query_memory_mb),
+            ("--query-timeout-secs", self.query_timeout_secs as usize),
+            ("--query-per-caller", self.query_per_caller),
+            ("--query-total", self.query_total),
+            ("--query-threads", self.query_threads),
+            ("--query-max-value-bytes", self.query_max_value_bytes),
+            ("--query-max-operators", self.query_max_operators),
+            ("--query-max-nesting", self.query_max_nesting),
+        ] {
+            if value == 0 {
+                problems.push(format!("{flag} must be at least 1"));
+            }
+        }
+    }
+
+    /// The limits these flags set.
+    pub fn limits(&self) -> clicktrail_query::limits::QueryLimits {
+        clicktrail_query::limits::QueryLimits {
+            memory_bytes: self.query_memory_mb.saturating_mul(1024 * 1024),
+            timeout: std::time::Duration::from_secs(self.query_timeout_secs),
+            per_caller: self.query_per_caller,
+            total: self.query_total,
+            threads: self.query_threads,
+            max_value_bytes: self.query_max_value_bytes,
+            max_operators: self.query_max_operators,
+            max_nesting: self.query_max_nesting,
         }
     }
 }

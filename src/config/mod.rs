@@ -4,9 +4,11 @@
 //! start, all at once.
 
 mod groups;
+mod http;
 mod production;
 
-pub use groups::{CommonArgs, EmbeddedArgs, IngestArgs, ProcessorArgs, RedirectArgs};
+pub use groups::{CommonArgs, EmbeddedArgs, IngestArgs, ProcessorArgs, QueryArgs, RedirectArgs};
+pub use http::HttpArgs;
 pub use production::{ClickHouseArgs, KafkaArgs};
 
 use clap::{Args, Parser, Subcommand};
@@ -43,10 +45,16 @@ pub struct ServeArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub redirect: RedirectArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub ingest: IngestArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub query: QueryArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub processor: ProcessorArgs,
@@ -67,8 +75,10 @@ impl ServeArgs {
     pub fn validate(&self) -> Result<(), String> {
         let mut problems = Vec::new();
         self.common.check(&mut problems);
+        self.http.check(&mut problems);
         self.redirect.check(&mut problems);
         self.ingest.check(&mut problems);
+        self.query.check(&mut problems);
         self.processor.check(&mut problems);
         self.embedded.check(&mut problems);
         outcome(problems)
@@ -84,6 +94,9 @@ pub struct RoleArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -94,6 +107,9 @@ pub struct RoleArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub ingest: IngestArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub query: QueryArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub processor: ProcessorArgs,
@@ -117,6 +133,12 @@ impl RoleArgs {
                 role.name()
             ));
         }
+        if role == Role::Ingest && self.common.signing_key.is_none() {
+            problems.push(
+                "--signing-key (CLICKTRAIL_SIGNING_KEY) of at least 32 characters is required by ingest"
+                    .to_string(),
+            );
+        }
         if role == Role::Redirector && self.common.visitor_salt.is_none() {
             problems.push(
                 "--visitor-salt (CLICKTRAIL_VISITOR_SALT) of at least 16 characters is required by redirector"
@@ -124,10 +146,12 @@ impl RoleArgs {
             );
         }
         self.common.check(&mut problems);
+        self.http.check(&mut problems);
         self.kafka.check(&mut problems);
         self.clickhouse.check(&mut problems);
         self.redirect.check(&mut problems);
         self.ingest.check(&mut problems);
+        self.query.check(&mut problems);
         self.processor.check(&mut problems);
         outcome(problems)
     }

@@ -1,6 +1,8 @@
 //! A deployment of one process per role on the real Kafka and ClickHouse.
 
-use super::{ADMIN, CLICK_KEYS, Proc, Server, VISITOR_SALT, client, spawn, wait_ready};
+use super::{
+    ADMIN, CLICK_KEYS, Proc, SIGNING_KEY, Server, VISITOR_SALT, client, spawn, wait_ready,
+};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,8 @@ pub fn role_args(
         CLICK_KEYS,
         "--visitor-salt",
         VISITOR_SALT,
+        "--signing-key",
+        SIGNING_KEY,
         "--group",
         &format!("{database}-processor"),
         "--topic-prefix",
@@ -57,6 +61,11 @@ pub fn role_args(
         "50",
         "--kafka-delivery-timeout-ms",
         "3000",
+        // One test address stands for many shoppers and clients.
+        "--rate-redirects",
+        "0",
+        "--rate-events",
+        "0",
     ]
     .iter()
     .map(|s| s.to_string())

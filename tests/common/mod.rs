@@ -40,6 +40,7 @@ fn client() -> Client {
 /// Secrets every role of a test deployment shares.
 pub const CLICK_KEYS: &str = "1:integration-test-click-key-000";
 pub const VISITOR_SALT: &str = "integration-test-visitor-salt";
+pub const SIGNING_KEY: &str = "integration-test-signing-key-0123456789";
 
 impl Server {
     pub async fn start(data: &Path) -> Server {
@@ -280,6 +281,14 @@ pub struct Shop {
     pub campaign: String,
     pub influencers: Vec<String>,
     pub codes: Vec<String>,
+}
+
+/// The `X-Clicktrail-Signature` header of `body` signed with `secret` at unix time `t`.
+pub fn sign(secret: &str, t: i64, body: &str) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// A query parameter of a URL.

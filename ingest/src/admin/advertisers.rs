@@ -168,10 +168,7 @@ async fn issue_key(s: &IngestState, advertiser_id: &str) -> Result<Value, ApiErr
             advertiser_id: advertiser_id.to_string(),
             prefix,
             hash: hash_api_key(&full),
-            signing_secret: format!(
-                "whsec_{}",
-                random_code(b"abcdefghijkmnpqrstuvwxyz23456789", 32)
-            ),
+            signing_secret: String::new(),
             created_at: Utc::now(),
             revoked_at: None,
         };
@@ -179,7 +176,7 @@ async fn issue_key(s: &IngestState, advertiser_id: &str) -> Result<Value, ApiErr
             .await?;
         let mut out = serde_json::to_value(view(&key)).expect("serializes");
         out["key"] = json!(full);
-        out["signing_secret"] = json!(key.signing_secret);
+        out["signing_secret"] = json!(key.signing_secret(&s.config.signing_key));
         return Ok(out);
     }
     Err(ApiError::Unavailable(
@@ -225,17 +222,69 @@ fn find_key(s: &IngestState, id: &str) -> Result<ApiKey, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("API key `{id}` does not exist")))
 }
 
-/// Rotate a key: a new key is issued and the old one revoked.
-#[utoipa::path(post, path = "/api/v1/admin/api-keys/{id}/rotate", tag = "admin", params(("id" = String, Path)), responses((status = 201, description = "The new key, shown once"), (status = 404, description = "Unknown key")))]
+/// How long a rotated key keeps working beside its successor unless the request says
+/// otherwise: one day, to deploy the new key without losing events.
+pub const DEFAULT_ROTATION_OVERLAP_SECS: u32 = 86_400;
+/// The longest overlap a rotation may ask for: seven days.
+pub const MAX_ROTATION_OVERLAP_SECS: u32 = 7 * 86_400;
+
+/// A rotation; the body may be empty.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    /// Seconds the old key keeps working beside the new one (default 86400, at most 604800;
+    /// 0 revokes it at once).
+    pub overlap_secs: Option<u32>,
+}
+
+/// Rotate a live key: a new key is issued and the old one is revoked after the overlap
+/// (`old_key_revoked_at` in the answer). A key already revoked, or already rotated, is not
+/// rotated again (409): create a new key instead.
+#[utoipa::path(post, path = "/api/v1/admin/api-keys/{id}/rotate", tag = "admin", params(("id" = String, Path)), request_body = Option<Rotation>,
+    responses((status = 201, description = "The new key, shown once"), (status = 400, description = "Invalid overlap"), (status = 404, description = "Unknown key"), (status = 409, description = "Revoked or already rotated")))]
 pub async fn rotate_key(
     _: Admin,
     State(s): State<IngestState>,
     Path(id): Path<String>,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let bytes = clicktrail_api::body::read_limited(body, super::MAX_ADMIN_BODY).await?;
+    let rotation: Rotation = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Rotation::default()
+    } else {
+        clicktrail_api::body::parse_json(&bytes)?
+    };
+    let overlap = rotation
+        .overlap_secs
+        .unwrap_or(DEFAULT_ROTATION_OVERLAP_SECS);
+    if overlap > MAX_ROTATION_OVERLAP_SECS {
+        return Err(ApiError::field(
+            "overlap_secs",
+            format!("expected at most {MAX_ROTATION_OVERLAP_SECS} seconds (seven days)"),
+        ));
+    }
     let old = find_key(&s, &id)?;
-    let new = issue_key(&s, &old.advertiser_id).await?;
-    s.write(CatalogChange::ApiKeyRevoked { id, at: Utc::now() })
+    let now = Utc::now();
+    match old.revoked_at {
+        Some(at) if at <= now => {
+            return Err(ApiError::Conflict(format!(
+                "API key `{id}` is revoked and stays revoked; create a new key instead"
+            )));
+        }
+        Some(at) => {
+            return Err(ApiError::Conflict(format!(
+                "API key `{id}` was already rotated and stops working at {}; rotate its \
+                 successor or create a new key",
+                at.to_rfc3339()
+            )));
+        }
+        None => {}
+    }
+    let mut new = issue_key(&s, &old.advertiser_id).await?;
+    let revoked_at = now + chrono::Duration::seconds(i64::from(overlap));
+    s.write(CatalogChange::ApiKeyRevoked { id, at: revoked_at })
         .await?;
+    new["old_key_revoked_at"] = json!(revoked_at);
     Ok((StatusCode::CREATED, Json(new)))
 }
 

@@ -40,7 +40,10 @@ pub struct ApiKey {
     pub prefix: String,
     /// Hex SHA-256 of the whole key.
     pub hash: String,
-    /// Shared secret for request signatures (HMAC-SHA256 over timestamp and body).
+    /// A signing secret kept in the catalog by keys created before signing secrets were
+    /// derived; empty for every newer key, whose secret is [`ApiKey::signing_secret`] and is
+    /// never written anywhere.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub signing_secret: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
@@ -151,4 +154,29 @@ pub struct Coupon {
     pub active: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+}
+
+impl ApiKey {
+    /// The key's secret for request signatures (HMAC-SHA256 over timestamp and body):
+    /// `whsec_` and 64 hex digits of HMAC-SHA256(`signing_key`, "clicktrail signing secret
+    /// v1" NUL key id), so that the catalog (and the log or topic that holds it) never carries
+    /// it. `signing_key` is the deployment's `--signing-key`; replacing it changes every
+    /// key's signing secret. Keys from before carry their own, which is returned instead.
+    pub fn signing_secret(&self, signing_key: &str) -> String {
+        use hmac::{Hmac, KeyInit, Mac};
+        if !self.signing_secret.is_empty() {
+            return self.signing_secret.clone();
+        }
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(signing_key.as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(b"clicktrail signing secret v1\0");
+        mac.update(self.id.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(6 + 64);
+        out.push_str("whsec_");
+        for b in digest {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
 }

@@ -85,7 +85,9 @@ impl Catalog {
                     .api_keys
                     .get_mut(id)
                     .ok_or_else(|| CatalogConflict::Missing("api key", id.clone()))?;
-                key.revoked_at.get_or_insert(*at);
+                // The earliest revocation wins: a key revoked stays revoked, and an explicit
+                // revocation during a rotation's overlap ends the overlap.
+                key.revoked_at = Some(key.revoked_at.map_or(*at, |t| t.min(*at)));
             }
             CatalogChange::CampaignUpserted { campaign } => {
                 self.campaigns.insert(campaign.id.clone(), campaign.clone());
@@ -231,13 +233,18 @@ impl Catalog {
     }
 
     /// The live key and its active advertiser for a presented API key, compared in constant
-    /// time against the stored hash.
-    pub fn authenticate(&self, presented: &str) -> Option<(&ApiKey, &Advertiser)> {
+    /// time against the stored hash. A key is live until its revocation time, which a
+    /// rotation sets in the future (the overlap).
+    pub fn authenticate(
+        &self,
+        presented: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(&ApiKey, &Advertiser)> {
         let prefix = api_key_prefix(presented)?;
         let key = self.api_keys.get(self.key_by_prefix.get(prefix)?)?;
         let hash = hash_api_key(presented);
         let same: bool = subtle::ConstantTimeEq::ct_eq(hash.as_bytes(), key.hash.as_bytes()).into();
-        if !same || key.revoked_at.is_some() {
+        if !same || key.revoked_at.is_some_and(|at| at <= now) {
             return None;
         }
         let advertiser = self.advertisers.get(&key.advertiser_id)?;

@@ -183,8 +183,19 @@ impl Roles {
                     ADMIN,
                     "--visitor-salt",
                     "load-harness-salt",
+                    "--signing-key",
+                    "load-harness-signing-key-0123456789",
                 ])
                 .args(["--click-keys", "1:load-harness-click-key-0000000"])
+                // The harness is one client address sending far more than any shopper.
+                .args([
+                    "--rate-redirects",
+                    "0",
+                    "--rate-events",
+                    "0",
+                    "--rate-queries",
+                    "0",
+                ])
                 .args(["--group", &format!("{run}-processor")])
                 .args(["--topic-prefix", &format!("{run}-")])
                 .args(["--kafka-instance-id", &format!("{run}-{role}")])

@@ -1,0 +1,556 @@
+//! Bounds on the work one query request may make the server do, so that no query (a hostile
+//! one included) takes the process down or starves everyone else.
+//!
+//! Every request to the query routes (dashboards, exports, audits, analyst SQL) passes
+//! [`enforce`]:
+//!
+//! - **Concurrency**: at most [`QueryLimits::per_caller`] requests of one caller (one API key,
+//!   the admin token, or the anonymous caller) run at once, and at most [`QueryLimits::total`]
+//!   in all; a request beyond either is refused at once (429 `Retry-After: 1`, or 503).
+//! - **Where it runs**: on a runtime of its own ([`QueryLimits::threads`] workers with
+//!   [`STACK_BYTES`] stacks), never on the threads that answer redirects and events.
+//! - **Time**: a request still running after [`QueryLimits::timeout`] is stopped (its task
+//!   aborted, which cancels the query's streams) and answered 503.
+//!
+//! Inside a request, [`Limiter::context`] gives a DataFusion session whose memory pool holds
+//! [`QueryLimits::memory_bytes`] (operators that keep state — aggregation, distinct, sort,
+//! join — fail with "resources exhausted" beyond it, answered 400), and whose scalar
+//! functions refuse to build values larger than [`QueryLimits::max_value_bytes`] (`repeat`,
+//! `lpad`, `rpad`, `replace` are checked before they allocate, every other function's output
+//! after) — memory a pool does not see. Analyst SQL is also checked before it is planned
+//! ([`check_complexity`]): expression depth is what overflows a planner's stack.
+
+use clicktrail_api::error::ApiError;
+use clicktrail_schemas::metric_names::query::QUERIES_LIMITED;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::{cast, max};
+use datafusion::arrow::datatypes::{DataType, FieldRef, Int64Type};
+use datafusion::common::{DataFusionError, Result as DfResult};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Stack of each query thread: 16 MiB, room for the planner's recursion at the depth
+/// [`check_complexity`] allows, many times over.
+pub const STACK_BYTES: usize = 16 * 1024 * 1024;
+
+/// The limits; every one is a flag of the query role (`--query-*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Memory pool of one request's query, in bytes (default 256 MiB).
+    pub memory_bytes: usize,
+    /// Longest a request may run (default 30 s).
+    pub timeout: Duration,
+    /// Requests of one caller running at once (default 2).
+    pub per_caller: usize,
+    /// Requests running at once in all (default 8).
+    pub total: usize,
+    /// Worker threads of the query runtime (default 2).
+    pub threads: usize,
+    /// Largest string or binary value a scalar function may build, in bytes (default 1 MiB).
+    pub max_value_bytes: usize,
+    /// Most operators (`+`, `AND`, `=`, `CASE`, …) in one analyst query (default 500).
+    pub max_operators: usize,
+    /// Deepest parenthesis nesting in one analyst query (default 32; the SQL parser itself stops at 50).
+    pub max_nesting: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            memory_bytes: 256 * 1024 * 1024,
+            timeout: Duration::from_secs(30),
+            per_caller: 2,
+            total: 8,
+            threads: 2,
+            max_value_bytes: 1024 * 1024,
+            max_operators: 500,
+            max_nesting: 32,
+        }
+    }
+}
+
+/// Enforces [`QueryLimits`]: shared by every query route of a process.
+#[derive(Clone)]
+pub struct Limiter {
+    limits: Arc<QueryLimits>,
+    runtime: tokio::runtime::Handle,
+    total: Arc<Semaphore>,
+    callers: Arc<Mutex<HashMap<u64, Arc<Semaphore>>>>,
+    /// The scalar functions, each bounded; shared by every session (they hold no state).
+    functions: Arc<Vec<Arc<ScalarUDF>>>,
+}
+
+/// The query runtime of the process, built on first use with the first limits' thread count.
+fn runtime(threads: usize) -> tokio::runtime::Handle {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads.max(1))
+                .thread_name("clicktrail-query")
+                .thread_stack_size(STACK_BYTES)
+                .enable_all()
+                .build()
+                .expect("the query runtime starts")
+        })
+        .handle()
+        .clone()
+}
+
+impl Limiter {
+    /// A limiter with `limits`, starting the query runtime if this process has none yet.
+    pub fn new(limits: QueryLimits) -> Self {
+        let defaults = SessionContext::new().state();
+        let functions = defaults
+            .scalar_functions()
+            .values()
+            .map(|udf| {
+                Arc::new(ScalarUDF::new_from_impl(Bounded {
+                    inner: udf.clone(),
+                    max_value_bytes: limits.max_value_bytes,
+                }))
+            })
+            .collect();
+        Limiter {
+            runtime: runtime(limits.threads),
+            total: Arc::new(Semaphore::new(limits.total.max(1))),
+            callers: Arc::default(),
+            functions: Arc::new(functions),
+            limits: Arc::new(limits),
+        }
+    }
+
+    /// The limits enforced.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
+    }
+
+    /// A fresh session for one request: its own memory pool of
+    /// [`QueryLimits::memory_bytes`], the bounded scalar functions, no tables yet.
+    ///
+    /// Errors: DataFusion could not build the runtime environment (an internal error).
+    pub fn context(&self) -> Result<SessionContext, ApiError> {
+        // No spilling: a query over its memory fails instead of filling the disk.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .with_memory_limit(self.limits.memory_bytes, 1.0)
+            .build_arc()
+            .map_err(crate::internal)?;
+        let config = SessionConfig::new()
+            .with_target_partitions(self.limits.threads.max(1))
+            .with_batch_size(1024);
+        // A new state, catalog included: nothing registered by one request (its scoped views)
+        // is ever seen by another.
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_scalar_functions((*self.functions).clone())
+            .build();
+        Ok(SessionContext::new_with_state(state))
+    }
+
+    fn caller_slot(&self, caller: u64) -> Arc<Semaphore> {
+        let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+        callers
+            .entry(caller)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_caller.max(1))))
+            .clone()
+    }
+
+    /// Forgets a caller's slot once nothing holds it, so the table stays as small as the
+    /// number of callers with a request in flight.
+    fn release_caller(&self, caller: u64, slot: Arc<Semaphore>, permit: OwnedSemaphorePermit) {
+        drop(permit);
+        let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+        // The table's copy and ours: nobody else is waiting on or holding this slot.
+        if Arc::strong_count(&slot) == 2 {
+            callers.remove(&caller);
+        }
+    }
+}
+
+/// Who a request counts against: a hash of its credential (never kept in clear), or the
+/// anonymous caller.
+fn caller_of(headers: &axum::http::HeaderMap) -> u64 {
+    let mut h = DefaultHasher::new();
+    for name in ["x-api-key", "authorization"] {
+        if let Some(v) = headers.get(name) {
+            name.hash(&mut h);
+            v.as_bytes().hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+fn limited(reason: &'static str) {
+    metrics::counter!(QUERIES_LIMITED, "reason" => reason).increment(1);
+}
+
+/// The middleware of every query route: concurrency per caller and in all, the query
+/// runtime, the time limit.
+pub async fn enforce(
+    axum::extract::State(limiter): axum::extract::State<Limiter>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let caller = caller_of(req.headers());
+    let slot = limiter.caller_slot(caller);
+    let Ok(permit) = slot.clone().try_acquire_owned() else {
+        limited("caller_busy");
+        return ApiError::TooMany {
+            message: format!(
+                "at most {} queries of one caller run at once; retry when one has finished",
+                limiter.limits.per_caller
+            ),
+            retry_after_secs: 1,
+        }
+        .into_response();
+    };
+    let Ok(total) = limiter.total.clone().try_acquire_owned() else {
+        limiter.release_caller(caller, slot, permit);
+        limited("capacity");
+        return ApiError::Unavailable(format!(
+            "all {} query slots are busy; retry shortly",
+            limiter.limits.total
+        ))
+        .into_response();
+    };
+    let mut task = limiter.runtime.spawn(next.run(req));
+    let timeout = limiter.limits.timeout;
+    let resp = match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => ApiError::Internal(format!("query task failed: {e}")).into_response(),
+        Err(_) => {
+            task.abort();
+            limited("timeout");
+            ApiError::Unavailable(format!(
+                "the query ran longer than {} s (--query-timeout-secs) and was stopped; \
+                 narrow it (a shorter period, fewer rows) and try again",
+                timeout.as_secs_f64()
+            ))
+            .into_response()
+        }
+    };
+    drop(total);
+    limiter.release_caller(caller, slot, permit);
+    resp
+}
+
+/// Checks analyst SQL before it is planned: at most [`QueryLimits::max_operators`] operators
+/// and [`QueryLimits::max_nesting`] levels of parentheses. An expression tree is never deeper
+/// than its operators plus its nesting, so this bounds the recursion of every later stage.
+///
+/// Errors: the message to answer (400, field `query`).
+pub fn check_complexity(sql: &str, limits: &QueryLimits) -> Result<(), String> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| e.to_string())?;
+    let (mut operators, mut depth, mut deepest) = (0usize, 0usize, 0usize);
+    for t in &tokens {
+        match t {
+            Token::LParen | Token::LBracket => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            Token::RParen | Token::RBracket => depth = depth.saturating_sub(1),
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::DuckIntDiv
+            | Token::StringConcat
+            | Token::Eq
+            | Token::DoubleEq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::Spaceship
+            | Token::DoubleColon
+            | Token::Ampersand
+            | Token::Pipe
+            | Token::Caret
+            | Token::Tilde
+            | Token::ShiftLeft
+            | Token::ShiftRight
+            | Token::Arrow
+            | Token::LongArrow => operators += 1,
+            Token::Word(w)
+                if matches!(
+                    w.keyword,
+                    Keyword::AND
+                        | Keyword::OR
+                        | Keyword::NOT
+                        | Keyword::CASE
+                        | Keyword::WHEN
+                        | Keyword::IS
+                        | Keyword::LIKE
+                        | Keyword::ILIKE
+                        | Keyword::BETWEEN
+                        | Keyword::IN
+                        | Keyword::SELECT
+                        | Keyword::UNION
+                        | Keyword::EXCEPT
+                        | Keyword::INTERSECT
+                ) =>
+            {
+                operators += 1
+            }
+            _ => {}
+        }
+    }
+    if operators > limits.max_operators {
+        limited("too_complex");
+        return Err(format!(
+            "the query has {operators} operators; at most {} are allowed (--query-max-operators)",
+            limits.max_operators
+        ));
+    }
+    if deepest > limits.max_nesting {
+        limited("too_complex");
+        return Err(format!(
+            "the query nests parentheses {deepest} deep; at most {} levels are allowed \
+             (--query-max-nesting)",
+            limits.max_nesting
+        ));
+    }
+    Ok(())
+}
+
+/// The functions whose output can be far larger than their input, checked before they run.
+/// (The list functions that could, such as `array_repeat`, are not registered.)
+const AMPLIFIERS: [&str; 4] = ["repeat", "lpad", "rpad", "replace"];
+
+/// A scalar function with a bound on the size of the values it builds: the functions whose
+/// output can be far larger than their input (`repeat`, `lpad`, `rpad`, `replace`) are
+/// checked before they run; every function's string or binary output after it ran, per value.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Bounded {
+    inner: Arc<ScalarUDF>,
+    max_value_bytes: usize,
+}
+
+/// Largest value of an integer argument (0 when none or not an integer).
+fn max_int(arg: &ArrayRef) -> i64 {
+    cast(arg, &DataType::Int64)
+        .ok()
+        .and_then(|a| max(a.as_primitive::<Int64Type>()))
+        .unwrap_or(0)
+}
+
+/// Longest string or binary value of an argument, in bytes (0 when not a string).
+fn max_len(arg: &ArrayRef) -> usize {
+    match arg.data_type() {
+        DataType::Utf8 => arg.as_string::<i32>().iter().flatten().map(str::len).max(),
+        DataType::LargeUtf8 => arg.as_string::<i64>().iter().flatten().map(str::len).max(),
+        DataType::Utf8View => arg.as_string_view().iter().flatten().map(str::len).max(),
+        DataType::Binary => arg
+            .as_binary::<i32>()
+            .iter()
+            .flatten()
+            .map(<[u8]>::len)
+            .max(),
+        DataType::LargeBinary => arg
+            .as_binary::<i64>()
+            .iter()
+            .flatten()
+            .map(<[u8]>::len)
+            .max(),
+        _ => None,
+    }
+    .unwrap_or(0)
+}
+
+impl Bounded {
+    fn too_large(&self, bytes: u128) -> DataFusionError {
+        limited("value_too_large");
+        DataFusionError::Execution(format!(
+            "{}() would build a value of {bytes} bytes; at most {} bytes are allowed \
+             (--query-max-value-bytes)",
+            self.inner.name(),
+            self.max_value_bytes
+        ))
+    }
+
+    /// The largest value the function can build from `args`, for the functions that amplify.
+    fn bound(&self, args: &[ArrayRef]) -> Option<u128> {
+        let arg = |i: usize| args.get(i);
+        let len = |i: usize| arg(i).map_or(0, |a| max_len(a) as u128);
+        let int = |i: usize| arg(i).map_or(0, |a| max_int(a).max(0) as u128);
+        match self.inner.name() {
+            "repeat" => Some(len(0) * int(1)),
+            // Characters requested, at most four bytes each.
+            "lpad" | "rpad" => Some(int(1) * 4),
+            // Every byte of the string replaced by the longest replacement.
+            "replace" => Some(len(0) * len(2).max(1)),
+            _ => None,
+        }
+    }
+}
+
+impl ScalarUDFImpl for Bounded {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs<'_>) -> DfResult<FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let limit = self.max_value_bytes as u128;
+        if AMPLIFIERS.contains(&self.inner.name()) {
+            let arrays: Vec<ArrayRef> = args
+                .args
+                .iter()
+                .map(|a| a.to_array(1))
+                .collect::<DfResult<_>>()?;
+            if let Some(bytes) = self.bound(&arrays).filter(|b| *b > limit) {
+                return Err(self.too_large(bytes));
+            }
+        }
+        let out = self.inner.invoke_with_args(args)?;
+        let longest = match &out {
+            ColumnarValue::Array(a) => max_len(a),
+            ColumnarValue::Scalar(s) => max_len(&s.to_array()?),
+        };
+        if longest as u128 > limit {
+            return Err(self.too_large(longest as u128));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_and_long_expressions_are_refused_before_planning() {
+        let limits = QueryLimits::default();
+        let sum = format!("SELECT {}", vec!["1"; 1000].join("+"));
+        assert!(
+            check_complexity(&sum, &limits)
+                .unwrap_err()
+                .contains("operators")
+        );
+        let ors = format!(
+            "SELECT * FROM events WHERE {}",
+            vec!["action = 'x'"; 3000].join(" OR ")
+        );
+        assert!(check_complexity(&ors, &limits).is_err());
+        let nested = format!("SELECT {}1{}", "(".repeat(200), ")".repeat(200));
+        assert!(
+            check_complexity(&nested, &limits)
+                .unwrap_err()
+                .contains("nests")
+        );
+        let calls = format!("SELECT {}1{}", "abs(".repeat(100), ")".repeat(100));
+        assert!(check_complexity(&calls, &limits).is_err());
+        let fine = "SELECT action, count(*) FROM events WHERE value_minor > 100 AND \
+                    action IN ('purchase', 'signup') GROUP BY action";
+        assert_eq!(check_complexity(fine, &limits), Ok(()));
+    }
+
+    async fn run(
+        limiter: &Limiter,
+        sql: &str,
+    ) -> DfResult<Vec<datafusion::arrow::array::RecordBatch>> {
+        let ctx = limiter.context().unwrap();
+        ctx.sql(sql).await?.collect().await
+    }
+
+    #[tokio::test]
+    async fn values_beyond_the_bound_are_refused_before_they_are_built() {
+        let limiter = Limiter::new(QueryLimits::default());
+        for sql in [
+            "SELECT repeat('x', 2000000000)",
+            "SELECT lpad('x', 2000000000)",
+            "SELECT rpad('x', 2000000000, 'y')",
+            "SELECT replace(repeat('x', 1000), 'x', repeat('y', 2000))",
+            "SELECT repeat(v, 1000000) FROM (VALUES ('ab'), ('c')) AS t(v)",
+        ] {
+            let e = run(&limiter, sql).await.unwrap_err().to_string();
+            assert!(e.contains("bytes are allowed"), "{sql}: {e}");
+        }
+        let ok = run(&limiter, "SELECT repeat('ab', 1000) AS s")
+            .await
+            .unwrap();
+        assert_eq!(ok[0].num_rows(), 1);
+        let ok = run(&limiter, "SELECT lpad('7', 3, '0') AS s")
+            .await
+            .unwrap();
+        assert_eq!(ok[0].num_rows(), 1);
+    }
+
+    #[tokio::test]
+    async fn sessions_share_no_tables() {
+        let limiter = Limiter::new(QueryLimits::default());
+        let (a, b) = (limiter.context().unwrap(), limiter.context().unwrap());
+        let view = a.sql("SELECT 1 AS n").await.unwrap().into_view();
+        a.register_table("events", view).unwrap();
+        assert!(a.table("events").await.is_ok());
+        assert!(
+            b.table("events").await.is_err(),
+            "another request's view is not visible"
+        );
+        let view = b.sql("SELECT 2 AS n").await.unwrap().into_view();
+        b.register_table("events", view).unwrap();
+    }
+
+    #[tokio::test]
+    async fn operator_state_beyond_the_memory_pool_fails_the_query() {
+        let limiter = Limiter::new(QueryLimits {
+            memory_bytes: 16 * 1024 * 1024,
+            ..QueryLimits::default()
+        });
+        // Distinct values of an unordered key: a hash table the pool accounts for. (Over an
+        // ordered input such as `range(n)` itself, aggregation streams in bounded memory and
+        // only the time limit applies.)
+        let e = run(
+            &limiter,
+            "SELECT count(DISTINCT (value * 7919) % 30000001) FROM range(20000000)",
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)),
+            "{e}"
+        );
+    }
+}
