@@ -7,10 +7,7 @@
 //! batch, the catalog follower and background work stop, the log closes. A deadline ends a
 //! drain that hangs.
 
-use crate::config::RedirectArgs;
-use crate::config::{
-    ClickHouseArgs, EmbeddedArgs, HttpArgs, IngestArgs, KafkaArgs, ProcessorArgs, QueryArgs, Role,
-};
+use crate::config::{ClickHouseArgs, EmbeddedArgs, KafkaArgs, ProcessorArgs, Role, RoleSettings};
 use crate::process::{self, ProcessorTask};
 use crate::{backends::Backends, routes, telemetry};
 use anyhow::{Context, anyhow};
@@ -79,16 +76,8 @@ pub struct Spec {
     pub backend: BackendChoice,
     /// Secrets.
     pub secrets: Secrets,
-    /// Connection limits, trusted proxies and rate limits of the port.
-    pub http: HttpArgs,
-    /// Redirector settings.
-    pub redirect: RedirectArgs,
-    /// Events API settings.
-    pub ingest: IngestArgs,
-    /// Query service settings.
-    pub query: QueryArgs,
-    /// Processor settings.
-    pub processor: ProcessorArgs,
+    /// The roles' settings (a role ignores those of the others) and the port's limits.
+    pub settings: RoleSettings,
     /// Longest the drain at shutdown may take.
     pub drain: Duration,
 }
@@ -161,8 +150,11 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                     RedirectorConfig {
                         click_keys: keys,
                         visitor_salt: spec.secrets.visitor_salt.clone(),
-                        trusted_proxies: spec.http.trusted(spec.redirect.trust_forwarded_for),
-                        geo_db: spec.redirect.geo_db.clone(),
+                        trusted_proxies: spec
+                            .settings
+                            .http
+                            .trusted(spec.settings.redirect.trust_forwarded_for),
+                        geo_db: spec.settings.redirect.geo_db.clone(),
                     },
                     catalog.clone(),
                     backends.front_producer().await?,
@@ -175,8 +167,8 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                     config: Arc::new(IngestConfig {
                         admin_token: spec.secrets.admin_token.clone(),
                         public_url: public_url.clone(),
-                        max_body_bytes: spec.ingest.max_body_bytes,
-                        processor_group: spec.processor.group.clone(),
+                        max_body_bytes: spec.settings.ingest.max_body_bytes,
+                        processor_group: spec.settings.processor.group.clone(),
                         signing_key: spec.secrets.signing_key.clone(),
                     }),
                     catalog: catalog.clone(),
@@ -186,7 +178,7 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                 }));
             }
             Role::Processor => {
-                let config = processor_config(&spec.processor, &spec.secrets)?;
+                let config = processor_config(&spec.settings.processor, &spec.secrets)?;
                 let deps = ProcessorDeps {
                     consumers: backends.consumers.clone(),
                     producer: backends.processor_producer()?,
@@ -203,7 +195,7 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                     source: backends.tables().await?,
                     catalog: catalog.clone(),
                     admin_token: spec.secrets.admin_token.clone(),
-                    limiter: clicktrail_query::limits::Limiter::new(spec.query.limits()),
+                    limiter: clicktrail_query::limits::Limiter::new(spec.settings.query.limits()),
                 }));
             }
         }
@@ -214,14 +206,20 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
         catalog: Some(catalog),
         openapi: Arc::new(routes::openapi_document()),
     }));
-    let trusted = spec.http.trusted(spec.redirect.trust_forwarded_for);
+    let trusted = spec
+        .settings
+        .http
+        .trusted(spec.settings.redirect.trust_forwarded_for);
     starting.ready();
     Ok(Running {
         addr,
         public_url,
         listener,
-        app: http::app(pieces, RateLimiter::new(spec.http.rate_limits(trusted))),
-        limits: spec.http.conn_limits(),
+        app: http::app(
+            pieces,
+            RateLimiter::new(spec.settings.http.rate_limits(trusted)),
+        ),
+        limits: spec.settings.http.conn_limits(),
         lifecycle,
         drain: spec.drain,
         backends,

@@ -38,11 +38,7 @@ pub async fn run(role: Role, args: RoleArgs) -> anyhow::Result<()> {
             visitor_salt: args.common.visitor_salt.clone().unwrap_or_default(),
             signing_key: args.common.signing_key.clone().unwrap_or_default(),
         },
-        redirect: args.redirect.clone(),
-        ingest: args.ingest.clone(),
-        query: args.query.clone(),
-        http: args.http.clone(),
-        processor: args.processor.clone(),
+        settings: args.roles.clone(),
         drain: Duration::from_secs(args.common.shutdown_timeout_secs),
     })
     .await?;

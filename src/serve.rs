@@ -31,8 +31,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         signing_key: secrets::signing_key(dir, args.common.signing_key.as_deref())?,
     };
-    let mut redirect = args.redirect.clone();
-    redirect.trust_forwarded_for |= args.demo;
+    let mut settings = args.roles.clone();
+    settings.redirect.trust_forwarded_for |= args.demo;
     let running = assemble::start(Spec {
         roles: Role::ALL.to_vec(),
         listen: args
@@ -45,11 +45,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args: args.embedded.clone(),
         },
         secrets: secrets.clone(),
-        redirect,
-        ingest: args.ingest.clone(),
-        query: args.query.clone(),
-        http: args.http.clone(),
-        processor: args.processor.clone(),
+        settings,
         drain: Duration::from_secs(args.common.shutdown_timeout_secs),
     })
     .await?;

@@ -7,28 +7,6 @@ use common::{ADMIN, Server, sign};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-async fn setup(s: &Server, signed: bool) -> (String, String) {
-    let adv = s
-        .admin_post(
-            "/api/v1/admin/advertisers",
-            json!({"name": "Shop", "require_signature": signed}),
-        )
-        .await;
-    let key = s
-        .admin_post(
-            &format!(
-                "/api/v1/admin/advertisers/{}/api-keys",
-                adv["id"].as_str().unwrap()
-            ),
-            json!({}),
-        )
-        .await;
-    (
-        key["key"].as_str().unwrap().to_string(),
-        key["signing_secret"].as_str().unwrap().to_string(),
-    )
-}
-
 async fn raw(
     s: &Server,
     key: Option<&str>,
@@ -66,7 +44,7 @@ fn fields(v: &Value) -> Vec<String> {
 async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (key, _) = setup(&s, false).await;
+    let (key, _) = s.advertiser_key("Shop", false).await;
 
     // Malformed JSON.
     let (st, v) = raw(&s, Some(&key), "{\"action\": \"purchase\",", &[]).await;
@@ -166,7 +144,7 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 
     // Signatures, for an advertiser that requires them.
-    let (skey, secret) = setup(&s, true).await;
+    let (skey, secret) = s.advertiser_key("Shop", true).await;
     let body = r#"{"action": "signup", "event_id": "signed-1"}"#;
     let now = chrono::Utc::now().timestamp();
     let (st, v) = raw(&s, Some(&skey), body, &[]).await;

@@ -23,7 +23,8 @@ pub const MIN_OCCURRED_AT_SECS: i64 = 946_684_800;
 /// dashboards sum in 128 bits and never overflow.
 pub const MAX_VALUE_MINOR: i64 = 1_000_000_000_000;
 
-const FIELDS: [&str; 17] = [
+/// Every field an event may have; any other is refused.
+pub const FIELDS: [&str; 17] = [
     "action",
     "name",
     "custom_name",

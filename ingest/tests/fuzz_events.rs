@@ -14,27 +14,12 @@ fn cases() -> u32 {
         .unwrap_or(2_000)
 }
 
-const FIELDS: [&str; 19] = [
-    "action",
-    "name",
-    "custom_name",
-    "event_id",
-    "occurred_at",
-    "timestamp",
-    "value",
-    "currency",
-    "order_id",
-    "customer_id",
-    "properties",
-    "coupon_code",
-    "ref_code",
-    "click_id",
-    "landing_url",
-    "referrer",
-    "colour",
-    "",
-    "events",
-];
+/// Every accepted field, and some that are not.
+fn fields() -> Vec<&'static str> {
+    let mut all = validate::FIELDS.to_vec();
+    all.extend(["colour", "", "events"]);
+    all
+}
 
 fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -70,20 +55,26 @@ fn json_value() -> impl Strategy<Value = Value> {
     scalar().prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((prop::sample::select(&FIELDS[..]), inner), 0..6).prop_map(
-                |kv| Value::Object(
+            prop::collection::vec((prop::sample::select(fields()), inner), 0..6).prop_map(|kv| {
+                Value::Object(
                     kv.into_iter()
                         .map(|(k, v)| (k.to_string(), v))
-                        .collect::<Map<_, _>>()
+                        .collect::<Map<_, _>>(),
                 )
-            ),
+            }),
         ]
     })
 }
 
 fn event_object() -> impl Strategy<Value = Value> {
-    prop::collection::vec((prop::sample::select(&FIELDS[..16]), json_value()), 0..10)
-        .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+    prop::collection::vec(
+        (
+            prop::sample::select(validate::FIELDS.to_vec()),
+            json_value(),
+        ),
+        0..10,
+    )
+    .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
 }
 
 fn now() -> DateTime<Utc> {

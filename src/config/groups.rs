@@ -72,6 +72,15 @@ impl CommonArgs {
     }
 }
 
+/// Adds a problem for each flag whose value is 0.
+pub(super) fn at_least_one(problems: &mut Vec<String>, flags: &[(&str, u64)]) {
+    for (flag, value) in flags {
+        if *value == 0 {
+            problems.push(format!("{flag} must be at least 1"));
+        }
+    }
+}
+
 /// The redirector's settings.
 #[derive(Debug, Clone, Args)]
 pub struct RedirectArgs {
@@ -141,20 +150,19 @@ pub struct QueryArgs {
 
 impl QueryArgs {
     pub(super) fn check(&self, problems: &mut Vec<String>) {
-        for (flag, value) in [
-            ("--query-memory-mb", self.query_memory_mb),
-            ("--query-timeout-secs", self.query_timeout_secs as usize),
-            ("--query-per-caller", self.query_per_caller),
-            ("--query-total", self.query_total),
-            ("--query-threads", self.query_threads),
-            ("--query-max-value-bytes", self.query_max_value_bytes),
-            ("--query-max-operators", self.query_max_operators),
-            ("--query-max-nesting", self.query_max_nesting),
-        ] {
-            if value == 0 {
-                problems.push(format!("{flag} must be at least 1"));
-            }
-        }
+        at_least_one(
+            problems,
+            &[
+                ("--query-memory-mb", self.query_memory_mb as u64),
+                ("--query-timeout-secs", self.query_timeout_secs),
+                ("--query-per-caller", self.query_per_caller as u64),
+                ("--query-total", self.query_total as u64),
+                ("--query-threads", self.query_threads as u64),
+                ("--query-max-value-bytes", self.query_max_value_bytes as u64),
+                ("--query-max-operators", self.query_max_operators as u64),
+                ("--query-max-nesting", self.query_max_nesting as u64),
+            ],
+        );
     }
 
     /// The limits these flags set.

@@ -60,16 +60,15 @@ impl HttpArgs {
         if let Err(e) = TrustedProxies::parse(&self.trusted_proxies) {
             problems.push(format!("--trusted-proxies: {e}"));
         }
-        for (flag, v) in [
-            ("--http-max-connections", self.http_max_connections as u64),
-            ("--http-header-timeout-secs", self.http_header_timeout_secs),
-            ("--http-body-timeout-secs", self.http_body_timeout_secs),
-            ("--http-idle-timeout-secs", self.http_idle_timeout_secs),
-        ] {
-            if v == 0 {
-                problems.push(format!("{flag} must be at least 1"));
-            }
-        }
+        super::groups::at_least_one(
+            problems,
+            &[
+                ("--http-max-connections", self.http_max_connections as u64),
+                ("--http-header-timeout-secs", self.http_header_timeout_secs),
+                ("--http-body-timeout-secs", self.http_body_timeout_secs),
+                ("--http-idle-timeout-secs", self.http_idle_timeout_secs),
+            ],
+        );
     }
 
     /// The connection limits.

@@ -45,19 +45,7 @@ pub struct ServeArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub http: HttpArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub redirect: RedirectArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub ingest: IngestArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub query: QueryArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub processor: ProcessorArgs,
+    pub roles: RoleSettings,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub embedded: EmbeddedArgs,
@@ -75,11 +63,7 @@ impl ServeArgs {
     pub fn validate(&self) -> Result<(), String> {
         let mut problems = Vec::new();
         self.common.check(&mut problems);
-        self.http.check(&mut problems);
-        self.redirect.check(&mut problems);
-        self.ingest.check(&mut problems);
-        self.query.check(&mut problems);
-        self.processor.check(&mut problems);
+        self.roles.check(&mut problems);
         self.embedded.check(&mut problems);
         outcome(problems)
     }
@@ -94,13 +78,22 @@ pub struct RoleArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub http: HttpArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub clickhouse: ClickHouseArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub roles: RoleSettings,
+}
+
+/// The roles' settings, the same for `serve` and for each role command (a role ignores those
+/// of the others).
+#[derive(Debug, Clone, Args)]
+pub struct RoleSettings {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub http: HttpArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub redirect: RedirectArgs,
@@ -113,6 +106,16 @@ pub struct RoleArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub processor: ProcessorArgs,
+}
+
+impl RoleSettings {
+    fn check(&self, problems: &mut Vec<String>) {
+        self.http.check(problems);
+        self.redirect.check(problems);
+        self.ingest.check(problems);
+        self.query.check(problems);
+        self.processor.check(problems);
+    }
 }
 
 impl RoleArgs {
@@ -146,13 +149,9 @@ impl RoleArgs {
             );
         }
         self.common.check(&mut problems);
-        self.http.check(&mut problems);
         self.kafka.check(&mut problems);
         self.clickhouse.check(&mut problems);
-        self.redirect.check(&mut problems);
-        self.ingest.check(&mut problems);
-        self.query.check(&mut problems);
-        self.processor.check(&mut problems);
+        self.roles.check(&mut problems);
         outcome(problems)
     }
 }

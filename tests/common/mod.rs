@@ -145,6 +145,29 @@ impl Server {
             .to_string()
     }
 
+    /// A new advertiser (requiring signed requests or not) and its API key: the key and its
+    /// signing secret.
+    pub async fn advertiser_key(&self, name: &str, signed: bool) -> (String, String) {
+        let adv = self
+            .admin_post(
+                "/api/v1/admin/advertisers",
+                json!({"name": name, "require_signature": signed}),
+            )
+            .await;
+        let id = adv["id"].as_str().unwrap();
+        let key = self
+            .admin_post(
+                &format!("/api/v1/admin/advertisers/{id}/api-keys"),
+                json!({}),
+            )
+            .await;
+        self.sync_catalog().await;
+        (
+            key["key"].as_str().unwrap().to_string(),
+            key["signing_secret"].as_str().unwrap().to_string(),
+        )
+    }
+
     /// An advertiser with an API key and one campaign to `destination`, whose influencers
     /// (by name) are assigned and have one link each.
     pub async fn shop(&self, name: &str, destination: &str, influencers: &[&str]) -> Shop {
