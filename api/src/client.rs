@@ -97,6 +97,22 @@ fn in_range(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     (a >> shift) == (b >> shift)
 }
 
+/// One `X-Forwarded-For` entry as proxies write it: an address (`203.0.113.7`, `2001:db8::1`),
+/// with a port (`203.0.113.7:51234`, `[2001:db8::1]:443`), bracketed, or quoted.
+pub fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim().trim_matches('"');
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    match hop.split_once(':') {
+        Some((v4, port)) if !port.contains(':') && port.parse::<u16>().is_ok() => v4.parse().ok(),
+        _ => None,
+    }
+}
+
 /// The client's address: `peer` unless it is a trusted proxy, in which case the right-most
 /// `X-Forwarded-For` address that is not a trusted proxy (with everyone trusted, the
 /// left-most). An unparsable entry ends the walk at the last address vouched for.
@@ -112,11 +128,11 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) 
         .map(str::trim)
         .collect();
     if trusted.everyone {
-        return hops.first().and_then(|h| h.parse().ok()).unwrap_or(peer);
+        return hops.first().and_then(|h| parse_hop(h)).unwrap_or(peer);
     }
     let mut client = peer;
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>() else {
+        let Some(ip) = parse_hop(hop) else {
             break;
         };
         client = ip;
@@ -169,6 +185,35 @@ mod tests {
             client_addr(proxy, &xff("1.2.3.4"), &TrustedProxies::none()),
             proxy
         );
+    }
+
+    #[test]
+    fn the_forms_proxies_write_are_read() {
+        let v4: IpAddr = "203.0.113.7".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        for (hop, want) in [
+            ("203.0.113.7", Some(v4)),
+            ("203.0.113.7:51234", Some(v4)),
+            (" 203.0.113.7 ", Some(v4)),
+            ("\"203.0.113.7\"", Some(v4)),
+            ("2001:db8::1", Some(v6)),
+            ("[2001:db8::1]", Some(v6)),
+            ("[2001:db8::1]:443", Some(v6)),
+            ("unknown", None),
+            ("203.0.113.7:port", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_hop(hop), want, "{hop}");
+        }
+        // Two shoppers behind one load balancer that adds ports stay two.
+        let lb: IpAddr = "10.0.0.5".parse().unwrap();
+        let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        assert_eq!(client_addr(lb, &xff("203.0.113.7:51234"), &trusted), v4);
+        assert_eq!(
+            client_addr(lb, &xff("198.51.100.9:40000"), &trusted),
+            "198.51.100.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_addr(lb, &xff("[2001:db8::1]:443"), &trusted), v6);
     }
 
     #[test]

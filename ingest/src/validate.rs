@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use clicktrail_api::error::FieldError;
 use clicktrail_schemas::money;
-use clicktrail_schemas::wire::{Action, EventRecord, WIRE_VERSION};
+use clicktrail_schemas::wire::{Action, EventRecord, MAX_URL_LEN, WIRE_VERSION};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -280,8 +280,8 @@ pub fn event(
     let coupon_code = f.string("coupon_code", 64);
     let ref_code = f.string("ref_code", 64);
     let click_id = f.string("click_id", 256);
-    let landing_url = f.string("landing_url", 2048);
-    let referrer = f.string("referrer", 2048);
+    let landing_url = f.string("landing_url", MAX_URL_LEN);
+    let referrer = f.string("referrer", MAX_URL_LEN);
 
     if errors.len() > before {
         return None;

@@ -11,6 +11,7 @@
 //! their own port beside health and metrics until the process shuts down.
 
 pub mod classify;
+pub mod location;
 pub mod visitor;
 
 use axum::extract::{ConnectInfo, State};
@@ -243,19 +244,7 @@ impl Redirector {
         };
         let bot_reason = classify::bot_reason(is_head, &user_agent);
 
-        let mut location = target.destination.clone();
-        {
-            let mut pairs = location.query_pairs_mut();
-            if let Some(q) = uri.query() {
-                for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
-                    if k != "ref_code" && k != "click_id" {
-                        pairs.append_pair(&k, &v);
-                    }
-                }
-            }
-            pairs.append_pair("ref_code", code);
-            pairs.append_pair("click_id", &click_id);
-        }
+        let location = location::location(&target.destination, uri.query(), code, &click_id);
 
         let record = ClickRecord {
             v: WIRE_VERSION,

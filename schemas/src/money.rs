@@ -35,10 +35,12 @@ pub fn minor_digits(currency: &str) -> u32 {
         .unwrap_or(2)
 }
 
-/// Converts a decimal string in major units (`"19.99"`) to minor units (`1999`). At most two
-/// fractional digits are accepted, fewer where the currency's minor unit is smaller.
+/// Converts a decimal string in major units (`"19.99"`) to minor units of the currency, as many
+/// as its ISO 4217 exponent says: `1999` for 19.99 USD (two decimals), `1500` for 1.5 BHD
+/// (three: BHD, IQD, JOD, KWD, LYD, OMR, TND), `500` for 500 JPY (none). At most that many
+/// fractional digits are accepted (trailing zeros aside).
 pub fn to_minor_units(decimal: &str, currency: &str) -> Result<i64, MoneyError> {
-    let digits = minor_digits(currency).min(2);
+    let digits = minor_digits(currency);
     let s = decimal.trim();
     let (neg, s) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -82,6 +84,23 @@ mod tests {
         assert_eq!(to_minor_units("1.50", "USD"), Ok(150));
         assert_eq!(to_minor_units("500", "JPY"), Ok(500));
         assert_eq!(to_minor_units("-3.5", "EUR"), Ok(-350));
+        // ISO 4217 three-decimal currencies, each in its own minor unit.
+        for code in ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"] {
+            assert_eq!(minor_digits(code), 3, "{code}");
+            assert_eq!(to_minor_units("1.5", code), Ok(1500), "{code}");
+            assert_eq!(to_minor_units("1.234", code), Ok(1234), "{code}");
+            assert_eq!(to_minor_units("0.001", code), Ok(1), "{code}");
+            assert_eq!(
+                to_minor_units("1.2345", code),
+                Err(MoneyError::TooPrecise(3))
+            );
+        }
+        for code in ["JPY", "KRW", "CLP", "ISK", "VND"] {
+            assert_eq!(minor_digits(code), 0, "{code}");
+            assert_eq!(to_minor_units("500", code), Ok(500), "{code}");
+            assert_eq!(to_minor_units("500.00", code), Ok(500), "{code}");
+            assert_eq!(to_minor_units("1.5", code), Err(MoneyError::TooPrecise(0)));
+        }
     }
 
     #[test]

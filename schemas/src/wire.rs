@@ -4,6 +4,15 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// The longest URL clicktrail takes or makes, in bytes: `landing_url` and `referrer` of
+/// events, and every redirect `Location` (which is therefore always accepted back as a
+/// `landing_url`).
+pub const MAX_URL_LEN: usize = 2048;
+
+/// The longest campaign destination, in bytes: [`MAX_URL_LEN`] less room for the `ref_code`
+/// and `click_id` a redirect appends (at most about 150 bytes).
+pub const MAX_DESTINATION_LEN: usize = 1800;
+
 /// The wire format version written by this build.
 pub const WIRE_VERSION: u8 = 1;
 

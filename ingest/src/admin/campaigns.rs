@@ -13,6 +13,7 @@ use clicktrail_schemas::catalog::{
     AttributionSource, Campaign, DEFAULT_WINDOW_SECS, Influencer, Status,
 };
 use clicktrail_schemas::ids::new_id;
+use clicktrail_schemas::wire::MAX_DESTINATION_LEN;
 use serde::Deserialize;
 
 /// A new campaign.
@@ -93,6 +94,10 @@ pub(super) fn routes() -> Router<IngestState> {
 fn validate(c: &Campaign, errors: &mut Vec<FieldError>) {
     require_text("name", &c.name, 200, errors);
     match url::Url::parse(&c.destination_url) {
+        _ if c.destination_url.len() > MAX_DESTINATION_LEN => errors.push(FieldError::new(
+            "destination_url",
+            format!("expected at most {MAX_DESTINATION_LEN} characters"),
+        )),
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
         _ => errors.push(FieldError::new(
             "destination_url",

@@ -111,23 +111,24 @@ impl Catalog {
                     .remove(&(campaign_id.clone(), influencer_id.clone()));
             }
             CatalogChange::LinkCreated { link } => {
-                if self.link_by_code.contains_key(&link.code) {
+                if self.link_by_code.contains_key(&code_key(&link.code)) {
                     return Err(CatalogConflict::LinkCodeTaken(link.code.clone()));
                 }
-                self.link_by_code.insert(link.code.clone(), link.id.clone());
+                self.link_by_code
+                    .insert(code_key(&link.code), link.id.clone());
                 self.links.insert(link.id.clone(), link.clone());
             }
             CatalogChange::LinkCodeChanged { id, code } => {
-                if self.link_by_code.contains_key(code) {
+                if self.link_by_code.contains_key(&code_key(code)) {
                     return Err(CatalogConflict::LinkCodeTaken(code.clone()));
                 }
                 let link = self
                     .links
                     .get_mut(id)
                     .ok_or_else(|| CatalogConflict::Missing("link", id.clone()))?;
-                self.link_by_code.remove(&link.code);
+                self.link_by_code.remove(&code_key(&link.code));
                 link.code = code.clone();
-                self.link_by_code.insert(code.clone(), id.clone());
+                self.link_by_code.insert(code_key(code), id.clone());
             }
             CatalogChange::LinkDeactivated { id } => {
                 self.links
@@ -182,10 +183,14 @@ impl Catalog {
     /// Whether a change would be refused, without applying it.
     pub fn check(&self, change: &CatalogChange) -> Result<(), CatalogConflict> {
         match change {
-            CatalogChange::LinkCreated { link } if self.link_by_code.contains_key(&link.code) => {
+            CatalogChange::LinkCreated { link }
+                if self.link_by_code.contains_key(&code_key(&link.code)) =>
+            {
                 Err(CatalogConflict::LinkCodeTaken(link.code.clone()))
             }
-            CatalogChange::LinkCodeChanged { code, .. } if self.link_by_code.contains_key(code) => {
+            CatalogChange::LinkCodeChanged { code, .. }
+                if self.link_by_code.contains_key(&code_key(code)) =>
+            {
                 Err(CatalogConflict::LinkCodeTaken(code.clone()))
             }
             CatalogChange::CouponsCreated { coupons } => {
@@ -204,7 +209,7 @@ impl Catalog {
 
     /// The link and campaign behind an active code, if it resolves.
     pub fn resolve_code(&self, code: &str) -> Option<ResolvedLink> {
-        let link = self.links.get(self.link_by_code.get(code)?)?;
+        let link = self.links.get(self.link_by_code.get(&code_key(code))?)?;
         if !link.active {
             return None;
         }
@@ -221,7 +226,7 @@ impl Catalog {
 
     /// The link with this code, active or not.
     pub fn link_by_code(&self, code: &str) -> Option<&Link> {
-        self.links.get(self.link_by_code.get(code)?)
+        self.links.get(self.link_by_code.get(&code_key(code))?)
     }
 
     /// The coupon with this code for an advertiser, matched case-insensitively.
@@ -255,6 +260,12 @@ impl Catalog {
     pub fn key_prefix_taken(&self, prefix: &str) -> bool {
         self.key_by_prefix.contains_key(prefix)
     }
+}
+
+/// The form a link code is looked up and kept unique in: trimmed and lower-cased, because codes
+/// are typed by people from printed material (`/r/ABC123` is the link `abc123`).
+pub fn code_key(code: &str) -> String {
+    code.trim().to_lowercase()
 }
 
 /// A catalog snapshot shared between threads.
@@ -304,6 +315,16 @@ mod tests {
         assert_eq!(err, CatalogConflict::LinkCodeTaken("abc".into()));
         assert_eq!(c.link_by_code("abc").unwrap().id, "lnk_1");
         assert!(!c.links.contains_key("lnk_2"));
+        // Codes differing only in case are the same code.
+        for taken in ["ABC", "Abc", " abc "] {
+            let err = c
+                .apply(&CatalogChange::LinkCreated {
+                    link: link("lnk_3", taken),
+                })
+                .unwrap_err();
+            assert_eq!(err, CatalogConflict::LinkCodeTaken(taken.into()));
+        }
+        assert_eq!(c.link_by_code("ABC").map(|l| l.id.as_str()), Some("lnk_1"));
     }
 
     #[test]
@@ -337,6 +358,11 @@ mod tests {
         .unwrap();
         assert!(c.link_by_code("old").is_none());
         assert_eq!(c.link_by_code("new").unwrap().id, "lnk_1");
+        assert_eq!(
+            c.link_by_code("NEW").unwrap().id,
+            "lnk_1",
+            "any case finds the link"
+        );
     }
 
     #[test]
