@@ -266,12 +266,10 @@ impl PartitionState for EventState {
         self.event_ids.memory_bytes()
             + self.orders.memory_bytes()
             + self.touches.keys().map(|k| k.len() + 160).sum::<usize>()
-            + self
-                .puts
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
-            + self.deletes.iter().map(Vec::len).sum::<usize>()
+            + crate::pipeline::pending_bytes(
+                self.puts.iter().map(|(k, v)| (k, v)),
+                self.deletes.iter(),
+            )
     }
 }
 

@@ -307,12 +307,7 @@ impl IdWindow {
             + (self.open_ids.capacity() + self.legacy.capacity()) * size_of::<u128>()
             // The hour index: each entry plus an estimate of its share of B-tree nodes.
             + self.hours.len() * (size_of::<(u32, Hour)>() + 16)
-            + self
-                .puts
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
-            + self.deletes.iter().map(Vec::len).sum::<usize>()
+            + crate::pipeline::pending_bytes(self.puts.iter(), self.deletes.iter())
     }
 
     /// Writes the ended current hour as whole chunks when that takes fewer entries than the

@@ -86,6 +86,15 @@ pub struct StateChanges {
     pub deletes: Vec<Vec<u8>>,
 }
 
+/// Bytes held by state changes not yet checkpointed: the keys and values to put and the keys
+/// to delete.
+pub fn pending_bytes<'a>(
+    puts: impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>,
+    deletes: impl Iterator<Item = &'a Vec<u8>>,
+) -> usize {
+    puts.map(|(k, v)| k.len() + v.len()).sum::<usize>() + deletes.map(Vec::len).sum::<usize>()
+}
+
 /// The state one partition keeps between records.
 pub trait PartitionState: Send + Sized + 'static {
     /// Rebuilds the state from its checkpointed entries.

@@ -1,0 +1,92 @@
+use super::*;
+
+#[test]
+fn deep_and_long_expressions_are_refused_before_planning() {
+    let limits = QueryLimits::default();
+    let sum = format!("SELECT {}", vec!["1"; 1000].join("+"));
+    assert!(
+        check_complexity(&sum, &limits)
+            .unwrap_err()
+            .contains("operators")
+    );
+    let ors = format!(
+        "SELECT * FROM events WHERE {}",
+        vec!["action = 'x'"; 3000].join(" OR ")
+    );
+    assert!(check_complexity(&ors, &limits).is_err());
+    let nested = format!("SELECT {}1{}", "(".repeat(200), ")".repeat(200));
+    assert!(
+        check_complexity(&nested, &limits)
+            .unwrap_err()
+            .contains("nests")
+    );
+    let calls = format!("SELECT {}1{}", "abs(".repeat(100), ")".repeat(100));
+    assert!(check_complexity(&calls, &limits).is_err());
+    let fine = "SELECT action, count(*) FROM events WHERE value_minor > 100 AND \
+                action IN ('purchase', 'signup') GROUP BY action";
+    assert_eq!(check_complexity(fine, &limits), Ok(()));
+}
+
+async fn run(limiter: &Limiter, sql: &str) -> DfResult<Vec<datafusion::arrow::array::RecordBatch>> {
+    let ctx = limiter.context().unwrap();
+    ctx.sql(sql).await?.collect().await
+}
+
+#[tokio::test]
+async fn values_beyond_the_bound_are_refused_before_they_are_built() {
+    let limiter = Limiter::new(QueryLimits::default());
+    for sql in [
+        "SELECT repeat('x', 2000000000)",
+        "SELECT lpad('x', 2000000000)",
+        "SELECT rpad('x', 2000000000, 'y')",
+        "SELECT replace(repeat('x', 1000), 'x', repeat('y', 2000))",
+        "SELECT repeat(v, 1000000) FROM (VALUES ('ab'), ('c')) AS t(v)",
+    ] {
+        let e = run(&limiter, sql).await.unwrap_err().to_string();
+        assert!(e.contains("bytes are allowed"), "{sql}: {e}");
+    }
+    let ok = run(&limiter, "SELECT repeat('ab', 1000) AS s")
+        .await
+        .unwrap();
+    assert_eq!(ok[0].num_rows(), 1);
+    let ok = run(&limiter, "SELECT lpad('7', 3, '0') AS s")
+        .await
+        .unwrap();
+    assert_eq!(ok[0].num_rows(), 1);
+}
+
+#[tokio::test]
+async fn sessions_share_no_tables() {
+    let limiter = Limiter::new(QueryLimits::default());
+    let (a, b) = (limiter.context().unwrap(), limiter.context().unwrap());
+    let view = a.sql("SELECT 1 AS n").await.unwrap().into_view();
+    a.register_table("events", view).unwrap();
+    assert!(a.table("events").await.is_ok());
+    assert!(
+        b.table("events").await.is_err(),
+        "another request's view is not visible"
+    );
+    let view = b.sql("SELECT 2 AS n").await.unwrap().into_view();
+    b.register_table("events", view).unwrap();
+}
+
+#[tokio::test]
+async fn operator_state_beyond_the_memory_pool_fails_the_query() {
+    let limiter = Limiter::new(QueryLimits {
+        memory_bytes: 16 * 1024 * 1024,
+        ..QueryLimits::default()
+    });
+    // Distinct values of an unordered key: a hash table the pool accounts for. (Over an
+    // ordered input such as `range(n)` itself, aggregation streams in bounded memory and
+    // only the time limit applies.)
+    let e = run(
+        &limiter,
+        "SELECT count(DISTINCT (value * 7919) % 30000001) FROM range(20000000)",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)),
+        "{e}"
+    );
+}
