@@ -59,6 +59,7 @@ pub fn app(pieces: impl IntoIterator<Item = Router>, rate: RateLimiter) -> Route
             ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".into())
         })
         .layer(middleware::from_fn_with_state(rate, crate::rate::enforce))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(track))
 }
 
@@ -107,6 +108,65 @@ pub async fn serve(
         });
     };
     crate::conn::serve(listener, app, limits, stopped).await
+}
+
+/// Largest error body rewritten as JSON; a longer one is answered with its status's own text.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Answers every error as JSON: the framework's own rejections (a malformed path or query
+/// parameter, a method the route does not take, a body of the wrong type) come as plain text
+/// or empty; they get the [`crate::error::ErrorBody`] shape, `{"error", "message"}`, with their
+/// status, their text as the message and their headers (`Allow`, `Retry-After`) kept. Answers
+/// to `HEAD` keep no body.
+async fn json_errors(req: Request, next: Next) -> Response {
+    use axum::http::{HeaderValue, Method, header};
+    let head = req.method() == Method::HEAD;
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if head || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, MAX_ERROR_BODY)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let (error, fallback) = match status {
+        StatusCode::BAD_REQUEST => ("invalid_request", "the request is malformed"),
+        StatusCode::UNAUTHORIZED => ("unauthorized", "credentials are missing or wrong"),
+        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this method is not allowed here; the Allow header lists those that are",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "expected a body of type application/json",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => ("invalid_request", "the request is malformed"),
+        StatusCode::TOO_MANY_REQUESTS => ("too_many_requests", "too many requests"),
+        StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "unavailable; retry shortly"),
+        s if s.is_server_error() => ("internal", "internal error"),
+        _ => ("error", status.canonical_reason().unwrap_or("error")),
+    };
+    let message = if text.is_empty() || status.is_server_error() {
+        fallback.to_string()
+    } else {
+        text
+    };
+    let body = serde_json::json!({ "error": error, "message": message }).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 async fn track(req: Request, next: Next) -> Response {

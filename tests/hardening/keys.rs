@@ -324,6 +324,10 @@ async fn secrets_are_shown_once_and_kept_private() {
         "the token is printed once, when created: {first_out}"
     );
     assert!(first_out.contains("shown this once"), "{first_out}");
+    assert!(
+        !first_out.contains('\u{1b}'),
+        "logs written to a pipe carry no colour codes: {first_out}"
+    );
     assert!(!second_out.contains(token.as_str()), "{second_out}");
     assert!(
         second_out.contains("admin-token"),
