@@ -14,9 +14,9 @@ async fn hostile_queries_are_refused_or_stopped_and_the_server_keeps_serving() {
         dir.path(),
         &[
             "--query-timeout-secs",
-            "3",
+            "8",
             "--query-memory-mb",
-            "64",
+            "16",
             "--query-per-caller",
             "2",
         ],
@@ -38,7 +38,7 @@ async fn hostile_queries_are_refused_or_stopped_and_the_server_keeps_serving() {
         ("SELECT lpad('x', 2000000000) AS s", "bytes are allowed"),
         (
             "SELECT count(DISTINCT (value * 7919) % 3000000019) AS n FROM range(3000000000)",
-            "more memory than the limit of 64 MiB",
+            "more memory than the limit of 16 MiB",
         ),
     ];
     for (query, why) in refused {
@@ -114,9 +114,9 @@ async fn hostile_queries_are_refused_or_stopped_and_the_server_keeps_serving() {
     }
     let (status, took, body) = long.await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(body.contains("longer than 3 s"), "{body}");
+    assert!(body.contains("longer than 8 s"), "{body}");
     assert!(
-        took < std::time::Duration::from_secs(10),
+        took < std::time::Duration::from_secs(20),
         "stopped at {took:?}"
     );
     assert_eq!(second.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
