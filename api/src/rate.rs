@@ -51,7 +51,10 @@ pub enum Class {
 impl Class {
     /// The class of a request path, if it has one (health and metrics have none).
     pub fn of(path: &str) -> Option<Class> {
-        let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+        let under = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
         if under("/r") || under("/ref") {
             Some(Class::Redirect)
         } else if under("/api/v1/events") {
@@ -200,17 +203,25 @@ impl RateLimiter {
     }
 }
 
-/// The key a request counts against: a hash of its credential (never kept in clear), else
-/// its client address.
-fn caller_key(req: &Request, addr: IpAddr) -> u64 {
-    let mut h = DefaultHasher::new();
-    let credential = ["x-api-key", "authorization"]
+/// Who a request speaks for: a hash of its credential (`X-API-KEY`, else `Authorization`), so
+/// that no credential is kept in clear; `None` without one. Used by every per-caller limit.
+pub fn credential_hash(headers: &axum::http::HeaderMap) -> Option<u64> {
+    let value = ["x-api-key", "authorization"]
         .iter()
-        .find_map(|name| req.headers().get(*name));
-    match credential {
-        Some(v) => v.as_bytes().hash(&mut h),
-        None => addr.hash(&mut h),
-    }
+        .find_map(|name| headers.get(*name))?;
+    let mut h = DefaultHasher::new();
+    value.as_bytes().hash(&mut h);
+    Some(h.finish())
+}
+
+/// The key a request counts against: its credential's hash, else its client address's.
+fn caller_key(req: &Request, addr: IpAddr) -> u64 {
+    credential_hash(req.headers()).unwrap_or_else(|| address_key(addr))
+}
+
+fn address_key(addr: IpAddr) -> u64 {
+    let mut h = DefaultHasher::new();
+    addr.hash(&mut h);
     h.finish()
 }
 
@@ -242,9 +253,7 @@ pub async fn enforce(State(limiter): State<RateLimiter>, req: Request, next: Nex
     }
     if let Some(class) = Class::of(req.uri().path()) {
         let key = if class == Class::Redirect {
-            let mut h = DefaultHasher::new();
-            addr.hash(&mut h);
-            h.finish()
+            address_key(addr)
         } else {
             caller_key(&req, addr)
         };

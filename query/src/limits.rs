@@ -37,7 +37,6 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -185,17 +184,10 @@ impl Limiter {
     }
 }
 
-/// Who a request counts against: a hash of its credential (never kept in clear), or the
-/// anonymous caller.
+/// Who a request counts against: its credential (see `clicktrail_api::rate::credential_hash`),
+/// or the anonymous caller.
 fn caller_of(headers: &axum::http::HeaderMap) -> u64 {
-    let mut h = DefaultHasher::new();
-    for name in ["x-api-key", "authorization"] {
-        if let Some(v) = headers.get(name) {
-            name.hash(&mut h);
-            v.as_bytes().hash(&mut h);
-        }
-    }
-    h.finish()
+    clicktrail_api::rate::credential_hash(headers).unwrap_or(0)
 }
 
 fn limited(reason: &'static str) {
