@@ -201,7 +201,7 @@ impl Backends {
 
 fn kafka_options(args: &KafkaArgs) -> KafkaOptions {
     let mut o = KafkaOptions::new(&args.brokers);
-    for t in [Topic::Clicks, Topic::Events, Topic::Impressions] {
+    for t in Topic::ALL.into_iter().filter(|t| t.is_partitioned()) {
         o.partitions.insert(t, args.partitions);
     }
     o.replication = args.replication;

@@ -82,18 +82,30 @@ async fn load(
                 let event_id = format!("{tag}-{i}");
                 let body = json!({"event_id": event_id, "action": "purchase", "order_id": event_id,
                     "value": 10, "currency": "USD", "click_id": click});
+                // The same purchase twice more, in shapes that take other partitions than the
+                // first: its event id again with a customer (a retry that learned who bought),
+                // and a server postback of the order under its own event id.
+                let customer = format!("cust-{tag}-{i}");
+                let mut again = body.clone();
+                again["customer_id"] = json!(customer);
+                let mut postback = again.clone();
+                postback["event_id"] = json!(format!("{event_id}-postback"));
                 let eb = eb.lock().await.clone();
-                match http
-                    .post(format!("{eb}/api/v1/events"))
-                    .header("x-api-key", &shop.key)
-                    .json(&body)
-                    .send()
-                    .await
-                {
-                    Ok(r) if r.status().is_success() => {
-                        t.acknowledged.insert(event_id);
+                for (n, body) in [body, again, postback].iter().enumerate() {
+                    match http
+                        .post(format!("{eb}/api/v1/events"))
+                        .header("x-api-key", &shop.key)
+                        .json(body)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => {
+                            if n == 0 {
+                                t.acknowledged.insert(event_id.clone());
+                            }
+                        }
+                        _ => t.refused += 1,
                     }
-                    _ => t.refused += 1,
                 }
             }
             t
@@ -144,25 +156,34 @@ impl Running {
     }
 }
 
-/// Stored event ids of the advertiser, from the CSV export.
-async fn stored_event_ids(s: &Server) -> Vec<String> {
+/// Stored purchases of the advertiser as (event id, order id), from the CSV export.
+async fn stored_purchases(s: &Server) -> Vec<(String, String)> {
     let csv = s.admin_text("/api/v1/export/events.csv?period=all").await;
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = header
-        .iter()
-        .position(|h| *h == "event_id")
-        .expect("event_id column");
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("{name} column"))
+    };
+    let (id, order) = (col("event_id"), col("order_id"));
     lines
-        .map(|l| l.split(',').nth(col).unwrap().trim_matches('"').to_string())
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            let cell = |i: usize| cells[i].trim_matches('"').to_string();
+            (cell(id), cell(order))
+        })
         .collect()
 }
 
-/// Everything shoppers were told arrived exactly once.
+/// Everything shoppers were told arrived exactly once: every redirect is a click, every
+/// acknowledged order is one purchase (whichever of its three copies counted), and no order
+/// or event id counts twice.
 async fn assert_exact(s: &Server, t: &Tally) {
     s.drain().await;
     eprintln!(
-        "load: {} redirects (302), {} events acknowledged, {} refused",
+        "load: {} redirects (302), {} orders acknowledged, {} requests refused",
         t.redirects,
         t.acknowledged.len(),
         t.refused
@@ -177,22 +198,24 @@ async fn assert_exact(s: &Server, t: &Tally) {
         json!(t.redirects),
         "every redirect stored once: {o}"
     );
-    let ids = stored_event_ids(s).await;
-    let unique: BTreeSet<String> = ids.iter().cloned().collect();
-    assert_eq!(ids.len(), unique.len(), "no event stored twice");
-    let missing: Vec<&String> = t.acknowledged.difference(&unique).collect();
+    let stored = stored_purchases(s).await;
+    let ids: BTreeSet<&String> = stored.iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), stored.len(), "no event stored twice");
+    let orders: BTreeSet<String> = stored.iter().map(|(_, o)| o.clone()).collect();
+    assert_eq!(orders.len(), stored.len(), "no order counted twice");
+    let missing: Vec<&String> = t.acknowledged.difference(&orders).collect();
     assert!(
         missing.is_empty(),
         "acknowledged but not stored: {missing:?}"
     );
     assert_eq!(
         o["purchases"],
-        json!(unique.len()),
-        "purchases count every stored purchase once: {o}"
+        json!(orders.len()),
+        "purchases count every stored order once: {o}"
     );
     assert_eq!(
         o["revenue"],
-        json!([{"currency": "USD", "amount_minor": 1000 * unique.len()}]),
+        json!([{"currency": "USD", "amount_minor": 1000 * orders.len()}]),
         "{o}"
     );
 }
@@ -307,7 +330,8 @@ async fn a_second_processor_joining_and_leaving_under_load_leaves_figures_exact(
             .as_array()
             .map_or(0, |a| a.len() as u64)
     };
-    let partitions = [("clicks", count("clicks")), ("events", count("events"))];
+    let partitions =
+        ["clicks", "events", "events-by-order", "events-by-customer"].map(|t| (t, count(t)));
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let mut settled_since = None::<std::time::Instant>;
     loop {

@@ -7,7 +7,7 @@ use clicktrail_bus::embedded::{EmbeddedLog, LogOptions};
 use clicktrail_bus::{CatalogView, ConsumerFactory, Producer};
 use clicktrail_processor::attribution::attribute;
 use clicktrail_processor::dedup::{ClickDedup, DedupOptions};
-use clicktrail_processor::events::{EventState, IdWindows};
+use clicktrail_processor::events::{IdStep, IdWindows};
 use clicktrail_processor::pipeline::PartitionState;
 use clicktrail_processor::{ProcessorConfig, ProcessorDeps};
 use clicktrail_schemas::Topic;
@@ -99,10 +99,10 @@ fn event_ids(c: &mut Criterion) {
     let per_hour = n.div_ceil(167);
     let t0 = 1_700_000_000_000_i64;
     let at = |i: u64| t0 + (i / per_hour) as i64 * HOUR_MS;
-    let mut state = EventState::new(IdWindows::default());
+    let mut state = IdStep::new(IdWindows::default().event_id);
     let mut id = String::new();
     // The pipeline takes the checkpoint changes once per batch of 5,000 records.
-    let mut check = |state: &mut EventState, i: u64| {
+    let mut check = |state: &mut IdStep, i: u64| {
         if i.is_multiple_of(5_000) {
             drop(state.take_changes());
         }
@@ -235,7 +235,7 @@ fn chain(rt: &tokio::runtime::Runtime, n: usize) -> Duration {
         ));
         loop {
             let mut lag = 0;
-            for t in [Topic::Clicks, Topic::Events] {
+            for t in Topic::PROCESSED {
                 let ends = consumers.end_offsets(t).await.unwrap();
                 let committed = consumers.committed("bench", t).await.unwrap();
                 for (end, c) in ends.iter().zip(committed) {

@@ -1,9 +1,12 @@
 //! The processor: consumes `clicks` and `events`, and writes what they mean to the store.
 //!
-//! Each topic runs the chain of [`pipeline`]: decode → validate → dedup ([`dedup`], clicks) or
-//! idempotency and attribution ([`events`], [`attribution`]) → batch → write ([`write`]) →
-//! commit. State belongs to a partition: restored from the store's checkpoint on assignment,
-//! checkpointed with every batch together with the offsets it reflects.
+//! Each topic it reads runs the chain of [`pipeline`]: decode → the topic's step → batch →
+//! write ([`write`]) → commit. Clicks have one step, unique-click dedup ([`clicks`],
+//! [`dedup`]); events have three, each on its own topic keyed by what it remembers ([`events`]):
+//! event ids (`events`), purchase orders (`events-by-order`), then attribution with the
+//! customer's first touch (`events-by-customer`, [`attribution`]). State belongs to a
+//! partition: restored from the store's checkpoint on assignment, checkpointed with every batch
+//! together with the offsets it reflects.
 //!
 //! Invariant: given the same records and catalog, a replay from any checkpoint produces the
 //! same rows; nothing is read past a batch the store has not acknowledged.
@@ -93,30 +96,48 @@ pub async fn run(
         store: deps.store.clone(),
         catalog: deps.catalog.clone(),
     };
-    let clicks = deps
-        .consumers
-        .consumer(&config.group, Topic::Clicks)
-        .await?;
-    let events = deps
-        .consumers
-        .consumer(&config.group, Topic::Events)
-        .await?;
-    // Either pipeline failing permanently stops both: a half-running processor would look
+    let consumer = |topic| deps.consumers.consumer(&config.group, topic);
+    let (clicks, ids, orders, customers) = (
+        consumer(Topic::Clicks).await?,
+        consumer(Topic::Events).await?,
+        consumer(Topic::EventsByOrder).await?,
+        consumer(Topic::EventsByCustomer).await?,
+    );
+    let keys = &config.click_keys;
+    // Any pipeline failing permanently stops all: a half-running processor would look
     // healthy while one topic silently piles up.
     tokio::try_join!(
         pipeline::run::<clicks::ClickState>(
             Topic::Clicks,
             wiring(clicks),
-            config.click_keys.clone(),
+            keys.clone(),
             config.dedup,
             windows,
             limits,
             shutdown.clone()
         ),
-        pipeline::run::<events::EventState>(
+        pipeline::run::<events::IdStep>(
             Topic::Events,
-            wiring(events),
-            config.click_keys.clone(),
+            wiring(ids),
+            keys.clone(),
+            config.dedup,
+            windows,
+            limits,
+            shutdown.clone()
+        ),
+        pipeline::run::<events::OrderStep>(
+            Topic::EventsByOrder,
+            wiring(orders),
+            keys.clone(),
+            config.dedup,
+            windows,
+            limits,
+            shutdown.clone()
+        ),
+        pipeline::run::<events::AttributionStep>(
+            Topic::EventsByCustomer,
+            wiring(customers),
+            keys.clone(),
             config.dedup,
             windows,
             limits,

@@ -14,8 +14,9 @@ use clicktrail_bus::{BusError, Consumer, ConsumerEvent, Message, Producer};
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::catalog::Catalog;
 use clicktrail_schemas::metric_names::processor::*;
+use clicktrail_schemas::record::Record;
 use clicktrail_schemas::token::ClickKeys;
-use clicktrail_schemas::wire::DeadLetterRecord;
+use clicktrail_schemas::wire::{DeadLetterRecord, Forwarded};
 use clicktrail_store::{Checkpoint, Rows, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -34,6 +35,21 @@ pub struct StepCtx {
     pub windows: crate::events::IdWindows,
 }
 
+/// A record handed on to the next step of a chain.
+#[derive(Debug)]
+pub struct Forward {
+    /// The next step's topic.
+    pub topic: Topic,
+    /// Partition key on that topic.
+    pub key: Vec<u8>,
+    /// The record, encoded.
+    pub payload: Vec<u8>,
+    /// The partition it was read from: records of one partition are sent in the order read.
+    pub from_partition: u32,
+    /// Its `received_at`, ms: records of different partitions are sent earliest first.
+    pub at_ms: i64,
+}
+
 /// What a batch produced.
 #[derive(Default)]
 pub struct Output {
@@ -41,6 +57,8 @@ pub struct Output {
     pub rows: Rows,
     /// Records set aside.
     pub dead: Vec<DeadLetterRecord>,
+    /// Records for the next step, sent before the checkpoint.
+    pub forward: Vec<Forward>,
 }
 
 impl Output {
@@ -72,8 +90,40 @@ impl Output {
         });
     }
 
+    /// Hands `record` on to the next step: it was read from partition `from_partition` and
+    /// received at `at_ms` (ms since the Unix epoch).
+    pub fn forward<R: Record>(&mut self, record: &R, from_partition: u32, at_ms: i64) {
+        let (key, payload) = record.encode();
+        self.forward.push(Forward {
+            topic: R::TOPIC,
+            key,
+            payload,
+            from_partition,
+            at_ms,
+        });
+    }
+
+    /// Sets a forwarded event aside with a reason, as the record ingest accepted: its
+    /// position and key on `events` and the event itself as the payload, so that it can be
+    /// read and sent again like any other.
+    pub fn dead_letter_event(&mut self, f: &Forwarded, reason: &str, detail: String) {
+        metrics::counter!(DEAD_LETTERS, "reason" => reason.to_string()).increment(1);
+        let (key, payload) = f.event.encode();
+        self.dead.push(DeadLetterRecord {
+            v: 1,
+            source_topic: Topic::Events.name().to_string(),
+            source_partition: f.source.partition,
+            source_offset: f.source.offset,
+            source_key: String::from_utf8_lossy(&key).into_owned(),
+            reason: reason.to_string(),
+            detail,
+            payload: String::from_utf8_lossy(&payload).into_owned(),
+            at: chrono::Utc::now(),
+        });
+    }
+
     fn len(&self) -> usize {
-        self.rows.clicks.len() + self.rows.events.len() + self.dead.len()
+        self.rows.clicks.len() + self.rows.events.len() + self.dead.len() + self.forward.len()
     }
 }
 
@@ -327,7 +377,6 @@ impl<S: PartitionState> Pipeline<S> {
             .collect();
 
         write::write(
-            self.topic,
             self.wiring.producer.as_ref(),
             self.wiring.store.as_ref(),
             &mut out,

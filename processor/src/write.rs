@@ -1,5 +1,8 @@
-//! The write step: a batch's dead letters to the bus, then its rows and the checkpoints of the
-//! partitions that produced them to the store, in one store write.
+//! The write step: a batch's records for the next step and its dead letters to the bus, then
+//! its rows and the checkpoints of the partitions that produced them to the store, in one
+//! store write. Records for the next step go first, so a checkpoint never covers a record that
+//! was not handed on (the next step drops the copies a restart sends again, see
+//! [`crate::events::replay`]).
 //!
 //! Nothing is dropped: a failed dead-letter write or a transient store failure pauses the
 //! pipeline and retries with backoff (100 ms doubling to 5 s) until it succeeds, even during
@@ -7,25 +10,44 @@
 //! retried) become dead letters with their source position, partition key and record, and the
 //! checkpoints are written alone, so the offsets still move on.
 
-use crate::pipeline::Output;
+use crate::pipeline::{Forward, Output};
 use clicktrail_bus::{Producer, RecordProducer};
 use clicktrail_schemas::Topic;
-use clicktrail_schemas::metric_names::processor::{DEAD_LETTERS, ROWS_WRITTEN, STORE_RETRIES};
+use clicktrail_schemas::metric_names::processor::{
+    DEAD_LETTERS, FORWARDED, ROWS_WRITTEN, STORE_RETRIES,
+};
 use clicktrail_schemas::record::Record;
 use clicktrail_schemas::rows::Source;
 use clicktrail_schemas::wire::DeadLetterRecord;
 use clicktrail_store::{Checkpoint, Store, StoreError};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::Duration;
 
 /// Writes `out` and `checkpoints`; returns once both are durable. `out` is left empty.
 pub async fn write(
-    topic: Topic,
     producer: &dyn Producer,
     store: &dyn Store,
     out: &mut Output,
     checkpoints: &[Checkpoint],
 ) {
     let mut backoff = Duration::from_millis(100);
+    let forward = in_send_order(std::mem::take(&mut out.forward));
+    let mut by_topic: Vec<(Topic, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+    for f in forward {
+        match by_topic.iter_mut().find(|(t, _)| *t == f.topic) {
+            Some((_, records)) => records.push((f.key, f.payload)),
+            None => by_topic.push((f.topic, vec![(f.key, f.payload)])),
+        }
+    }
+    for (next, records) in by_topic {
+        let n = records.len();
+        while let Err(e) = producer.send_batch(next, records.clone()).await {
+            tracing::warn!(topic = %next, error = %e, "handing records on failed; retrying");
+            pause(&mut backoff).await;
+        }
+        metrics::counter!(FORWARDED, "topic" => next.name()).increment(n as u64);
+    }
     loop {
         if !out.dead.is_empty() {
             if let Err(e) = producer.send_records(&out.dead).await {
@@ -47,10 +69,10 @@ pub async fn write(
                 tracing::error!(reason = %reason, "store refused a batch; its rows go to dead-letter");
                 let rows = std::mem::take(&mut out.rows);
                 for c in &rows.clicks {
-                    out.dead.push(refused(topic, c.source, &reason, &c.click));
+                    out.dead.push(refused(c.source, &reason, &c.click));
                 }
                 for e in &rows.events {
-                    out.dead.push(refused(topic, e.source, &reason, &e.event));
+                    out.dead.push(refused(e.source, &reason, &e.event));
                 }
             }
             Err(e) => {
@@ -62,19 +84,47 @@ pub async fn write(
     }
 }
 
+/// Records in the order they are sent: each partition's in the order read, and across
+/// partitions earliest `received_at` first (a merge of the partitions' sequences), so that a
+/// customer's events reach the next step in about the order they were received.
+fn in_send_order(forward: Vec<Forward>) -> Vec<Forward> {
+    if forward.len() < 2 {
+        return forward;
+    }
+    let mut parts: BTreeMap<u32, VecDeque<Forward>> = BTreeMap::new();
+    let n = forward.len();
+    for f in forward {
+        parts.entry(f.from_partition).or_default().push_back(f);
+    }
+    let mut heads: BinaryHeap<Reverse<(i64, u32)>> = parts
+        .iter()
+        .filter_map(|(p, q)| q.front().map(|f| Reverse((f.at_ms, *p))))
+        .collect();
+    let mut sent = Vec::with_capacity(n);
+    while let Some(Reverse((_, p))) = heads.pop() {
+        let q = parts.get_mut(&p).expect("a head's partition has a queue");
+        sent.push(q.pop_front().expect("a head's queue is not empty"));
+        if let Some(f) = q.front() {
+            heads.push(Reverse((f.at_ms, p)));
+        }
+    }
+    sent
+}
+
 async fn pause(backoff: &mut Duration) {
     tokio::time::sleep(*backoff).await;
     *backoff = (*backoff * 2).min(Duration::from_secs(5));
 }
 
-/// A row the store refused, as a dead letter: its source position and key, and the record it
-/// was made from as its payload, so that it can be read and replayed like any other.
-fn refused<R: Record>(topic: Topic, source: Source, reason: &str, record: &R) -> DeadLetterRecord {
+/// A row the store refused, as a dead letter: its position and key on the topic its record
+/// was accepted on (`clicks`, `events`), and that record as its payload, so that it can be
+/// read and sent again like any other.
+fn refused<R: Record>(source: Source, reason: &str, record: &R) -> DeadLetterRecord {
     metrics::counter!(DEAD_LETTERS, "reason" => "store_refused").increment(1);
     let (key, payload) = record.encode();
     DeadLetterRecord {
         v: 1,
-        source_topic: topic.name().to_string(),
+        source_topic: R::TOPIC.name().to_string(),
         source_partition: source.partition,
         source_offset: source.offset,
         source_key: String::from_utf8_lossy(&key).into_owned(),

@@ -91,11 +91,15 @@ async fn a_refused_row_keeps_its_key_and_record_in_dead_letter() {
     processor.await.unwrap().unwrap();
 
     assert_eq!(dead.len(), 1, "one refused row, one dead letter");
-    assert_eq!(dead[0].key, b"adv_1:c1", "the bus key of the dead letter");
+    // Its key on `events`, where ingest accepted it: advertiser + event id.
+    assert_eq!(
+        dead[0].key, b"adv_1:evt-1",
+        "the bus key of the dead letter"
+    );
     let letter: DeadLetterRecord = serde_json::from_slice(&dead[0].payload).unwrap();
     assert_eq!(letter.reason, "store_refused");
     assert_eq!(letter.source_topic, "events");
-    assert_eq!(letter.source_key, "adv_1:c1");
+    assert_eq!(letter.source_key, "adv_1:evt-1");
     assert_eq!(letter.source_offset, 0);
     assert!(letter.detail.contains("out of range"), "{}", letter.detail);
     let original: EventRecord = serde_json::from_slice(letter.payload.as_bytes()).unwrap();

@@ -67,6 +67,10 @@ pub mod processor {
     pub const DEAD_LETTERS: &str = "clicktrail_processor_dead_letters_total";
     /// Events dropped as duplicates of an `event_id` already processed.
     pub const DUPLICATE_EVENTS: &str = "clicktrail_processor_duplicate_events_total";
+    /// Records one step of the events chain handed on to the next, by topic.
+    pub const FORWARDED: &str = "clicktrail_processor_forwarded_total";
+    /// Copies a step of the events chain sent again after a restart, dropped by the next step.
+    pub const REPLAYED_COPIES: &str = "clicktrail_processor_replayed_copies_total";
     /// Store write attempts that failed and will be retried.
     pub const STORE_RETRIES: &str = "clicktrail_processor_store_retries_total";
     /// Time to write a batch and its checkpoint.

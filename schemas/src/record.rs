@@ -3,7 +3,7 @@
 
 use crate::Topic;
 use crate::catalog::CatalogChange;
-use crate::wire::{ClickRecord, DeadLetterRecord, EventRecord};
+use crate::wire::{ClickRecord, DeadLetterRecord, EventRecord, Forwarded};
 use serde::Serialize;
 
 /// A record of one topic: JSON on the wire (see `docs/wire-format.md`), partitioned by
@@ -36,6 +36,30 @@ impl Record for EventRecord {
     const TOPIC: Topic = Topic::Events;
     fn partition_key(&self) -> String {
         self.key()
+    }
+}
+
+/// An event on its way to the order step (`events-by-order`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct ToOrderStep(pub Forwarded);
+
+impl Record for ToOrderStep {
+    const TOPIC: Topic = Topic::EventsByOrder;
+    fn partition_key(&self) -> String {
+        self.0.event.order_key()
+    }
+}
+
+/// An event on its way to the attribution step (`events-by-customer`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct ToAttribution(pub Forwarded);
+
+impl Record for ToAttribution {
+    const TOPIC: Topic = Topic::EventsByCustomer;
+    fn partition_key(&self) -> String {
+        self.0.event.customer_key()
     }
 }
 

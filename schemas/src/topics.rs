@@ -8,8 +8,15 @@ use serde::{Deserialize, Serialize};
 pub enum Topic {
     /// One record per redirect, keyed by visitor.
     Clicks,
-    /// Advertiser funnel events, keyed by advertiser + customer.
+    /// Advertiser funnel events as ingest accepted them, keyed by advertiser + event id: the
+    /// first step of the events chain remembers event ids.
     Events,
+    /// Events whose event id was new, keyed by advertiser + order id for a purchase that
+    /// carries one, else advertiser + event id: the second step remembers purchase orders.
+    EventsByOrder,
+    /// Events past both idempotency steps, keyed by advertiser + customer (customer id, else
+    /// order id, else event id): the attribution step keeps each customer's first touch.
+    EventsByCustomer,
     /// Newsletter promo impressions, keyed by offer + variation.
     Impressions,
     /// Every catalog change, keyed by entity id; one partition, never expires.
@@ -20,9 +27,11 @@ pub enum Topic {
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 5] = [
+    pub const ALL: [Topic; 7] = [
         Topic::Clicks,
         Topic::Events,
+        Topic::EventsByOrder,
+        Topic::EventsByCustomer,
         Topic::Impressions,
         Topic::Catalog,
         Topic::DeadLetter,
@@ -33,6 +42,8 @@ impl Topic {
         match self {
             Topic::Clicks => "clicks",
             Topic::Events => "events",
+            Topic::EventsByOrder => "events-by-order",
+            Topic::EventsByCustomer => "events-by-customer",
             Topic::Impressions => "impressions",
             Topic::Catalog => "catalog",
             Topic::DeadLetter => "dead-letter",
@@ -43,9 +54,34 @@ impl Topic {
     /// totally ordered, so it has exactly one.
     pub fn default_partitions(self) -> u32 {
         match self {
-            Topic::Clicks | Topic::Events | Topic::Impressions => 4,
+            Topic::Clicks
+            | Topic::Events
+            | Topic::EventsByOrder
+            | Topic::EventsByCustomer
+            | Topic::Impressions => 4,
             Topic::Catalog | Topic::DeadLetter => 1,
         }
+    }
+
+    /// The topics of the events chain, in the order records pass through them: each step
+    /// consumes one and (but the last) produces to the next.
+    pub const EVENT_CHAIN: [Topic; 3] =
+        [Topic::Events, Topic::EventsByOrder, Topic::EventsByCustomer];
+
+    /// Every topic the processor reads, each before the topics it hands records on to: a
+    /// reader that finds one drained (committed to its end) and then reads the next sees
+    /// everything the first handed on.
+    pub const PROCESSED: [Topic; 4] = [
+        Topic::Clicks,
+        Topic::Events,
+        Topic::EventsByOrder,
+        Topic::EventsByCustomer,
+    ];
+
+    /// The topics whose partition count is configurable (`--partitions`): all but the
+    /// single-partition `catalog` and `dead-letter`.
+    pub fn is_partitioned(self) -> bool {
+        !matches!(self, Topic::Catalog | Topic::DeadLetter)
     }
 
     /// Parses a topic name.

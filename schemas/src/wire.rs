@@ -153,9 +153,32 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
-    /// Partition key: advertiser + customer (customer_id, else order_id, else event_id), so
-    /// first-touch and order dedup state for a customer lives in one partition.
+    /// Key on `events`: advertiser + event id, so that every copy of an event id meets the
+    /// same partition of the event id step whatever else it carries.
     pub fn key(&self) -> String {
+        format!("{}:{}", self.advertiser_id, self.event_id)
+    }
+
+    /// The purchase order this event claims: its `order_id` when it is a purchase.
+    pub fn purchase_order(&self) -> Option<&str> {
+        match self.action {
+            Action::Purchase => self.order_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Key on `events-by-order`: advertiser + order id for a purchase that carries one, else
+    /// advertiser + event id, so that every purchase of an order meets the same partition of
+    /// the order step.
+    pub fn order_key(&self) -> String {
+        let id = self.purchase_order().unwrap_or(&self.event_id);
+        format!("{}:{}", self.advertiser_id, id)
+    }
+
+    /// Key on `events-by-customer`: advertiser + customer (customer id, else order id, else
+    /// event id), so that a customer's first touch lives in one partition of the attribution
+    /// step.
+    pub fn customer_key(&self) -> String {
         let who = self
             .customer_id
             .as_deref()
@@ -163,6 +186,36 @@ impl EventRecord {
             .unwrap_or(&self.event_id);
         format!("{}:{}", self.advertiser_id, who)
     }
+}
+
+/// A position on the bus: partition and offset of one record of a known topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Partition.
+    pub partition: u32,
+    /// Offset within the partition.
+    pub offset: u64,
+}
+
+/// An event passed from one step of the events chain to the next (`events-by-order`,
+/// `events-by-customer`): the event unchanged, where the step that sent it read it, and
+/// where it was first accepted on `events`.
+///
+/// `from` makes the hand-over exactly once: a step that restarts from its checkpoint sends
+/// again what it had sent after that checkpoint, in the same order; the receiving step keeps
+/// the highest `from.offset` it took from each partition of the step before and drops
+/// anything at or below it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forwarded {
+    /// Wire version.
+    #[serde(default = "v1")]
+    pub v: u8,
+    /// Position in the topic the sending step read.
+    pub from: Position,
+    /// Position on `events`, where ingest appended it.
+    pub source: Position,
+    /// The event.
+    pub event: EventRecord,
 }
 
 /// What could not be processed, on the `dead-letter` topic.

@@ -3,9 +3,10 @@
 
 use clicktrail_schemas::CatalogChange;
 use clicktrail_schemas::attribution::TouchSource;
+use clicktrail_schemas::record::{Record, ToAttribution, ToOrderStep};
 use clicktrail_schemas::rows::{Attribution, EventRow, Source};
 use clicktrail_schemas::tables::EVENTS;
-use clicktrail_schemas::wire::{ClickRecord, DeadLetterRecord, EventRecord};
+use clicktrail_schemas::wire::{ClickRecord, DeadLetterRecord, EventRecord, Forwarded};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -36,11 +37,23 @@ fn every_example_reads_and_writes_back_unchanged() {
     let click: ClickRecord = round_trip("click.json");
     assert_eq!(click.key(), "0f3c9a1b2d4e5f60718293a4b5c6d7e8");
     let event: EventRecord = round_trip("event.json");
-    assert_eq!(event.key(), "adv_cjm4vi2tj5h4c35t:cust-77");
+    assert_eq!(event.key(), "adv_cjm4vi2tj5h4c35t:order-1001-purchase");
+    assert_eq!(event.order_key(), "adv_cjm4vi2tj5h4c35t:1001");
+    assert_eq!(event.customer_key(), "adv_cjm4vi2tj5h4c35t:cust-77");
+    let forwarded: Forwarded = round_trip("forwarded.json");
+    assert_eq!(forwarded.event, event);
+    assert_eq!(
+        ToOrderStep(forwarded.clone()).partition_key(),
+        event.order_key()
+    );
+    assert_eq!(
+        ToAttribution(forwarded).partition_key(),
+        event.customer_key()
+    );
     let change: CatalogChange = round_trip("catalog-change.json");
     assert_eq!(change.key(), "lnk_f9xwexkw4682jzvj");
     let dead: DeadLetterRecord = round_trip("dead-letter.json");
-    assert_eq!(dead.key(), "adv_cjm4vi2tj5h4c35t:cust-77");
+    assert_eq!(dead.key(), "adv_cjm4vi2tj5h4c35t:order-1002-purchase");
 }
 
 #[test]

@@ -25,6 +25,9 @@ pub(super) fn routes() -> Router<IngestState> {
 }
 
 /// The most recent records that could not be processed, newest last, with their reasons.
+///
+/// A processor that restarts from its checkpoint may set the same record aside again; such a
+/// copy (same source topic, partition, offset and reason) is shown once, as its latest.
 #[utoipa::path(get, path = "/api/v1/admin/dead-letter", tag = "admin", params(("limit" = Option<usize>, Query, description = "At most this many (default 50, up to 1000)")), responses((status = 200, description = "Dead letters")))]
 pub async fn dead_letter(
     _: Admin,
@@ -37,20 +40,43 @@ pub async fn dead_letter(
         .tail(Topic::DeadLetter, n)
         .await
         .map_err(ApiError::bus_unreadable)?;
-    Ok(Json(
-        tail.iter()
-            .filter_map(|m| serde_json::from_slice(&m.payload).ok())
-            .collect(),
-    ))
+    let letters: Vec<DeadLetterRecord> = tail
+        .iter()
+        .filter_map(|m| serde_json::from_slice(&m.payload).ok())
+        .collect();
+    Ok(Json(once_each(letters)))
 }
 
-/// Processor progress per topic: end offset, committed offset and lag per partition.
+/// The letters without earlier copies of the same (source topic, partition, offset, reason),
+/// in their order.
+fn once_each(letters: Vec<DeadLetterRecord>) -> Vec<DeadLetterRecord> {
+    let mut seen = std::collections::HashSet::new();
+    let mut latest_first: Vec<DeadLetterRecord> = letters
+        .into_iter()
+        .rev()
+        .filter(|d| {
+            seen.insert((
+                d.source_topic.clone(),
+                d.source_partition,
+                d.source_offset,
+                d.reason.clone(),
+            ))
+        })
+        .collect();
+    latest_first.reverse();
+    latest_first
+}
+
+/// Processor progress per topic it reads (`clicks` and the three topics of the events
+/// chain): end offset, committed offset and lag per partition.
 #[utoipa::path(get, path = "/api/v1/admin/pipeline", tag = "admin", responses((status = 200, description = "Lag per topic partition"), (status = 401, description = "Not admin")))]
 pub async fn pipeline(_: Admin, State(s): State<IngestState>) -> Result<Json<Value>, ApiError> {
     let group = &s.config.processor_group;
     let mut topics = serde_json::Map::new();
     let mut total = 0u64;
-    for topic in [Topic::Clicks, Topic::Events] {
+    // In chain order, so that a total of zero means every step is done (see
+    // `Topic::PROCESSED`).
+    for topic in Topic::PROCESSED {
         let ends = s
             .consumers
             .end_offsets(topic)

@@ -1,13 +1,22 @@
+//! The events chain run in memory: three steps over partitioned logs, with checkpoints and
+//! restarts, as the pipeline runs them.
+
 use super::*;
+use crate::pipeline::{Output, PartitionState, StepCtx};
+use clicktrail_bus::Message;
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::catalog::Catalog;
+use clicktrail_schemas::rows::EventRow;
 use clicktrail_schemas::token::ClickKeys;
+use clicktrail_schemas::topics::partition_for;
+use clicktrail_schemas::wire::{Action, DeadLetterRecord, EventRecord};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const T0: i64 = 1_700_000_000_000;
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
+const PARTS: u32 = 4;
 
 fn ctx(windows: IdWindows) -> StepCtx {
     StepCtx {
@@ -57,138 +66,414 @@ fn purchase(event_id: &str, order: &str, at_ms: i64) -> EventRecord {
     }
 }
 
-/// What became of one record: `row`, `dropped`, or its dead-letter reason.
-fn feed(s: &mut EventState, ctx: &StepCtx, e: &EventRecord) -> String {
-    let msg = Message {
-        topic: Topic::Events,
-        partition: 0,
-        offset: 0,
-        key: e.key().into_bytes(),
-        payload: serde_json::to_vec(e).unwrap(),
-        timestamp_ms: 0,
-    };
-    let mut out = Output::default();
-    s.process(&msg, ctx, &mut out);
-    match (out.rows.events.len(), out.dead.first()) {
-        (1, None) => "row".into(),
-        (0, Some(d)) => d.reason.clone(),
-        (0, None) => "dropped".into(),
-        other => panic!("unexpected output {other:?}"),
+fn customer(e: EventRecord, c: Option<&str>) -> EventRecord {
+    EventRecord {
+        customer_id: c.map(Into::into),
+        ..e
+    }
+}
+
+/// One topic: its partitions' records.
+struct Log {
+    topic: Topic,
+    parts: Vec<Vec<Message>>,
+}
+
+impl Log {
+    fn new(topic: Topic) -> Self {
+        Log {
+            topic,
+            parts: (0..PARTS).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    fn append(&mut self, key: Vec<u8>, payload: Vec<u8>) {
+        let partition = partition_for(&key, PARTS);
+        let records = &mut self.parts[partition as usize];
+        records.push(Message {
+            topic: self.topic,
+            partition,
+            offset: records.len() as u64,
+            key,
+            payload,
+            timestamp_ms: 0,
+        });
     }
 }
 
 /// The partition's checkpoint as the store keeps it: puts, then deletes.
 #[derive(Default, Clone)]
-struct Stored(BTreeMap<Vec<u8>, Vec<u8>>);
+struct Stored {
+    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    next: usize,
+}
 
-impl Stored {
-    fn apply(&mut self, s: &mut EventState) {
-        let changes = s.take_changes();
-        for (k, v) in changes.puts {
-            self.0.insert(k, v);
-        }
-        for k in changes.deletes {
-            self.0.remove(&k);
+/// One step over all partitions of its topic.
+struct Step<S> {
+    states: Vec<S>,
+    next: Vec<usize>,
+    stored: Vec<Stored>,
+}
+
+impl<S: PartitionState> Step<S> {
+    fn new(ctx: &StepCtx) -> Self {
+        let stored = vec![Stored::default(); PARTS as usize];
+        Step {
+            states: (0..PARTS)
+                .map(|p| S::restore(p, Vec::new(), ctx).unwrap())
+                .collect(),
+            next: vec![0; PARTS as usize],
+            stored,
         }
     }
 
-    fn restore(&self, ctx: &StepCtx) -> EventState {
-        let entries = self.0.clone().into_iter().collect();
-        EventState::restore(0, entries, ctx).unwrap()
+    /// Processes everything not yet read.
+    fn pump(&mut self, log: &Log, ctx: &StepCtx, out: &mut Output) {
+        for p in 0..PARTS as usize {
+            while let Some(m) = log.parts[p].get(self.next[p]) {
+                self.states[p].process(m, ctx, out);
+                self.next[p] += 1;
+            }
+        }
+    }
+
+    fn checkpoint(&mut self) {
+        for (p, s) in self.states.iter_mut().enumerate() {
+            let changes = s.take_changes();
+            let stored = &mut self.stored[p];
+            for (k, v) in changes.puts {
+                stored.entries.insert(k, v);
+            }
+            for k in changes.deletes {
+                stored.entries.remove(&k);
+            }
+            stored.next = self.next[p];
+        }
+    }
+
+    /// A `kill -9` and restart: state and position from the last checkpoint.
+    fn restart(&mut self, ctx: &StepCtx) {
+        for p in 0..PARTS as usize {
+            let entries = self.stored[p].entries.clone().into_iter().collect();
+            self.states[p] = S::restore(p as u32, entries, ctx).unwrap();
+            self.next[p] = self.stored[p].next;
+        }
+    }
+}
+
+/// The three steps and their topics.
+struct Chain {
+    ctx: StepCtx,
+    events: Log,
+    by_order: Log,
+    by_customer: Log,
+    ids: Step<IdStep>,
+    orders: Step<OrderStep>,
+    customers: Step<AttributionStep>,
+    rows: Vec<EventRow>,
+    dead: Vec<DeadLetterRecord>,
+}
+
+impl Chain {
+    fn new(windows: IdWindows) -> Self {
+        let ctx = ctx(windows);
+        Chain {
+            events: Log::new(Topic::Events),
+            by_order: Log::new(Topic::EventsByOrder),
+            by_customer: Log::new(Topic::EventsByCustomer),
+            ids: Step::new(&ctx),
+            orders: Step::new(&ctx),
+            customers: Step::new(&ctx),
+            rows: Vec::new(),
+            dead: Vec::new(),
+            ctx,
+        }
+    }
+
+    /// Ingest appends an event to `events`.
+    fn accept(&mut self, e: &EventRecord) {
+        let (key, payload) = clicktrail_schemas::record::Record::encode(e);
+        self.events.append(key, payload);
+    }
+
+    /// Every step reads what it has not read; the output of each goes to the next.
+    fn run(&mut self) {
+        let mut out = Output::default();
+        self.ids.pump(&self.events, &self.ctx, &mut out);
+        self.route(&mut out);
+        self.orders.pump(&self.by_order, &self.ctx, &mut out);
+        self.route(&mut out);
+        self.customers.pump(&self.by_customer, &self.ctx, &mut out);
+        self.route(&mut out);
+    }
+
+    fn route(&mut self, out: &mut Output) {
+        for f in std::mem::take(&mut out.forward) {
+            match f.topic {
+                Topic::EventsByOrder => self.by_order.append(f.key, f.payload),
+                Topic::EventsByCustomer => self.by_customer.append(f.key, f.payload),
+                other => panic!("forwarded to {other}"),
+            }
+        }
+        self.rows.append(&mut out.rows.events);
+        self.dead.append(&mut out.dead);
+    }
+
+    fn checkpoint(&mut self) {
+        self.ids.checkpoint();
+        self.orders.checkpoint();
+        self.customers.checkpoint();
+    }
+
+    /// Sends one event through the whole chain: `row`, `dropped` or its dead-letter reason.
+    fn send(&mut self, e: &EventRecord) -> String {
+        let (rows, dead) = (self.rows.len(), self.dead.len());
+        self.accept(e);
+        self.run();
+        match (self.rows.len() - rows, self.dead.get(dead)) {
+            (1, None) => "row".into(),
+            (0, Some(d)) => d.reason.clone(),
+            (0, None) => "dropped".into(),
+            other => panic!(
+                "unexpected output {:?}",
+                (other.0, other.1.map(|d| &d.reason))
+            ),
+        }
     }
 }
 
 #[test]
 fn a_duplicate_within_the_window_is_dropped_and_processed_again_after_it() {
-    let ctx = ctx(windows(7, 90));
-    let mut s = EventState::new(ctx.windows);
-    assert_eq!(feed(&mut s, &ctx, &signup("e1", T0)), "row");
-    assert_eq!(feed(&mut s, &ctx, &signup("e1", T0 + HOUR)), "dropped");
-    assert_eq!(
-        feed(&mut s, &ctx, &signup("e1", T0 + 7 * DAY - 1)),
-        "dropped"
-    );
-    assert_eq!(feed(&mut s, &ctx, &signup("e2", T0 + 7 * DAY)), "row");
+    let mut c = Chain::new(windows(7, 90));
+    assert_eq!(c.send(&signup("e1", T0)), "row");
+    assert_eq!(c.send(&signup("e1", T0 + HOUR)), "dropped");
+    assert_eq!(c.send(&signup("e1", T0 + 7 * DAY - 1)), "dropped");
+    // Stream time is per partition of `events`: move the partition of e1 on.
+    let later = (2..)
+        .map(|i| format!("e{i}"))
+        .find(|id| {
+            let a = signup(id, 0).key();
+            partition_for(a.as_bytes(), PARTS)
+                == partition_for(signup("e1", 0).key().as_bytes(), PARTS)
+        })
+        .unwrap();
+    assert_eq!(c.send(&signup(&later, T0 + 7 * DAY)), "row");
     // Past the window by record time: the id is processed again.
-    assert_eq!(
-        feed(&mut s, &ctx, &signup("e1", T0 + 7 * DAY + HOUR)),
-        "row"
-    );
-    assert_eq!(
-        feed(&mut s, &ctx, &signup("e1", T0 + 7 * DAY + 2 * HOUR)),
-        "dropped"
-    );
+    assert_eq!(c.send(&signup("e1", T0 + 7 * DAY + HOUR)), "row");
+    assert_eq!(c.send(&signup("e1", T0 + 7 * DAY + 2 * HOUR)), "dropped");
 }
 
 #[test]
 fn expiry_is_by_the_partitions_stream_time() {
-    let ctx = ctx(windows(1, 90));
-    let mut s = EventState::new(ctx.windows);
-    assert_eq!(feed(&mut s, &ctx, &signup("e1", T0)), "row");
+    let w = IdWindows {
+        event_id: Duration::from_secs(86_400),
+        order: Duration::from_secs(86_400),
+    };
+    let ctx = ctx(w);
+    let mut s = IdStep::new(w.event_id);
+    assert!(s.check_event_id("adv", "e1", T0));
     // A late copy (received earlier than stream time) is still within the window.
-    assert_eq!(feed(&mut s, &ctx, &signup("e2", T0 + 2 * HOUR)), "row");
-    assert_eq!(feed(&mut s, &ctx, &signup("e1", T0 - DAY)), "dropped");
+    assert!(s.check_event_id("adv", "e2", T0 + 2 * HOUR));
+    assert!(!s.check_event_id("adv", "e1", T0 - DAY));
     // Once another record moves stream time past the window, the id is forgotten even for a
     // copy stamped earlier.
-    assert_eq!(
-        feed(&mut s, &ctx, &signup("e3", T0 + DAY + 2 * HOUR)),
-        "row"
-    );
+    assert!(s.check_event_id("adv", "e3", T0 + DAY + 2 * HOUR));
     assert_eq!(s.stream_ms(), Some(T0 + DAY + 2 * HOUR));
-    assert_eq!(feed(&mut s, &ctx, &signup("e1", T0 + HOUR)), "row");
+    assert!(s.check_event_id("adv", "e1", T0 + HOUR));
+    drop(ctx);
+}
+
+/// Case 1 and its siblings: one event id sent in every shape its partition keys can take
+/// (with and without customer, with and without order, as another action) counts once.
+#[test]
+fn an_event_id_counts_once_whatever_customer_order_or_action_its_copies_carry() {
+    let shapes: Vec<EventRecord> = vec![
+        signup("e1", T0),
+        customer(signup("e1", T0), Some("c1")),
+        customer(signup("e1", T0), Some("c2")),
+        purchase("e1", "A-1", T0),
+        customer(purchase("e1", "A-1", T0), Some("c1")),
+        customer(purchase("e1", "A-2", T0), Some("c3")),
+        EventRecord {
+            action: Action::AddToCart,
+            ..customer(signup("e1", T0), Some("c4"))
+        },
+    ];
+    // Every shape first, then every other shape as a later copy.
+    for first in 0..shapes.len() {
+        let mut c = Chain::new(windows(7, 90));
+        assert_eq!(c.send(&shapes[first]), "row", "first copy {first}");
+        for (i, copy) in shapes.iter().enumerate() {
+            let copy = EventRecord {
+                received_at: copy.received_at + chrono::Duration::minutes(i as i64 + 1),
+                ..copy.clone()
+            };
+            assert_eq!(c.send(&copy), "dropped", "copy {i} after {first}");
+        }
+        assert_eq!(c.rows.len(), 1);
+        assert!(c.dead.is_empty());
+    }
+}
+
+/// Case 2 and its siblings: one order bought under different event ids, with and without
+/// customers, counts once; every later purchase of it is a dead letter.
+#[test]
+fn an_order_counts_once_whatever_customer_its_purchases_carry() {
+    let shapes = [None, Some("c1"), Some("c2")];
+    for first in shapes {
+        let mut c = Chain::new(windows(7, 90));
+        assert_eq!(c.send(&customer(purchase("p0", "A-1", T0), first)), "row");
+        for (i, who) in shapes.iter().enumerate() {
+            let e = customer(purchase(&format!("p{}", i + 1), "A-1", T0 + 1), *who);
+            assert_eq!(c.send(&e), "duplicate_order", "{first:?} then {who:?}");
+        }
+        assert_eq!(c.rows.len(), 1);
+        let letter = &c.dead[0];
+        assert_eq!(letter.source_topic, "events");
+        let payload: EventRecord = serde_json::from_str(&letter.payload).unwrap();
+        assert_eq!(
+            payload.event_id, "p1",
+            "the dead letter holds the event as accepted"
+        );
+        assert_eq!(letter.source_key, payload.key());
+        // Another order of the same customers is counted.
+        assert_eq!(
+            c.send(&customer(purchase("p9", "A-2", T0 + 2), first)),
+            "row"
+        );
+    }
 }
 
 #[test]
 fn a_second_purchase_of_an_order_is_a_duplicate_within_its_window_and_counted_after() {
-    let ctx = ctx(windows(1, 30));
-    let mut s = EventState::new(ctx.windows);
-    assert_eq!(feed(&mut s, &ctx, &purchase("p1", "o1", T0)), "row");
+    let mut c = Chain::new(windows(1, 30));
+    assert_eq!(c.send(&purchase("p1", "o1", T0)), "row");
     assert_eq!(
-        feed(&mut s, &ctx, &purchase("p2", "o1", T0 + 29 * DAY)),
+        c.send(&purchase("p2", "o1", T0 + 29 * DAY)),
         "duplicate_order"
     );
+    assert_eq!(c.send(&purchase("p3", "o1", T0 + 30 * DAY + HOUR)), "row");
     assert_eq!(
-        feed(&mut s, &ctx, &purchase("p3", "o1", T0 + 30 * DAY + HOUR)),
-        "row"
-    );
-    assert_eq!(
-        feed(
-            &mut s,
-            &ctx,
-            &purchase("p4", "o1", T0 + 30 * DAY + 2 * HOUR)
-        ),
+        c.send(&purchase("p4", "o1", T0 + 30 * DAY + 2 * HOUR)),
         "duplicate_order"
     );
-    assert_eq!(s.orders(), 1);
+    // A signup naming the order is no purchase of it.
+    let mut s = signup("s1", T0 + 30 * DAY + 3 * HOUR);
+    s.order_id = Some("o1".into());
+    assert_eq!(c.send(&s), "row");
+    let orders: usize = c.orders.states.iter().map(OrderStep::orders).sum();
+    assert_eq!(orders, 1);
+}
+
+/// A step killed after handing records on but before its checkpoint sends them again when it
+/// restarts; the next step drops the copies, whichever step restarts.
+#[test]
+fn a_step_restarted_from_its_checkpoint_hands_nothing_on_twice() {
+    for crashed in ["ids", "orders", "customers", "all"] {
+        let mut c = Chain::new(windows(7, 90));
+        let mut n = 0;
+        let mut batch = |c: &mut Chain, count: usize| {
+            for _ in 0..count {
+                let e = if n % 3 == 0 {
+                    customer(
+                        purchase(&format!("e{n}"), &format!("o{n}"), T0 + n),
+                        Some("c1"),
+                    )
+                } else {
+                    customer(
+                        signup(&format!("e{n}"), T0 + n),
+                        Some(["c1", "c2"][n as usize % 2]),
+                    )
+                };
+                c.accept(&e);
+                n += 1;
+            }
+            c.run();
+        };
+        batch(&mut c, 30);
+        c.checkpoint();
+        batch(&mut c, 30);
+        match crashed {
+            "ids" => c.ids.restart(&c.ctx),
+            "orders" => c.orders.restart(&c.ctx),
+            "customers" => {
+                // Its rows of the lost batch were never written.
+                c.customers.restart(&c.ctx);
+                c.rows.truncate(30);
+            }
+            _ => {
+                c.ids.restart(&c.ctx);
+                c.orders.restart(&c.ctx);
+                c.customers.restart(&c.ctx);
+                c.rows.truncate(30);
+            }
+        }
+        c.run();
+        batch(&mut c, 30);
+        let mut ids: Vec<&str> = c.rows.iter().map(|r| r.event.event_id.as_str()).collect();
+        ids.sort();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(
+            (before, ids.len()),
+            (90, 90),
+            "after a restart of {crashed}"
+        );
+        assert!(
+            c.dead.is_empty(),
+            "{crashed}: {:?}",
+            c.dead.first().map(|d| &d.reason)
+        );
+    }
 }
 
 #[test]
 fn restore_after_a_checkpoint_rebuilds_the_same_verdicts() {
-    let ctx = ctx(windows(2, 5));
-    let mut live = EventState::new(ctx.windows);
-    let mut stored = Stored::default();
+    let mut live = Chain::new(windows(2, 5));
     // Three days of traffic: an event every 20 minutes, a purchase every hour, checkpoints
     // every 5 records.
-    let mut n = 0u64;
+    let mut n = 0i64;
     let mut at = T0;
     while at < T0 + 3 * DAY {
-        let e = if n.is_multiple_of(3) {
+        let e = if n % 3 == 0 {
             purchase(&format!("e{n}"), &format!("o{}", n / 6), at)
         } else {
             signup(&format!("e{n}"), at)
         };
-        feed(&mut live, &ctx, &e);
+        live.send(&e);
         if n % 5 == 4 {
-            stored.apply(&mut live);
+            live.checkpoint();
         }
         n += 1;
         at += 20 * 60_000;
     }
-    stored.apply(&mut live);
-    let mut restored = stored.restore(&ctx);
-    assert_eq!(restored.stream_ms(), live.stream_ms());
-    assert_eq!(restored.event_ids(), live.event_ids());
-    assert_eq!(restored.orders(), live.orders());
+    live.checkpoint();
+    let mut restored = Chain::new(windows(2, 5));
+    for (to, from) in [
+        (&mut restored.ids.stored, &live.ids.stored),
+        (&mut restored.orders.stored, &live.orders.stored),
+        (&mut restored.customers.stored, &live.customers.stored),
+    ] {
+        *to = from.clone();
+    }
+    restored.events.parts = live.events.parts.clone();
+    restored.by_order.parts = live.by_order.parts.clone();
+    restored.by_customer.parts = live.by_customer.parts.clone();
+    restored.ids.restart(&restored.ctx);
+    restored.orders.restart(&restored.ctx);
+    restored.customers.restart(&restored.ctx);
+    let count = |c: &Chain| {
+        (
+            c.ids.states.iter().map(IdStep::event_ids).sum::<usize>(),
+            c.orders.states.iter().map(OrderStep::orders).sum::<usize>(),
+            c.ids
+                .states
+                .iter()
+                .map(IdStep::stream_ms)
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(count(&restored), count(&live));
     // Copies of every event and order, sent as stream time moves on: the same verdicts.
     for (step, later) in [0, DAY, 3 * DAY].into_iter().enumerate() {
         let t = at + later;
@@ -199,8 +484,8 @@ fn restore_after_a_checkpoint_rebuilds_the_same_verdicts() {
             ];
             for e in &copies {
                 assert_eq!(
-                    feed(&mut live, &ctx, e),
-                    feed(&mut restored, &ctx, e),
+                    live.send(e),
+                    restored.send(e),
                     "{} / {:?}",
                     e.event_id,
                     e.order_id
@@ -213,64 +498,33 @@ fn restore_after_a_checkpoint_rebuilds_the_same_verdicts() {
 #[test]
 fn old_format_entries_restore_and_are_rewritten() {
     let ctx = ctx(windows(1, 2));
-    let touch = FirstTouch {
-        influencer_id: "inf".into(),
-        campaign_id: "cmp".into(),
-        link_id: None,
-        coupon_id: None,
-        by: clicktrail_schemas::attribution::TouchSource::RefCode,
-        at: chrono::DateTime::from_timestamp_millis(T0).unwrap(),
-    };
-    let mut stored = Stored::default();
-    stored.0.insert(b"e\0adv\0e1".to_vec(), Vec::new());
-    stored.0.insert(b"o\0adv\0o1".to_vec(), Vec::new());
-    stored
-        .0
-        .insert(b"f\0adv\0c1".to_vec(), serde_json::to_vec(&touch).unwrap());
-    let mut s = stored.restore(&ctx);
-    assert_eq!(feed(&mut s, &ctx, &signup("e1", T0)), "dropped");
+    let entries = vec![
+        (b"e\0adv\0e1".to_vec(), Vec::new()),
+        (b"o\0adv\0o1".to_vec(), Vec::new()),
+        (b"f\0adv\0c1".to_vec(), b"{}".to_vec()),
+    ];
+    let mut s = IdStep::restore(0, entries, &ctx).unwrap();
+    assert!(!s.check_event_id("adv", "e1", T0));
+    let changes = s.take_changes();
+    let mut deleted = changes.deletes.clone();
+    deleted.sort();
     assert_eq!(
-        feed(&mut s, &ctx, &purchase("p1", "o1", T0)),
-        "duplicate_order"
+        deleted,
+        vec![
+            b"e\0adv\0e1".to_vec(),
+            b"f\0adv\0c1".to_vec(),
+            b"o\0adv\0o1".to_vec()
+        ]
     );
-    stored.apply(&mut s);
-    assert!(!stored.0.contains_key(b"e\0adv\0e1".as_slice()));
-    assert!(!stored.0.contains_key(b"o\0adv\0o1".as_slice()));
-    assert!(stored.0.contains_key(b"f\0adv\0c1".as_slice()));
-    // The rewritten checkpoint keeps the verdicts, and the windows now run from T0.
-    let mut again = stored.restore(&ctx);
-    assert_eq!(feed(&mut again, &ctx, &signup("e1", T0 + HOUR)), "dropped");
-    assert_eq!(
-        feed(&mut again, &ctx, &signup("e1", T0 + DAY + HOUR)),
-        "row"
-    );
-    assert_eq!(
-        feed(&mut again, &ctx, &purchase("p2", "o1", T0 + DAY + HOUR)),
-        "duplicate_order"
-    );
-    assert_eq!(
-        feed(&mut again, &ctx, &purchase("p3", "o1", T0 + 2 * DAY + HOUR)),
-        "row"
-    );
-}
-
-#[test]
-fn old_format_entries_count_from_the_stored_stream_time() {
-    let ctx = ctx(windows(1, 1));
-    let mut stored = Stored::default();
-    stored.0.insert(b"e\0adv\0e1".to_vec(), Vec::new());
-    stored.0.insert(b"t".to_vec(), T0.to_be_bytes().to_vec());
-    let mut s = stored.restore(&ctx);
-    assert_eq!(s.event_ids(), 1);
-    assert_eq!(feed(&mut s, &ctx, &signup("e1", T0 + 23 * HOUR)), "dropped");
-    assert_eq!(feed(&mut s, &ctx, &signup("e1", T0 + DAY + HOUR)), "row");
+    // The rewritten checkpoint keeps the verdict, and the window now runs from T0.
+    let mut again = IdStep::restore(0, changes.puts, &ctx).unwrap();
+    assert!(!again.check_event_id("adv", "e1", T0 + HOUR));
+    assert!(again.check_event_id("adv", "e1", T0 + DAY + HOUR));
 }
 
 #[test]
 fn the_checkpoint_stays_bounded_as_ids_keep_arriving() {
-    let ctx = ctx(windows(1, 2));
-    let mut s = EventState::new(ctx.windows);
-    let mut stored = Stored::default();
+    let mut c = Chain::new(windows(1, 2));
     // 40 simulated days, an event every 5 minutes (a purchase every 15), checkpoints every
     // 4 records.
     let mut max_entries = 0;
@@ -281,22 +535,27 @@ fn the_checkpoint_stays_bounded_as_ids_keep_arriving() {
         } else {
             signup(&format!("e{n}"), at)
         };
-        assert_eq!(feed(&mut s, &ctx, &e), "row");
+        assert_eq!(c.send(&e), "row");
         if n % 4 == 3 {
-            stored.apply(&mut s);
+            c.checkpoint();
             if minute > 5 * 24 * 60 {
-                max_entries = max_entries.max(stored.0.len());
+                let entries = |s: &[Stored]| s.iter().map(|s| s.entries.len()).sum::<usize>();
+                max_entries = max_entries.max(entries(&c.ids.stored) + entries(&c.orders.stored));
             }
         }
     }
-    // Ids: a day (and an hour) of events, two days of orders. Entries: one per hour of each
-    // window, the current hours' parts (3 checkpoints an hour) and the stream time.
-    assert!(s.event_ids() <= 25 * 12, "{}", s.event_ids());
-    assert!(s.orders() <= 49 * 4, "{}", s.orders());
-    assert!(max_entries <= 25 + 49 + 2 * 4 + 1, "{max_entries} entries");
-    let restored = stored.restore(&ctx);
-    assert_eq!(restored.event_ids(), s.event_ids());
-    assert_eq!(restored.orders(), s.orders());
+    let ids: usize = c.ids.states.iter().map(IdStep::event_ids).sum();
+    let orders: usize = c.orders.states.iter().map(OrderStep::orders).sum();
+    // Ids: a day (and an hour) of events, two days of orders. Entries per partition: one per
+    // hour of each window, the current hours' parts (3 checkpoints an hour), the stream time
+    // and the order step's replay guard.
+    assert!(ids <= 25 * 12, "{ids}");
+    assert!(orders <= 49 * 4, "{orders}");
+    let per_part = 25 + 49 + 2 * 4 + 2 + PARTS as usize;
+    assert!(
+        max_entries <= PARTS as usize * per_part,
+        "{max_entries} entries"
+    );
 }
 
 #[test]
