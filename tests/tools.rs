@@ -101,14 +101,35 @@ async fn kcat_reads_every_topic_and_clickhouse_client_shows_the_tables() {
         assert_eq!(e["v"], json!(1));
         assert_eq!(
             key,
-            &format!("{}:o-1", shop.advertiser),
-            "advertiser:order_id"
+            &format!("{}:{}", shop.advertiser, e["event_id"].as_str().unwrap()),
+            "advertiser:event_id"
         );
         assert_eq!(*p, partition_for(key.as_bytes(), partitions));
         assert_eq!(e["action"], json!("purchase"));
         assert_eq!(e["value_minor"], json!(1250));
         assert_eq!(e["currency"], json!("EUR"));
         assert!(e["event_id"].as_str().unwrap().starts_with("drv_"), "{e}");
+    }
+    // The processor's steps hand events on through their own topics: both purchases to the
+    // order step, keyed by the order; the first on to attribution, keyed by the customer (here
+    // the order, as there is no customer id).
+    let order_key = format!("{}:o-1", shop.advertiser);
+    for (topic, count) in [("events-by-order", 2), ("events-by-customer", 1)] {
+        let handed = kcat(&svc.kafka, &format!("{prefix}{topic}"));
+        assert_eq!(handed.len(), count, "{topic}");
+        for (p, key, f) in &handed {
+            assert_eq!(key, &order_key, "{topic} key");
+            assert_eq!(*p, partition_for(key.as_bytes(), partitions));
+            assert_eq!(f["v"], json!(1));
+            assert!(
+                f["from"]["offset"].is_u64() && f["source"]["partition"].is_u64(),
+                "{f}"
+            );
+            assert!(
+                events.iter().any(|(_, _, e)| *e == f["event"]),
+                "{topic}: {f}"
+            );
+        }
     }
 
     let catalog = kcat(&svc.kafka, &format!("{prefix}catalog"));
@@ -141,6 +162,16 @@ async fn kcat_reads_every_topic_and_clickhouse_client_shows_the_tables() {
             d["source_topic"].clone()
         ),
         (json!(1), json!("duplicate_order"), json!("events"))
+    );
+    let refused: Value = serde_json::from_str(d["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        d["source_key"],
+        json!(format!(
+            "{}:{}",
+            shop.advertiser,
+            refused["event_id"].as_str().unwrap()
+        )),
+        "a dead letter names the event's key on `events`"
     );
     assert!(kcat(&svc.kafka, &format!("{prefix}impressions")).is_empty());
 
