@@ -109,6 +109,19 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", spec.listen))?;
     let addr = listener.local_addr()?;
+    let openapi = Arc::new(routes::openapi_document());
+    let ops = Ops {
+        lifecycle: lifecycle.clone(),
+        metrics,
+        catalog: None,
+        openapi: openapi.clone(),
+    };
+    // While the backends are reached and the catalog is read, the port already answers
+    // `/health/live`, `/metrics` and `/health/ready` (503, saying what it waits for).
+    let (listener, early) = early_ops(listener, ops.clone(), spec.settings.http.conn_limits())?;
+    println!(
+        "clicktrail is starting on {addr} (/health/live answers now, /health/ready once ready)"
+    );
     tokio::spawn({
         let lifecycle = lifecycle.clone();
         async move {
@@ -126,15 +139,35 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
     });
 
     let mut backends = match &spec.backend {
-        BackendChoice::Embedded { dir, args } => Backends::embedded(dir, args)?,
+        BackendChoice::Embedded { dir, args } => {
+            lifecycle.waiting_for(Some(format!(
+                "opening the data directory {}",
+                dir.display()
+            )));
+            Backends::embedded(dir, args)?
+        }
         BackendChoice::Production {
             kafka,
             clickhouse,
             data_dir,
-        } => Backends::production(kafka, clickhouse, data_dir).await?,
+        } => {
+            lifecycle.waiting_for(Some(format!(
+                "connecting to Kafka at {} (retrying while it is unreachable)",
+                kafka.brokers
+            )));
+            Backends::production(kafka, clickhouse, data_dir).await?
+        }
     };
     let background = CancellationToken::new();
+    lifecycle.waiting_for(Some("reading the catalog topic to its end".into()));
     let (catalog, follower) = follow_catalog(backends.consumers.clone(), &background).await?;
+    if matches!(spec.backend, BackendChoice::Production { .. })
+        && (spec.roles.contains(&Role::Processor) || spec.roles.contains(&Role::Query))
+    {
+        lifecycle.waiting_for(Some(
+            "opening ClickHouse (retrying while it is unreachable)".into(),
+        ));
+    }
 
     let mut pieces = Vec::new();
     let mut processor = None;
@@ -196,21 +229,25 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                     catalog: catalog.clone(),
                     admin_token: spec.secrets.admin_token.clone(),
                     limiter: clicktrail_query::limits::Limiter::new(spec.settings.query.limits()),
+                    pipeline: Some(clicktrail_query::freshness::Pipeline {
+                        consumers: backends.consumers.clone(),
+                        group: spec.settings.processor.group.clone(),
+                    }),
                 }));
             }
         }
     }
     pieces.push(http::ops_routes(Ops {
-        lifecycle: lifecycle.clone(),
-        metrics,
         catalog: Some(catalog),
-        openapi: Arc::new(routes::openapi_document()),
+        ..ops
     }));
     let trusted = spec
         .settings
         .http
         .trusted(spec.settings.redirect.trust_forwarded_for);
+    lifecycle.waiting_for(None);
     starting.ready();
+    early.cancel();
     Ok(Running {
         addr,
         public_url,
@@ -229,7 +266,46 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
     })
 }
 
+/// Serves the operations routes on a second handle of `listener` until the returned token is
+/// cancelled (connections it accepted finish their requests); returns the listener for the
+/// full application.
+fn early_ops(
+    listener: TcpListener,
+    ops: Ops,
+    limits: clicktrail_api::conn::ConnLimits,
+) -> anyhow::Result<(TcpListener, CancellationToken)> {
+    let std = listener.into_std()?;
+    let early = TcpListener::from_std(std.try_clone()?)?;
+    let listener = TcpListener::from_std(std)?;
+    let stop = CancellationToken::new();
+    let app = http::app(
+        vec![http::ops_routes(ops)],
+        RateLimiter::new(Default::default()),
+    );
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if let Err(e) =
+                clicktrail_api::conn::serve(early, app, limits, stop.cancelled_owned()).await
+            {
+                tracing::warn!(error = %e, "the startup health endpoint stopped");
+            }
+        }
+    });
+    Ok((listener, stop))
+}
+
 impl Running {
+    /// Cancelled when the process begins to shut down (Ctrl-C, SIGTERM).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.lifecycle.token()
+    }
+
+    /// The front-end producer (as the redirector and ingest write).
+    pub async fn front_producer(&mut self) -> anyhow::Result<Arc<dyn clicktrail_bus::Producer>> {
+        self.backends.front_producer().await
+    }
+
     /// Serves until Ctrl-C, SIGTERM or a processor that stopped on its own, then shuts down
     /// in order. Errors: the listener failed, or the processor stopped with an error.
     pub async fn wait(mut self) -> anyhow::Result<()> {

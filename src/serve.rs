@@ -31,9 +31,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         signing_key: secrets::signing_key(dir, args.common.signing_key.as_deref())?,
     };
-    let mut settings = args.roles.clone();
-    settings.redirect.trust_forwarded_for |= args.demo;
-    let running = assemble::start(Spec {
+    let settings = args.roles.clone();
+    let mut running = assemble::start(Spec {
         roles: Role::ALL.to_vec(),
         listen: args
             .common
@@ -52,13 +51,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     print_banner(running.addr, &running.public_url, &admin, &args);
     if args.demo {
-        let (base, token, visitors) = (
-            format!("http://{}", running.addr),
-            secrets.admin_token.clone(),
-            args.demo_visitors,
-        );
+        let base = format!("http://{}", running.addr);
+        let token = secrets.admin_token.clone();
+        let (visitors, dir) = (args.demo_visitors, dir.clone());
+        let deps = demo::DemoDeps {
+            producer: running.front_producer().await?,
+            click_keys: secrets.click_keys.clone().expect("serve has click keys"),
+        };
+        let stop = running.shutdown_token();
         tokio::spawn(async move {
-            if let Err(e) = demo::run(&base, &token, visitors).await {
+            if let Err(e) = demo::run(&base, &token, visitors, &dir, deps, stop).await {
                 tracing::error!(error = %e, "demo traffic failed");
             }
         });
@@ -72,7 +74,7 @@ fn print_banner(addr: SocketAddr, public_url: &str, admin: &secrets::Kept, args:
     let base = format!("http://{addr}");
     println!("clicktrail is listening on {addr}");
     println!("  redirects   {public_url}/r/<code>");
-    println!("  events API  {base}/api/v1/events");
+    println!("  events API  POST {base}/api/v1/events");
     println!("  admin API   {base}/api/v1/admin/advertisers");
     println!("  stats       {base}/api/v1/stats/overview");
     println!("  OpenAPI     {base}/api/v1/openapi.json");
@@ -91,7 +93,10 @@ fn print_banner(addr: SocketAddr, public_url: &str, admin: &secrets::Kept, args:
     }
     println!("  data        {}", args.common.data_dir.display());
     if args.demo {
-        println!("  demo        creating a demo advertiser and driving traffic…");
+        println!(
+            "  demo        the demo advertiser (made once, kept in {}), 90 days of history, then live shoppers…",
+            args.common.data_dir.join("demo.json").display()
+        );
     }
     println!("Press Ctrl-C to stop.");
 }

@@ -175,6 +175,89 @@ const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r
 Content-Type: application/json\r\nContent-Length: 75\r\nConnection: close\r\n\r\n\
 {\"error\":\"unavailable\",\"message\":\"too many open connections; retry shortly\"}";
 
+/// Bytes of a request head looked at before the connection is handed to hyper.
+const HEAD_PEEK: usize = 16 * 1024;
+
+/// Why the first request head on `stream` cannot be parsed (an illegal character in the
+/// request target, such as a literal `<`, a bad method or version, a broken header), found by
+/// peeking at it without consuming anything; `None` when it parses, is still incomplete after
+/// `limit` or [`HEAD_PEEK`] bytes, or has more headers than looked at (hyper answers those
+/// itself). hyper would answer a malformed head with an empty 400; this lets the answer carry
+/// the documented JSON error body.
+async fn malformed_head(stream: &TcpStream, limit: Duration) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    let mut buf = vec![0u8; HEAD_PEEK];
+    let mut seen = 0;
+    loop {
+        let n = tokio::time::timeout_at(deadline.into(), stream.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if n > seen {
+            seen = n;
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut head = httparse::Request::new(&mut headers);
+            match head.parse(&buf[..n]) {
+                // httparse takes some targets hyper's URI parser refuses (such as `<`).
+                Ok(httparse::Status::Complete(_)) => {
+                    let target = head.path.unwrap_or("/");
+                    return http::Uri::try_from(target)
+                        .err()
+                        .map(|e| format!("request target: {e}"));
+                }
+                Ok(httparse::Status::Partial) if n < HEAD_PEEK => {}
+                Ok(httparse::Status::Partial) => return None,
+                Err(httparse::Error::TooManyHeaders) => return None,
+                Err(e) => return Some(e.to_string()),
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        // More of the head is on its way: look again shortly.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Answers a malformed head with the JSON 400 and closes: what the client sent is read first,
+/// so that closing sends a FIN after the answer rather than a reset that could discard it.
+async fn refuse(stream: &mut TcpStream, why: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut sink = vec![0u8; HEAD_PEEK];
+    let _ = tokio::time::timeout(Duration::from_millis(20), stream.read(&mut sink)).await;
+    if stream.write_all(&bad_request(why)).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    // Whatever else is on its way is read and dropped until the client closes.
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_millis(200), stream.read(&mut sink)).await
+    {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// The JSON 400 for a request head that cannot be parsed.
+fn bad_request(why: &str) -> Vec<u8> {
+    let body = serde_json::json!({
+        "error": "invalid_request",
+        "message": format!(
+            "malformed request: {why}; characters such as < > \" {{ }} | \\ ^ ` and spaces must be percent-encoded in the path and query"
+        ),
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Accepts connections on `listener` and serves `app` on each until `stop` resolves; then
 /// stops accepting and lets open connections finish their requests. Errors: the listener
 /// failed.
@@ -217,10 +300,6 @@ pub async fn serve(
             head_ms: AtomicU64::new(NO_HEAD),
             in_flight: AtomicUsize::new(0),
         });
-        let io = TokioIo::new(Watched {
-            inner: stream,
-            activity: activity.clone(),
-        });
         let router = app.clone();
         let requests = activity.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -234,15 +313,26 @@ pub async fn serve(
                 resp
             }
         });
-        // The watchdog below enforces the header and idle timeouts; hyper's own header timer
-        // (which also runs between requests) only backs it up.
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.idle_timeout + limits.header_read_timeout)
-            .serve_connection(io, service);
-        let conn = graceful.watch(conn);
+        let graceful_watch = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
+            let mut stream = stream;
+            if let Some(why) = malformed_head(&stream, limits.header_read_timeout).await {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), refuse(&mut stream, &why)).await;
+                return;
+            }
+            let io = TokioIo::new(Watched {
+                inner: stream,
+                activity: activity.clone(),
+            });
+            // The watchdog below enforces the header and idle timeouts; hyper's own header
+            // timer (which also runs between requests) only backs it up.
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.idle_timeout + limits.header_read_timeout)
+                .serve_connection(io, service);
+            let conn = graceful_watch.watch(conn);
             tokio::pin!(conn);
             let tick = limits
                 .header_read_timeout

@@ -190,12 +190,19 @@ pub async fn live() -> &'static str {
 
 /// Readiness: the catalog is read to its end, the role's backends answered and the process
 /// is not shutting down. `X-Clicktrail-Catalog` gives the next catalog offset this role applies.
-#[utoipa::path(get, path = "/health/ready", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "Starting or draining")))]
+/// A 503 says why in its JSON body (`{"error": "unavailable", "message": "not ready: …"}`):
+/// what the process is waiting for while it starts, or that it is shutting down.
+#[utoipa::path(get, path = "/health/ready", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "Starting (with what it waits for) or draining", body = crate::error::ErrorBody)))]
 pub async fn ready(State(s): State<Ops>) -> Response {
-    let mut resp = if s.lifecycle.is_ready() {
-        "ready\n".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    let mut resp = match s.lifecycle.not_ready_reason() {
+        None => "ready\n".into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(
+                serde_json::json!({"error": "unavailable", "message": format!("not ready: {why}")}),
+            ),
+        )
+            .into_response(),
     };
     if let Some(c) = &s.catalog {
         let next = *c.subscribe().borrow();

@@ -4,6 +4,7 @@
 //! drain, producers flush, the processor finishes its batch and commits, then the process exits.
 
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +20,8 @@ struct Inner {
     pending: AtomicUsize,
     draining: AtomicBool,
     shutdown: CancellationToken,
+    /// What the process is waiting for while it starts.
+    waiting: Mutex<Option<String>>,
 }
 
 /// A role's claim on readiness: the process is ready once every claim is released with
@@ -58,6 +61,24 @@ impl Lifecycle {
     pub fn shutdown(&self) {
         self.inner.draining.store(true, Ordering::SeqCst);
         self.inner.shutdown.cancel();
+    }
+
+    /// Says what the process waits for while it is not ready (for example "Kafka at
+    /// 10.0.0.5:9092 is unreachable; retrying"); `None` once it waits for nothing.
+    pub fn waiting_for(&self, what: Option<String>) {
+        *self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner()) = what;
+    }
+
+    /// Why `/health/ready` answers 503, or `None` when it answers 200.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if self.inner.draining.load(Ordering::SeqCst) {
+            return Some("shutting down".into());
+        }
+        if self.inner.pending.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        Some(waiting.clone().unwrap_or_else(|| "starting".into()))
     }
 
     /// Whether shutdown has begun.

@@ -40,6 +40,9 @@ use spool::Spool;
 
 /// How long metadata and offset requests may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connect waits for a broker's metadata before it reports the broker unreachable
+/// and tries again.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn kafka_err(e: impl std::fmt::Display) -> BusError {
     BusError::Storage(format!("kafka: {e}"))
@@ -131,10 +134,10 @@ impl KafkaBus {
     /// to `wait` for the broker to answer.
     pub async fn connect(options: KafkaOptions, wait: Duration) -> Result<Self, BusError> {
         let options = Arc::new(options);
-        let admin: AdminClient<DefaultClientContext> = {
+        let admin: Arc<AdminClient<DefaultClientContext>> = {
             let mut c = options.client_config();
             options.apply_settings(&mut c);
-            c.create().map_err(kafka_err)?
+            Arc::new(c.create().map_err(kafka_err)?)
         };
         let deadline = Instant::now() + wait;
         let new_topics: Vec<(String, i32)> = Topic::ALL
@@ -145,6 +148,24 @@ impl KafkaBus {
             })
             .collect();
         loop {
+            // A quick metadata request first: an unreachable broker is reported (and retried)
+            // every couple of seconds, not once per admin request timeout.
+            let probe = {
+                let admin = admin.clone();
+                tokio::task::spawn_blocking(move || {
+                    admin.inner().fetch_metadata(None, PROBE_TIMEOUT).map(drop)
+                })
+                .await
+                .map_err(|e| kafka_err(e.to_string()))?
+            };
+            if let Err(e) = probe {
+                if Instant::now() >= deadline {
+                    return Err(kafka_err(format!("broker unreachable: {e}")));
+                }
+                tracing::warn!(brokers = %options.brokers, error = %e, "broker unreachable; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
             let specs: Vec<NewTopic> = new_topics
                 .iter()
                 .map(|(name, n)| {
@@ -164,6 +185,7 @@ impl KafkaBus {
                     if failed.is_empty() {
                         break;
                     }
+                    tracing::warn!(brokers = %options.brokers, failed = %failed.join(", "), "topics not created yet; retrying");
                     if Instant::now() >= deadline {
                         return Err(kafka_err(format!(
                             "cannot create topics: {}",
@@ -174,7 +196,9 @@ impl KafkaBus {
                 Err(e) if Instant::now() >= deadline => {
                     return Err(kafka_err(format!("cannot create topics: {e}")));
                 }
-                Err(e) => tracing::warn!(error = %e, "broker not answering yet; retrying"),
+                Err(e) => {
+                    tracing::warn!(brokers = %options.brokers, error = %e, "broker not answering yet; retrying")
+                }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -13,8 +13,10 @@ use clicktrail_api::auth;
 use clicktrail_api::body::read_limited;
 use clicktrail_api::error::{ApiError, ErrorBody, FieldError};
 use clicktrail_bus::RecordProducer;
+use clicktrail_schemas::catalog::Catalog;
 use clicktrail_schemas::metric_names::ingest::{EVENTS_ACCEPTED, REQUESTS_REFUSED};
-use clicktrail_schemas::wire::Action;
+use clicktrail_schemas::token::read_unverified;
+use clicktrail_schemas::wire::{Action, EventRecord};
 use serde::Serialize;
 
 /// The answer to an accepted request.
@@ -24,13 +26,76 @@ pub struct Accepted {
     pub accepted: usize,
     /// Their ids, in request order (derived where none was given).
     pub event_ids: Vec<String>,
+    /// Attribution data that cannot credit anyone, found while accepting: each names the
+    /// event (index in the request), the field and why. The events are stored all the same
+    /// (unattributed, or attributed by another field). Absent when there is nothing to say.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+}
+
+/// Why a field of an accepted event will not attribute it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Warning {
+    /// Index of the event in the request (0 for a single event).
+    pub index: usize,
+    /// The field: `click_id` or `ref_code`.
+    pub field: &'static str,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// What an accepted event's `click_id` and `ref_code` will not do: a `click_id` that is not a
+/// click token at all (for example a placeholder left in an integration) or names a link of
+/// no link of this advertiser, and a `ref_code` that is no link code of this advertiser.
+fn warnings(records: &[EventRecord], catalog: &Catalog) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for (index, r) in records.iter().enumerate() {
+        if let Some(id) = r.click_id.as_deref() {
+            let message = match read_unverified(id) {
+                Err(_) => Some(
+                    "not a click id: expected the `click_id` value of a tracking redirect's \
+                     Location (base64url, as the redirect appended it)"
+                        .to_string(),
+                ),
+                Ok(t) => match catalog.links.get(&t.link_id) {
+                    Some(l) if l.advertiser_id == r.advertiser_id => None,
+                    _ => Some(
+                        "this click id names no link of this advertiser; it will not attribute"
+                            .into(),
+                    ),
+                },
+            };
+            if let Some(message) = message {
+                out.push(Warning {
+                    index,
+                    field: "click_id",
+                    message,
+                });
+            }
+        }
+        if let Some(code) = r.ref_code.as_deref() {
+            let owned = catalog
+                .link_by_code(code)
+                .is_some_and(|l| l.advertiser_id == r.advertiser_id);
+            if !owned {
+                out.push(Warning {
+                    index,
+                    field: "ref_code",
+                    message: format!(
+                        "`{code}` is no link code of this advertiser; it will not attribute"
+                    ),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Events API documentation.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(post_events, post_alias),
-    components(schemas(Accepted, ErrorBody, FieldError)),
+    components(schemas(Accepted, Warning, ErrorBody, FieldError)),
     tags((name = "events", description = "Advertiser funnel events"))
 )]
 pub struct EventsApi;
@@ -181,5 +246,6 @@ async fn accept(
     Ok(Accepted {
         accepted: event_ids.len(),
         event_ids,
+        warnings: warnings(&records, &catalog),
     })
 }

@@ -24,6 +24,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::Duration;
 
+/// A record as the bus takes it: (key, payload).
+type KeyedPayload = (Vec<u8>, Vec<u8>);
+
 /// Writes `out` and `checkpoints`; returns once both are durable. `out` is left empty.
 pub async fn write(
     producer: &dyn Producer,
@@ -33,7 +36,7 @@ pub async fn write(
 ) {
     let mut backoff = Duration::from_millis(100);
     let forward = in_send_order(std::mem::take(&mut out.forward));
-    let mut by_topic: Vec<(Topic, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+    let mut by_topic: Vec<(Topic, Vec<KeyedPayload>)> = Vec::new();
     for f in forward {
         match by_topic.iter_mut().find(|(t, _)| *t == f.topic) {
             Some((_, records)) => records.push((f.key, f.payload)),

@@ -24,7 +24,7 @@ pub struct Filters {
     pub interval: String,
 }
 
-const KNOWN: [&str; 7] = [
+const KNOWN: [&str; 8] = [
     "from",
     "to",
     "period",
@@ -32,6 +32,8 @@ const KNOWN: [&str; 7] = [
     "influencer_id",
     "advertiser_id",
     "interval",
+    // Handled by `freshness::honour_wait` before the request gets here.
+    "wait",
 ];
 
 impl Filters {

@@ -9,11 +9,12 @@
 //! Modules: [`stats`] (overview, chart, breakdowns, funnel), [`export`] (CSV), [`audit`]
 //! (attribution of one event), [`sql`] (read-only analyst SQL), [`rollups`] (dashboards over
 //! the hourly rollups), [`limits`] (memory, time and concurrency bounds of every request),
-//! [`filters`], [`json`]. This crate plans; the store reads.
+//! [`filters`], [`json`], [`freshness`] (answering once the pipeline stored what was sent). This crate plans; the store reads.
 
 pub mod audit;
 pub mod export;
 pub mod filters;
+pub mod freshness;
 pub mod json;
 pub mod limits;
 pub mod rollups;
@@ -38,11 +39,15 @@ pub struct QueryState {
     pub admin_token: String,
     /// Bounds on every query request.
     pub limiter: limits::Limiter,
+    /// The processor's progress, for requests that ask to `wait` for it; `None` answers at
+    /// once.
+    pub pipeline: Option<freshness::Pipeline>,
 }
 
 /// Every query route.
 pub fn router(state: QueryState) -> Router {
     let limiter = state.limiter.clone();
+    let pipeline = state.pipeline.clone();
     Router::new()
         .merge(stats::routes())
         .merge(export::routes())
@@ -52,6 +57,10 @@ pub fn router(state: QueryState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             limiter,
             limits::enforce,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            pipeline,
+            freshness::honour_wait,
         ))
 }
 

@@ -129,32 +129,49 @@ impl ClickKeys {
 
     /// Checks a token and reads it.
     pub fn verify(&self, token: &str) -> Result<ClickToken, TokenError> {
-        if token.len() > 256 {
-            return Err(TokenError::Malformed);
-        }
-        let raw = URL_SAFE_NO_PAD
-            .decode(token.as_bytes())
-            .map_err(|_| TokenError::Malformed)?;
-        if raw.len() <= HEADER_LEN + MAC_LEN || raw[0] != VERSION {
-            return Err(TokenError::Malformed);
-        }
-        let key_id = raw[1];
-        let (body, mac) = raw.split_at(raw.len() - MAC_LEN);
+        let (read, body, mac) = parse(token)?;
         let expected = self
-            .mac(key_id, body)
-            .ok_or(TokenError::UnknownKey(key_id))?;
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], mac)) {
+            .mac(read.key_id, body.as_slice())
+            .ok_or(TokenError::UnknownKey(read.key_id))?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], mac.as_slice())) {
             return Err(TokenError::BadSignature);
         }
-        let clicked_at_ms = i64::from_be_bytes(body[2..10].try_into().expect("8 bytes"));
-        let link_id =
-            String::from_utf8(body[HEADER_LEN..].to_vec()).map_err(|_| TokenError::Malformed)?;
-        Ok(ClickToken {
+        Ok(read)
+    }
+}
+
+/// Reads a token's parts without checking its signature: for telling a caller early that a
+/// `click_id` cannot be a click id ([`TokenError::Malformed`]) or names a link it does not own.
+/// Never a reason to credit anyone; only [`ClickKeys::verify`] is.
+pub fn read_unverified(token: &str) -> Result<ClickToken, TokenError> {
+    parse(token).map(|(read, _, _)| read)
+}
+
+/// The token read, its signed bytes and its MAC.
+fn parse(token: &str) -> Result<(ClickToken, Vec<u8>, Vec<u8>), TokenError> {
+    if token.len() > 256 {
+        return Err(TokenError::Malformed);
+    }
+    let mut raw = URL_SAFE_NO_PAD
+        .decode(token.as_bytes())
+        .map_err(|_| TokenError::Malformed)?;
+    if raw.len() <= HEADER_LEN + MAC_LEN || raw[0] != VERSION {
+        return Err(TokenError::Malformed);
+    }
+    let key_id = raw[1];
+    let mac = raw.split_off(raw.len() - MAC_LEN);
+    let clicked_at_ms = i64::from_be_bytes(raw[2..10].try_into().expect("8 bytes"));
+    let link_id =
+        String::from_utf8(raw[HEADER_LEN..].to_vec()).map_err(|_| TokenError::Malformed)?;
+    Ok((
+        ClickToken {
             link_id,
             clicked_at_ms,
             key_id,
-        })
-    }
+        },
+        raw,
+        mac,
+    ))
 }
 
 #[cfg(test)]

@@ -49,9 +49,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub embedded: EmbeddedArgs,
-    /// Create a demo advertiser, campaigns, influencers, links and coupons, and drive
-    /// synthetic traffic through the HTTP endpoints (implies --trust-forwarded-for).
-    #[arg(long)]
+    /// Create a demo advertiser, campaigns, influencers, links and coupons (once: later starts
+    /// on the same data directory reuse them), write 90 days of history on the first start, and
+    /// drive synthetic shoppers through the HTTP endpoints.
+    #[arg(long, env = "CLICKTRAIL_DEMO")]
     pub demo: bool,
     /// Visitors the demo simulates.
     #[arg(long, env = "CLICKTRAIL_DEMO_VISITORS", default_value_t = 400)]

@@ -37,7 +37,8 @@ pub struct NewCampaign {
     pub trailing_expiry_secs: Option<u64>,
 }
 
-/// Changes to a campaign; absent fields stay as they are.
+/// Changes to a campaign; absent fields stay as they are, and `null` clears `starts_at`,
+/// `ends_at` and `trailing_expiry_secs` (live from always, until forever, no expiry).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignPatch {
@@ -45,17 +46,23 @@ pub struct CampaignPatch {
     pub name: Option<String>,
     /// Destination URL.
     pub destination_url: Option<String>,
-    /// Live from.
-    pub starts_at: Option<DateTime<Utc>>,
-    /// Live until.
-    pub ends_at: Option<DateTime<Utc>>,
+    /// Live from; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub starts_at: Option<Option<DateTime<Utc>>>,
+    /// Live until; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub ends_at: Option<Option<DateTime<Utc>>>,
     /// `all`, `links` or `coupons`.
     #[schema(value_type = Option<String>)]
     pub attribution_source: Option<AttributionSource>,
     /// Attribution window in seconds.
     pub attribution_window_secs: Option<u64>,
-    /// Trailing expiry in seconds.
-    pub trailing_expiry_secs: Option<u64>,
+    /// Trailing expiry in seconds; `null` clears it (no expiry).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub trailing_expiry_secs: Option<Option<u64>>,
     /// `active` or `inactive`.
     #[schema(value_type = Option<String>)]
     pub status: Option<Status>,
@@ -74,6 +81,16 @@ pub struct Assign {
 pub struct ListQuery {
     /// Filter.
     pub advertiser_id: Option<String>,
+}
+
+/// A field given in a patch, `null` included: absent stays `None` (through `#[serde(default)]`),
+/// `null` is `Some(None)`, a value is `Some(Some(value))`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 pub(super) fn routes() -> Router<IngestState> {
@@ -212,11 +229,11 @@ pub async fn update(
     if let Some(v) = p.destination_url {
         c.destination_url = v.trim().to_string();
     }
-    if p.starts_at.is_some() {
-        c.starts_at = p.starts_at;
+    if let Some(v) = p.starts_at {
+        c.starts_at = v;
     }
-    if p.ends_at.is_some() {
-        c.ends_at = p.ends_at;
+    if let Some(v) = p.ends_at {
+        c.ends_at = v;
     }
     if let Some(v) = p.attribution_source {
         c.attribution_source = v;
@@ -224,8 +241,8 @@ pub async fn update(
     if let Some(v) = p.attribution_window_secs {
         c.attribution_window_secs = v;
     }
-    if p.trailing_expiry_secs.is_some() {
-        c.trailing_expiry_secs = p.trailing_expiry_secs;
+    if let Some(v) = p.trailing_expiry_secs {
+        c.trailing_expiry_secs = v;
     }
     if let Some(v) = p.status {
         c.status = v;

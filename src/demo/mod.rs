@@ -1,28 +1,39 @@
-//! `serve --demo`: creates a demo advertiser with campaigns, influencers, links and coupons
-//! through the admin API, then drives synthetic shoppers through the real redirect and events
-//! endpoints so that every dashboard shows data.
+//! `serve --demo`: a demo advertiser with campaigns, influencers, links and coupons, created
+//! once through the admin API and reused on later starts ([`catalog`]); 90 days of history on
+//! the first start ([`history`]); then synthetic shoppers driven through the real redirect and
+//! events endpoints, so that every dashboard, period and chart shows data. Ctrl-C stops it
+//! quietly.
 
-use anyhow::{Context, anyhow};
+pub mod catalog;
+pub mod history;
+
+use anyhow::anyhow;
+use clicktrail_bus::Producer;
+use clicktrail_schemas::token::ClickKeys;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use reqwest::{Client, StatusCode, header};
 use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
-const USER_AGENTS: [&str; 5] = [
+pub(crate) const USER_AGENTS: [&str; 5] = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36",
     "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
 ];
-const BOTS: [&str; 2] = [
+pub(crate) const BOTS: [&str; 2] = [
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
 ];
-const SUB_IDS: [&str; 4] = ["instagram", "youtube", "newsletter", "tiktok"];
+pub(crate) const SUB_IDS: [&str; 4] = ["instagram", "youtube", "newsletter", "tiktok"];
 
-struct Api {
+/// The HTTP API of the running server, as the demo uses it.
+pub struct Api {
     http: Client,
     base: String,
     admin: String,
@@ -37,21 +48,87 @@ impl Api {
             .json(&body)
             .send()
             .await?;
-        let status = resp.status();
-        let v: Value = resp.json().await?;
-        if !status.is_success() {
-            return Err(anyhow!("{path}: {status} {v}"));
-        }
-        Ok(v)
+        answer(path, resp).await
+    }
+
+    async fn admin_get(&self, path: &str) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .send()
+            .await?;
+        answer(path, resp).await
+    }
+
+    /// Whether an API key is accepted (a revoked or rotated-out key is not).
+    async fn key_works(&self, key: &str) -> anyhow::Result<bool> {
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/stats/overview", self.base))
+            .header("x-api-key", key)
+            .send()
+            .await?;
+        Ok(resp.status() != StatusCode::UNAUTHORIZED)
+    }
+
+    async fn send_events(&self, key: &str, batch: &[Value]) -> anyhow::Result<()> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/events", self.base))
+            .header("x-api-key", key)
+            .json(&batch)
+            .send()
+            .await?;
+        answer("/api/v1/events", resp).await.map(drop)
     }
 }
 
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap_or_default().to_string()
+async fn answer(path: &str, resp: reqwest::Response) -> anyhow::Result<Value> {
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(anyhow!("{path}: {status} {v}"));
+    }
+    Ok(v)
 }
 
-/// Creates the demo catalog and drives `visitors` shoppers through it.
-pub async fn run(base: &str, admin: &str, visitors: usize) -> anyhow::Result<()> {
+/// What the demo writes through besides HTTP: the bus (for history clicks) and the click keys
+/// (to mint their click ids).
+pub struct DemoDeps {
+    /// The front-end producer.
+    pub producer: Arc<dyn Producer>,
+    /// The server's click keys.
+    pub click_keys: ClickKeys,
+}
+
+/// Runs the demo against the server at `base` with the admin token `admin`, keeping its state
+/// in `data_dir`, until it is done or `stop` is cancelled (then it returns `Ok` at once).
+pub async fn run(
+    base: &str,
+    admin: &str,
+    visitors: usize,
+    data_dir: &Path,
+    deps: DemoDeps,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        _ = stop.cancelled() => Ok(()),
+        done = drive(base, admin, visitors, data_dir, deps) => match done {
+            // A request cut off by the shutdown is not a failure of the demo.
+            Err(_) if stop.is_cancelled() => Ok(()),
+            other => other,
+        },
+    }
+}
+
+async fn drive(
+    base: &str,
+    admin: &str,
+    visitors: usize,
+    data_dir: &Path,
+    deps: DemoDeps,
+) -> anyhow::Result<()> {
     let api = Api {
         http: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -59,76 +136,28 @@ pub async fn run(base: &str, admin: &str, visitors: usize) -> anyhow::Result<()>
         base: base.to_string(),
         admin: admin.to_string(),
     };
-    let adv = api
-        .admin(
-            "/api/v1/admin/advertisers",
-            json!({"name": "Acme Outdoor (demo)"}),
+    let mut demo = catalog::open_or_create(&api, data_dir).await?;
+    if !demo.history {
+        let w = history::write(
+            &api,
+            deps.producer.as_ref(),
+            &deps.click_keys,
+            &demo,
+            chrono::Utc::now(),
         )
         .await?;
-    let adv_id = id(&adv);
-    let key = api
-        .admin(
-            &format!("/api/v1/admin/advertisers/{adv_id}/api-keys"),
-            json!({}),
-        )
-        .await?;
-    let api_key = key["key"].as_str().context("key in answer")?.to_string();
-    let mut campaigns = Vec::new();
-    for (name, dest, window) in [
-        (
-            "Spring Trail Sale",
-            "https://shop.example/spring",
-            30 * 86400,
-        ),
-        (
-            "Summit Boots Launch",
-            "https://shop.example/boots?lang=en",
-            7 * 86400,
-        ),
-    ] {
-        let c = api
-            .admin(
-                &format!("/api/v1/admin/advertisers/{adv_id}/campaigns"),
-                json!({"name": name, "destination_url": dest, "attribution_window_secs": window}),
-            )
-            .await?;
-        campaigns.push(id(&c));
+        demo.history = true;
+        demo.save(data_dir)?;
+        println!(
+            "demo: wrote {} days of history: {} clicks, {} events",
+            history::DAYS,
+            w.clicks,
+            w.events
+        );
     }
-    let mut links = Vec::new();
-    let mut coupons = Vec::new();
-    for name in ["Maya Hikes", "Leo Climbs", "Ana Runs"] {
-        let inf = id(&api
-            .admin("/api/v1/admin/influencers", json!({"name": name}))
-            .await?);
-        for c in &campaigns {
-            api.admin(
-                &format!("/api/v1/admin/campaigns/{c}/influencers"),
-                json!({"influencer_id": inf}),
-            )
-            .await?;
-            let link = api
-                .admin(
-                    "/api/v1/admin/links",
-                    json!({"campaign_id": c, "influencer_id": inf}),
-                )
-                .await?;
-            links.push(link["code"].as_str().unwrap_or_default().to_string());
-        }
-        let prefix = name.split(' ').next().unwrap_or("X").to_ascii_uppercase();
-        let cs = api
-            .admin(
-                &format!("/api/v1/admin/campaigns/{}/coupons", campaigns[0]),
-                json!({"influencer_id": inf, "prefix": format!("{prefix}-"), "length": 5}),
-            )
-            .await?;
-        coupons.push(cs[0]["code"].as_str().unwrap_or_default().to_string());
-    }
-    api.admin(
-        &format!("/api/v1/admin/campaigns/{}/coupons", campaigns[0]),
-        json!({"code": "WELCOME10"}),
-    )
-    .await?;
-
+    let api_key = demo.api_key.clone();
+    let links: Vec<String> = demo.links.iter().map(|l| l.code.clone()).collect();
+    let coupons = demo.coupons.clone();
     let bar = ProgressBar::new(visitors as u64);
     bar.set_style(
         ProgressStyle::with_template("demo traffic {bar:40.cyan/blue} {pos}/{len} shoppers, {msg}")
@@ -136,7 +165,7 @@ pub async fn run(base: &str, admin: &str, visitors: usize) -> anyhow::Result<()>
     );
     let (mut redirects, mut events) = (0u64, 0u64);
     for v in 0..visitors {
-        let (ua, ip, code, sub, repeat, bot, roll) = {
+        let (ua, visitor, code, sub, repeat, bot, roll) = {
             let mut rng = rand::rng();
             let bot = rng.random_bool(0.06);
             let ua = if bot {
@@ -144,18 +173,15 @@ pub async fn run(base: &str, admin: &str, visitors: usize) -> anyhow::Result<()>
             } else {
                 *USER_AGENTS.choose(&mut rng).expect("non-empty")
             };
-            let ip = format!(
-                "198.51.{}.{}",
-                rng.random_range(0..=255),
-                rng.random_range(1..=254)
-            );
+            // Each shopper is its own visitor through the redirector's first-party cookie.
+            let visitor = hex::encode(rng.random::<[u8; 16]>());
             let code = links.choose(&mut rng).expect("links").clone();
             let sub = rng
                 .random_bool(0.6)
                 .then(|| *SUB_IDS.choose(&mut rng).expect("non-empty"));
             (
                 ua,
-                ip,
+                visitor,
                 code,
                 sub,
                 rng.random_bool(0.2),
@@ -173,7 +199,7 @@ pub async fn run(base: &str, admin: &str, visitors: usize) -> anyhow::Result<()>
                 .http
                 .get(&path)
                 .header(header::USER_AGENT, ua)
-                .header("x-forwarded-for", &ip)
+                .header(header::COOKIE, format!("ct_vid={visitor}"))
                 .send()
                 .await?;
             redirects += 1;
