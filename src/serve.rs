@@ -77,6 +77,7 @@ fn print_banner(addr: SocketAddr, public_url: &str, admin: &secrets::Kept, args:
     println!("  events API  POST {base}/api/v1/events");
     println!("  admin API   {base}/api/v1/admin/advertisers");
     println!("  stats       {base}/api/v1/stats/overview");
+    println!("  API docs    {base}/api/v1/docs");
     println!("  OpenAPI     {base}/api/v1/openapi.json");
     println!("  metrics     {base}/metrics");
     let token_file = args.common.data_dir.join("admin-token");

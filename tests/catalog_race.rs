@@ -21,24 +21,35 @@ async fn create_link(http: &Client, base: &str, body: Value) -> (StatusCode, Val
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Every link, page by page (`next_cursor`), as code → influencer.
 async fn links(http: &Client, base: &str) -> HashMap<String, String> {
-    let all: Vec<Value> = http
-        .get(format!("{base}/api/v1/admin/links"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("ingest answers")
-        .json()
-        .await
-        .expect("a list");
-    all.iter()
-        .map(|l| {
-            (
+    let mut all = HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/api/v1/admin/links?limit=1000");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = http
+            .get(url)
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("ingest answers")
+            .json()
+            .await
+            .expect("a page");
+        for l in page["items"].as_array().expect("items") {
+            all.insert(
                 l["code"].as_str().unwrap().to_string(),
                 l["influencer_id"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+            );
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return all,
+        }
+    }
 }
 
 #[tokio::test]

@@ -138,7 +138,8 @@ async fn advertiser_b_cannot_read_advertiser_a() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let keys = s
         .admin_get(&format!("/api/v1/admin/advertisers/{a_id}/api-keys"))
-        .await;
+        .await["items"]
+        .clone();
     assert!(
         keys[0].get("key").is_none() && keys[0].get("hash").is_none(),
         "listing never shows secrets: {keys}"

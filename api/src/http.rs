@@ -46,6 +46,7 @@ pub fn ops_routes(ops: Ops) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/docs", get(reference))
         .with_state(ops)
 }
 
@@ -222,10 +223,23 @@ async fn openapi(State(s): State<Ops>) -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json((*s.openapi).clone())
 }
 
+/// The API reference page (HTML), rendered from the OpenAPI document.
+#[utoipa::path(get, path = "/api/v1/docs", tag = "operations", responses((status = 200, description = "The API reference page", content_type = "text/html", body = String)))]
+pub async fn reference(State(s): State<Ops>) -> Response {
+    let doc = serde_json::to_value(&*s.openapi).unwrap_or_default();
+    match crate::reference::render(&doc) {
+        Ok(page) => axum::response::Html(page).into_response(),
+        Err(e) => {
+            crate::error::ApiError::Internal(format!("the API reference did not render: {e}"))
+                .into_response()
+        }
+    }
+}
+
 /// The OpenAPI description of the operations routes.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(live, ready, metrics),
+    paths(live, ready, metrics, reference),
     tags((name = "operations", description = "Health and metrics"))
 )]
 pub struct OpsApi;

@@ -2,7 +2,8 @@
 //! body reading and JSON parsing that names the failing field ([`body`]), authentication by
 //! admin token, API key and request signature ([`auth`]), readiness and shutdown of a process
 //! ([`lifecycle`]), the operations routes, request metrics and serving of a port ([`http`]),
-//! connection limits and timeouts ([`conn`]), and rate limits ([`rate`]).
+//! connection limits and timeouts ([`conn`]), rate limits ([`rate`]) and the browsable API
+//! reference ([`reference`]).
 
 pub mod auth;
 pub mod body;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod lifecycle;
 pub mod rate;
+pub mod reference;
 
 pub use error::{ApiError, ErrorBody, FieldError};
 pub use lifecycle::Lifecycle;

@@ -18,7 +18,7 @@ pub(crate) fn routes() -> Router<QueryState> {
 /// The stored decision for an event: the rule, the credited influencer, campaign, link or
 /// coupon, every candidate considered, the click time and window, and any conflict.
 #[utoipa::path(get, path = "/api/v1/attribution/{event_id}", tag = "stats", params(("event_id" = String, Path)),
-    responses((status = 200, description = "The decision"), (status = 404, description = "No such event in the caller's scope")))]
+    responses((status = 200, description = "The decision", body = crate::answers::Audit), (status = 404, description = "No such event in the caller's scope")))]
 pub async fn attribution(
     State(state): State<QueryState>,
     headers: HeaderMap,

@@ -11,6 +11,7 @@
 //! the hourly rollups), [`limits`] (memory, time and concurrency bounds of every request),
 //! [`filters`], [`json`], [`freshness`] (answering once the pipeline stored what was sent). This crate plans; the store reads.
 
+pub mod answers;
 pub mod audit;
 pub mod export;
 pub mod filters;
@@ -75,7 +76,7 @@ pub async fn run(state: QueryState, port: clicktrail_api::http::Port) -> std::io
 #[openapi(
     paths(
         stats::overview, stats::chart, stats::per_influencer, stats::per_campaign, stats::per_link,
-        stats::per_sub_id, stats::funnel, export::events_csv, export::clicks_csv,
+        stats::per_sub_id, stats::per_country, stats::funnel, export::events_csv, export::clicks_csv,
         audit::attribution, sql::run_sql,
     ),
     components(schemas(sql::SqlRequest)),

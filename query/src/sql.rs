@@ -32,7 +32,7 @@ pub(crate) fn routes() -> Router<QueryState> {
 
 /// Run a read-only query; at most 10,000 rows are returned.
 #[utoipa::path(post, path = "/api/v1/sql", tag = "sql", request_body = SqlRequest,
-    responses((status = 200, description = "{columns, rows, truncated}"), (status = 400, description = "Not a valid read-only query")))]
+    responses((status = 200, description = "{columns, rows, truncated}", body = crate::answers::SqlAnswer), (status = 400, description = "Not a valid read-only query")))]
 pub async fn run_sql(
     State(state): State<QueryState>,
     headers: HeaderMap,

@@ -28,6 +28,7 @@ pub(crate) fn routes() -> Router<QueryState> {
         .route("/api/v1/stats/per-campaign", get(per_campaign))
         .route("/api/v1/stats/per-link", get(per_link))
         .route("/api/v1/stats/per-sub-id", get(per_sub_id))
+        .route("/api/v1/stats/per-country", get(per_country))
         .route("/api/v1/stats/funnel", get(funnel))
 }
 
@@ -98,7 +99,7 @@ fn revenue(rows: &[Map<String, Value>]) -> Value {
 /// Totals for the period.
 #[utoipa::path(get, path = "/api/v1/stats/overview", tag = "stats",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query, description = "today, 7d, 30d (default) or all"), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
-    responses((status = 200, description = "Clicks, uniques, bots, funnel counts, revenue per currency, conversion rate"), (status = 400, description = "Bad filter"), (status = 401, description = "No credentials")))]
+    responses((status = 200, description = "Clicks, uniques, bots, funnel counts, revenue per currency, conversion rate", body = crate::answers::Overview), (status = 400, description = "Bad filter"), (status = 401, description = "No credentials")))]
 pub async fn overview(
     State(state): State<QueryState>,
     headers: HeaderMap,
@@ -129,7 +130,7 @@ pub async fn overview(
 /// Hourly or daily series of clicks, conversions (purchases) and revenue.
 #[utoipa::path(get, path = "/api/v1/stats/chart", tag = "stats",
     params(("interval" = Option<String>, Query, description = "hour or day (default)"), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
-    responses((status = 200, description = "Buckets in time order"), (status = 400, description = "Bad filter")))]
+    responses((status = 200, description = "Buckets in time order", body = crate::answers::Chart), (status = 400, description = "Bad filter")))]
 pub async fn chart(
     State(state): State<QueryState>,
     headers: HeaderMap,
@@ -187,6 +188,7 @@ enum Dim {
     Campaign,
     Link,
     SubId,
+    Country,
 }
 
 async fn breakdown(
@@ -195,7 +197,9 @@ async fn breakdown(
     q: HashMap<String, String>,
     dim: Dim,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, f, _) = prepare(&state, &headers, &q, matches!(dim, Dim::SubId)).await?;
+    // Sub ids and countries are on raw clicks only, not in the hourly rollups.
+    let raw_only = matches!(dim, Dim::SubId | Dim::Country);
+    let (ctx, f, _) = prepare(&state, &headers, &q, raw_only).await?;
     let (col, from) = match dim {
         Dim::Influencer => ("e.influencer_id", "e"),
         Dim::Campaign => ("e.campaign_id", "e"),
@@ -204,12 +208,17 @@ async fn breakdown(
             "k.sub_id",
             "e JOIN clicks k ON e.credited_click_id = k.click_id",
         ),
+        Dim::Country => (
+            "k.country",
+            "e JOIN clicks k ON e.credited_click_id = k.click_id",
+        ),
     };
     let click_col = match dim {
         Dim::Influencer => "influencer_id",
         Dim::Campaign => "campaign_id",
         Dim::Link => "link_id",
         Dim::SubId => "sub_id",
+        Dim::Country => "country",
     };
     let clicks = rows(&ctx, &format!("SELECT {click_col} AS id, {CLICK_COUNTS} FROM c WHERE {click_col} IS NOT NULL GROUP BY 1")).await?;
     let events = rows(
@@ -236,7 +245,7 @@ async fn breakdown(
                     l.map(|l| ("influencer_id", json!(l.influencer_id))),
                 )
             }
-            Dim::SubId => (Some(id.to_string()), None),
+            Dim::SubId | Dim::Country => (Some(id.to_string()), None),
         };
         m.insert("name".into(), json!(name));
         if let Some((k, v)) = extra {
@@ -309,7 +318,7 @@ macro_rules! per {
         #[doc = concat!("Clicks, funnel counts, revenue and conversion rate per ", $what, ", credited events only.")]
         #[utoipa::path(get, path = $path, tag = "stats",
             params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
-            responses((status = 200, description = "One row per key, most clicks first"), (status = 400, description = "Bad filter")))]
+            responses((status = 200, description = "One row per key, most clicks first", body = crate::answers::Breakdown), (status = 400, description = "Bad filter")))]
         pub async fn $name(State(state): State<QueryState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
             breakdown(state, headers, q, $dim).await
         }
@@ -340,11 +349,17 @@ per!(
     Dim::SubId,
     "sub id (conversions joined through the credited click)"
 );
+per!(
+    per_country,
+    "/api/v1/stats/per-country",
+    Dim::Country,
+    "country: ISO 3166 alpha-2 of the click's address when a geo database is configured (`--geo-db`, `scripts/geo-db`); conversions joined through the credited click"
+);
 
 /// The funnel: landing (unique clicks) → add to cart → purchase, with drop-offs.
 #[utoipa::path(get, path = "/api/v1/stats/funnel", tag = "stats",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
-    responses((status = 200, description = "Steps with counts and step rates"), (status = 400, description = "Bad filter")))]
+    responses((status = 200, description = "Steps with counts and step rates", body = crate::answers::Funnel), (status = 400, description = "Bad filter")))]
 pub async fn funnel(
     State(state): State<QueryState>,
     headers: HeaderMap,

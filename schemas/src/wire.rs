@@ -219,7 +219,7 @@ pub struct Forwarded {
 }
 
 /// What could not be processed, on the `dead-letter` topic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetterRecord {
     /// Wire version.
     #[serde(default = "v1")]

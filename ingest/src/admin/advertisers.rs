@@ -1,8 +1,9 @@
 //! Advertisers and their API keys.
 
+use super::page::{Page, PageQuery, paginate};
 use super::{Admin, JsonIn, check, require_text};
 use crate::IngestState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -12,7 +13,6 @@ use clicktrail_schemas::CatalogChange;
 use clicktrail_schemas::catalog::{Advertiser, ApiKey, Status, api_key_prefix, hash_api_key};
 use clicktrail_schemas::ids::{new_id, random_code};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 /// A new advertiser.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -39,20 +39,47 @@ pub struct AdvertiserPatch {
 }
 
 /// An API key as listed: never the secret.
-#[derive(Debug, Serialize)]
-struct KeyView<'a> {
-    id: &'a str,
-    advertiser_id: &'a str,
-    prefix: &'a str,
-    created_at: chrono::DateTime<Utc>,
-    revoked_at: Option<chrono::DateTime<Utc>>,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    /// Id, `key_…`.
+    pub id: String,
+    /// Owner.
+    pub advertiser_id: String,
+    /// The public part of the key before its secret (`ct_XXXXXXXX`).
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: chrono::DateTime<Utc>,
+    /// When it stops (or stopped) working, if revoked or rotated.
+    pub revoked_at: Option<chrono::DateTime<Utc>>,
 }
 
-fn view(k: &ApiKey) -> KeyView<'_> {
+/// A key as issued: shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IssuedKey {
+    /// Id, `key_…`.
+    pub id: String,
+    /// Owner.
+    pub advertiser_id: String,
+    /// The public part of the key.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: chrono::DateTime<Utc>,
+    /// Always absent for a new key.
+    pub revoked_at: Option<chrono::DateTime<Utc>>,
+    /// The whole key, for `X-API-KEY`; only its SHA-256 is kept.
+    pub key: String,
+    /// The secret that signs event requests (`X-Clicktrail-Signature`).
+    pub signing_secret: String,
+    /// After a rotation: when the key it replaces stops working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_key_revoked_at: Option<chrono::DateTime<Utc>>,
+}
+
+fn view(k: &ApiKey) -> KeyView {
     KeyView {
-        id: &k.id,
-        advertiser_id: &k.advertiser_id,
-        prefix: &k.prefix,
+        id: k.id.clone(),
+        advertiser_id: k.advertiser_id.clone(),
+        prefix: k.prefix.clone(),
         created_at: k.created_at,
         revoked_at: k.revoked_at,
     }
@@ -72,7 +99,7 @@ pub(super) fn routes() -> Router<IngestState> {
 
 /// Create an advertiser.
 #[utoipa::path(post, path = "/api/v1/admin/advertisers", tag = "admin", request_body = NewAdvertiser,
-    responses((status = 201, description = "Created"), (status = 400, description = "Invalid fields"), (status = 401, description = "Not admin")))]
+    responses((status = 201, description = "Created", body = Advertiser), (status = 400, description = "Invalid fields"), (status = 401, description = "Not admin")))]
 pub async fn create(
     _: Admin,
     State(s): State<IngestState>,
@@ -96,12 +123,14 @@ pub async fn create(
 }
 
 /// List advertisers.
-#[utoipa::path(get, path = "/api/v1/admin/advertisers", tag = "admin", responses((status = 200, description = "Advertisers by creation time")))]
-pub async fn list(_: Admin, State(s): State<IngestState>) -> Json<Vec<Advertiser>> {
-    let c = s.catalog.snapshot();
-    let mut all: Vec<Advertiser> = c.advertisers.values().cloned().collect();
-    all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-    Json(all)
+#[utoipa::path(get, path = "/api/v1/admin/advertisers", tag = "admin", params(PageQuery), responses((status = 200, description = "Advertisers in creation order", body = Page<Advertiser>)))]
+pub async fn list(
+    _: Admin,
+    State(s): State<IngestState>,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<Advertiser>>, ApiError> {
+    let all: Vec<Advertiser> = s.catalog.snapshot().advertisers.values().cloned().collect();
+    paginate(all, &page, |a| (a.created_at, a.id.as_str())).map(Json)
 }
 
 pub(super) fn find(s: &IngestState, id: &str) -> Result<Advertiser, ApiError> {
@@ -114,7 +143,7 @@ pub(super) fn find(s: &IngestState, id: &str) -> Result<Advertiser, ApiError> {
 }
 
 /// Get an advertiser.
-#[utoipa::path(get, path = "/api/v1/admin/advertisers/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The advertiser"), (status = 404, description = "Unknown")))]
+#[utoipa::path(get, path = "/api/v1/admin/advertisers/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The advertiser", body = Advertiser), (status = 404, description = "Unknown")))]
 pub async fn show(
     _: Admin,
     State(s): State<IngestState>,
@@ -124,7 +153,7 @@ pub async fn show(
 }
 
 /// Update an advertiser (name, status, signature requirement).
-#[utoipa::path(patch, path = "/api/v1/admin/advertisers/{id}", tag = "admin", params(("id" = String, Path)), request_body = AdvertiserPatch, responses((status = 200, description = "Updated"), (status = 404, description = "Unknown")))]
+#[utoipa::path(patch, path = "/api/v1/admin/advertisers/{id}", tag = "admin", params(("id" = String, Path)), request_body = AdvertiserPatch, responses((status = 200, description = "Updated", body = Advertiser), (status = 404, description = "Unknown")))]
 pub async fn update(
     _: Admin,
     State(s): State<IngestState>,
@@ -151,7 +180,7 @@ pub async fn update(
     Ok(Json(a))
 }
 
-async fn issue_key(s: &IngestState, advertiser_id: &str) -> Result<Value, ApiError> {
+async fn issue_key(s: &IngestState, advertiser_id: &str) -> Result<IssuedKey, ApiError> {
     for _ in 0..5 {
         let prefix = format!("ct_{}", random_code(b"abcdefghijkmnpqrstuvwxyz23456789", 8));
         if s.catalog.snapshot().key_prefix_taken(&prefix) {
@@ -174,10 +203,16 @@ async fn issue_key(s: &IngestState, advertiser_id: &str) -> Result<Value, ApiErr
         };
         s.write(CatalogChange::ApiKeyCreated { key: key.clone() })
             .await?;
-        let mut out = serde_json::to_value(view(&key)).expect("serializes");
-        out["key"] = json!(full);
-        out["signing_secret"] = json!(key.signing_secret(&s.config.signing_key));
-        return Ok(out);
+        return Ok(IssuedKey {
+            id: key.id.clone(),
+            advertiser_id: key.advertiser_id.clone(),
+            prefix: key.prefix.clone(),
+            created_at: key.created_at,
+            revoked_at: None,
+            signing_secret: key.signing_secret(&s.config.signing_key),
+            key: full,
+            old_key_revoked_at: None,
+        });
     }
     Err(ApiError::Unavailable(
         "could not pick an unused key prefix; retry".into(),
@@ -185,32 +220,33 @@ async fn issue_key(s: &IngestState, advertiser_id: &str) -> Result<Value, ApiErr
 }
 
 /// Create an API key. The key and its signing secret are in this answer only; keep them.
-#[utoipa::path(post, path = "/api/v1/admin/advertisers/{id}/api-keys", tag = "admin", params(("id" = String, Path)), responses((status = 201, description = "The key, shown once"), (status = 404, description = "Unknown advertiser")))]
+#[utoipa::path(post, path = "/api/v1/admin/advertisers/{id}/api-keys", tag = "admin", params(("id" = String, Path)), responses((status = 201, description = "The key, shown once", body = IssuedKey), (status = 404, description = "Unknown advertiser")))]
 pub async fn create_key(
     _: Admin,
     State(s): State<IngestState>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
     find(&s, &id)?;
     Ok((StatusCode::CREATED, Json(issue_key(&s, &id).await?)))
 }
 
 /// List an advertiser's keys (prefixes only).
-#[utoipa::path(get, path = "/api/v1/admin/advertisers/{id}/api-keys", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "Keys without secrets")))]
+#[utoipa::path(get, path = "/api/v1/admin/advertisers/{id}/api-keys", tag = "admin", params(("id" = String, Path), PageQuery), responses((status = 200, description = "Keys without secrets, in creation order", body = Page<KeyView>)))]
 pub async fn list_keys(
     _: Admin,
     State(s): State<IngestState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<KeyView>>, ApiError> {
     find(&s, &id)?;
     let c = s.catalog.snapshot();
-    let mut keys: Vec<&ApiKey> = c
+    let keys: Vec<KeyView> = c
         .api_keys
         .values()
         .filter(|k| k.advertiser_id == id)
+        .map(view)
         .collect();
-    keys.sort_by_key(|k| k.created_at);
-    Ok(Json(json!(keys.into_iter().map(view).collect::<Vec<_>>())))
+    paginate(keys, &page, |k| (k.created_at, k.id.as_str())).map(Json)
 }
 
 fn find_key(s: &IngestState, id: &str) -> Result<ApiKey, ApiError> {
@@ -241,13 +277,13 @@ pub struct Rotation {
 /// (`old_key_revoked_at` in the answer). A key already revoked, or already rotated, is not
 /// rotated again (409): create a new key instead.
 #[utoipa::path(post, path = "/api/v1/admin/api-keys/{id}/rotate", tag = "admin", params(("id" = String, Path)), request_body = Option<Rotation>,
-    responses((status = 201, description = "The new key, shown once"), (status = 400, description = "Invalid overlap"), (status = 404, description = "Unknown key"), (status = 409, description = "Revoked or already rotated")))]
+    responses((status = 201, description = "The new key, shown once", body = IssuedKey), (status = 400, description = "Invalid overlap"), (status = 404, description = "Unknown key"), (status = 409, description = "Revoked or already rotated")))]
 pub async fn rotate_key(
     _: Admin,
     State(s): State<IngestState>,
     Path(id): Path<String>,
     body: axum::body::Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
     let bytes = clicktrail_api::body::read_limited(body, super::MAX_ADMIN_BODY).await?;
     let rotation: Rotation = if bytes.iter().all(u8::is_ascii_whitespace) {
         Rotation::default()
@@ -284,17 +320,17 @@ pub async fn rotate_key(
     let revoked_at = now + chrono::Duration::seconds(i64::from(overlap));
     s.write(CatalogChange::ApiKeyRevoked { id, at: revoked_at })
         .await?;
-    new["old_key_revoked_at"] = json!(revoked_at);
+    new.old_key_revoked_at = Some(revoked_at);
     Ok((StatusCode::CREATED, Json(new)))
 }
 
 /// Revoke a key.
-#[utoipa::path(delete, path = "/api/v1/admin/api-keys/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "Revoked"), (status = 404, description = "Unknown key")))]
+#[utoipa::path(delete, path = "/api/v1/admin/api-keys/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "Revoked", body = KeyView), (status = 404, description = "Unknown key")))]
 pub async fn revoke_key(
     _: Admin,
     State(s): State<IngestState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyView>, ApiError> {
     find_key(&s, &id)?;
     s.write(CatalogChange::ApiKeyRevoked {
         id: id.clone(),
@@ -302,5 +338,5 @@ pub async fn revoke_key(
     })
     .await?;
     let key = find_key(&s, &id)?;
-    Ok(Json(json!(view(&key))))
+    Ok(Json(view(&key)))
 }

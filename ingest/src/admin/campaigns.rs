@@ -1,5 +1,6 @@
 //! Campaigns and the assignment of influencers to them.
 
+use super::page::{Page, PageQuery, paginate};
 use super::{Admin, JsonIn, check, require_text};
 use crate::IngestState;
 use axum::extract::{Path, Query, State};
@@ -66,6 +67,17 @@ pub struct CampaignPatch {
     /// `active` or `inactive`.
     #[schema(value_type = Option<String>)]
     pub status: Option<Status>,
+}
+
+/// An assignment of an influencer to a campaign.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Assignment {
+    /// The campaign.
+    pub campaign_id: String,
+    /// The influencer.
+    pub influencer_id: String,
+    /// Whether the influencer is now assigned (false after a removal).
+    pub assigned: bool,
 }
 
 /// An influencer to assign.
@@ -142,7 +154,7 @@ fn validate(c: &Campaign, errors: &mut Vec<FieldError>) {
 
 /// Create a campaign under an advertiser.
 #[utoipa::path(post, path = "/api/v1/admin/advertisers/{id}/campaigns", tag = "admin", params(("id" = String, Path)), request_body = NewCampaign,
-    responses((status = 201, description = "Created"), (status = 400, description = "Invalid fields"), (status = 404, description = "Unknown advertiser")))]
+    responses((status = 201, description = "Created", body = Campaign), (status = 400, description = "Invalid fields"), (status = 404, description = "Unknown advertiser")))]
 pub async fn create(
     _: Admin,
     State(s): State<IngestState>,
@@ -174,14 +186,15 @@ pub async fn create(
 }
 
 /// List campaigns, optionally of one advertiser.
-#[utoipa::path(get, path = "/api/v1/admin/campaigns", tag = "admin", params(("advertiser_id" = Option<String>, Query)), responses((status = 200, description = "Campaigns")))]
+#[utoipa::path(get, path = "/api/v1/admin/campaigns", tag = "admin", params(("advertiser_id" = Option<String>, Query), PageQuery), responses((status = 200, description = "Campaigns in creation order", body = Page<Campaign>)))]
 pub async fn list(
     _: Admin,
     State(s): State<IngestState>,
     Query(q): Query<ListQuery>,
-) -> Json<Vec<Campaign>> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<Campaign>>, ApiError> {
     let c = s.catalog.snapshot();
-    let mut all: Vec<Campaign> = c
+    let all: Vec<Campaign> = c
         .campaigns
         .values()
         .filter(|x| {
@@ -191,8 +204,7 @@ pub async fn list(
         })
         .cloned()
         .collect();
-    all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-    Json(all)
+    paginate(all, &page, |c| (c.created_at, c.id.as_str())).map(Json)
 }
 
 pub(super) fn find(s: &IngestState, id: &str) -> Result<Campaign, ApiError> {
@@ -205,7 +217,7 @@ pub(super) fn find(s: &IngestState, id: &str) -> Result<Campaign, ApiError> {
 }
 
 /// Get a campaign.
-#[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The campaign"), (status = 404, description = "Unknown")))]
+#[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The campaign", body = Campaign), (status = 404, description = "Unknown")))]
 pub async fn show(
     _: Admin,
     State(s): State<IngestState>,
@@ -215,7 +227,7 @@ pub async fn show(
 }
 
 /// Update a campaign.
-#[utoipa::path(patch, path = "/api/v1/admin/campaigns/{id}", tag = "admin", params(("id" = String, Path)), request_body = CampaignPatch, responses((status = 200, description = "Updated"), (status = 400, description = "Invalid"), (status = 404, description = "Unknown")))]
+#[utoipa::path(patch, path = "/api/v1/admin/campaigns/{id}", tag = "admin", params(("id" = String, Path)), request_body = CampaignPatch, responses((status = 200, description = "Updated", body = Campaign), (status = 400, description = "Invalid"), (status = 404, description = "Unknown")))]
 pub async fn update(
     _: Admin,
     State(s): State<IngestState>,
@@ -258,13 +270,13 @@ pub async fn update(
 }
 
 /// Assign an influencer to a campaign.
-#[utoipa::path(post, path = "/api/v1/admin/campaigns/{id}/influencers", tag = "admin", params(("id" = String, Path)), request_body = Assign, responses((status = 201, description = "Assigned"), (status = 404, description = "Unknown campaign or influencer")))]
+#[utoipa::path(post, path = "/api/v1/admin/campaigns/{id}/influencers", tag = "admin", params(("id" = String, Path)), request_body = Assign, responses((status = 201, description = "Assigned", body = Assignment), (status = 404, description = "Unknown campaign or influencer")))]
 pub async fn assign(
     _: Admin,
     State(s): State<IngestState>,
     Path(id): Path<String>,
     JsonIn(req): JsonIn<Assign>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<Assignment>), ApiError> {
     find(&s, &id)?;
     super::influencers::find(&s, &req.influencer_id)?;
     s.write(CatalogChange::InfluencerAssigned {
@@ -274,17 +286,21 @@ pub async fn assign(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({"campaign_id": id, "influencer_id": req.influencer_id})),
+        Json(Assignment {
+            campaign_id: id,
+            influencer_id: req.influencer_id,
+            assigned: true,
+        }),
     ))
 }
 
 /// Remove an influencer from a campaign.
-#[utoipa::path(delete, path = "/api/v1/admin/campaigns/{id}/influencers/{influencer_id}", tag = "admin", params(("id" = String, Path), ("influencer_id" = String, Path)), responses((status = 200, description = "Unassigned"), (status = 404, description = "Not assigned")))]
+#[utoipa::path(delete, path = "/api/v1/admin/campaigns/{id}/influencers/{influencer_id}", tag = "admin", params(("id" = String, Path), ("influencer_id" = String, Path)), responses((status = 200, description = "Unassigned", body = Assignment), (status = 404, description = "Not assigned")))]
 pub async fn unassign(
     _: Admin,
     State(s): State<IngestState>,
     Path((id, influencer_id)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Assignment>, ApiError> {
     if !s
         .catalog
         .snapshot()
@@ -300,26 +316,28 @@ pub async fn unassign(
         influencer_id: influencer_id.clone(),
     })
     .await?;
-    Ok(Json(
-        serde_json::json!({"campaign_id": id, "influencer_id": influencer_id, "assigned": false}),
-    ))
+    Ok(Json(Assignment {
+        campaign_id: id,
+        influencer_id,
+        assigned: false,
+    }))
 }
 
 /// The influencers assigned to a campaign.
-#[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}/influencers", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "Influencers")))]
+#[utoipa::path(get, path = "/api/v1/admin/campaigns/{id}/influencers", tag = "admin", params(("id" = String, Path), PageQuery), responses((status = 200, description = "Influencers in creation order", body = Page<Influencer>)))]
 pub async fn assigned(
     _: Admin,
     State(s): State<IngestState>,
     Path(id): Path<String>,
-) -> Result<Json<Vec<Influencer>>, ApiError> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<Influencer>>, ApiError> {
     find(&s, &id)?;
     let c = s.catalog.snapshot();
-    let mut out: Vec<Influencer> = c
+    let out: Vec<Influencer> = c
         .assignments
         .iter()
         .filter(|(cmp, _)| cmp == &id)
         .filter_map(|(_, inf)| c.influencers.get(inf).cloned())
         .collect();
-    out.sort_by_key(|a| a.created_at);
-    Ok(Json(out))
+    paginate(out, &page, |i| (i.created_at, i.id.as_str())).map(Json)
 }

@@ -9,7 +9,6 @@ use clicktrail_api::error::ApiError;
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::wire::DeadLetterRecord;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 #[derive(Debug, Deserialize)]
 /// How much of the tail.
@@ -28,7 +27,7 @@ pub(super) fn routes() -> Router<IngestState> {
 ///
 /// A processor that restarts from its checkpoint may set the same record aside again; such a
 /// copy (same source topic, partition, offset and reason) is shown once, as its latest.
-#[utoipa::path(get, path = "/api/v1/admin/dead-letter", tag = "admin", params(("limit" = Option<usize>, Query, description = "At most this many (default 50, up to 1000)")), responses((status = 200, description = "Dead letters")))]
+#[utoipa::path(get, path = "/api/v1/admin/dead-letter", tag = "admin", params(("limit" = Option<usize>, Query, description = "At most this many (default 50, up to 1000)")), responses((status = 200, description = "Dead letters, newest last", body = Vec<DeadLetterRecord>)))]
 pub async fn dead_letter(
     _: Admin,
     State(s): State<IngestState>,
@@ -67,12 +66,39 @@ fn once_each(letters: Vec<DeadLetterRecord>) -> Vec<DeadLetterRecord> {
     latest_first
 }
 
+/// Processor progress: the group and, per topic it reads, each partition's position.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PipelineLag {
+    /// The processor's consumer group.
+    pub group: String,
+    /// Records not yet stored, over every topic and partition.
+    pub lag: u64,
+    /// Per topic (`clicks`, `events`, `events-by-order`, `events-by-customer`), its partitions.
+    pub topics: std::collections::BTreeMap<String, Vec<TopicPartitionLag>>,
+}
+
+/// One partition's position.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TopicPartitionLag {
+    /// Partition.
+    pub partition: u32,
+    /// Next offset to be written.
+    pub end_offset: u64,
+    /// Next offset the processor will read.
+    pub committed: u64,
+    /// `end_offset - committed`.
+    pub lag: u64,
+}
+
 /// Processor progress per topic it reads (`clicks` and the three topics of the events
 /// chain): end offset, committed offset and lag per partition.
-#[utoipa::path(get, path = "/api/v1/admin/pipeline", tag = "admin", responses((status = 200, description = "Lag per topic partition"), (status = 401, description = "Not admin")))]
-pub async fn pipeline(_: Admin, State(s): State<IngestState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/admin/pipeline", tag = "admin", responses((status = 200, description = "Lag per topic partition", body = PipelineLag), (status = 401, description = "Not admin")))]
+pub async fn pipeline(
+    _: Admin,
+    State(s): State<IngestState>,
+) -> Result<Json<PipelineLag>, ApiError> {
     let group = &s.config.processor_group;
-    let mut topics = serde_json::Map::new();
+    let mut topics = std::collections::BTreeMap::new();
     let mut total = 0u64;
     // In chain order, so that a total of zero means every step is done (see
     // `Topic::PROCESSED`).
@@ -92,13 +118,18 @@ pub async fn pipeline(_: Admin, State(s): State<IngestState>) -> Result<Json<Val
             let committed = committed.get(p).copied().flatten().unwrap_or(0);
             let lag = end.saturating_sub(committed);
             total += lag;
-            parts.push(
-                json!({"partition": p, "end_offset": end, "committed": committed, "lag": lag}),
-            );
+            parts.push(TopicPartitionLag {
+                partition: p as u32,
+                end_offset: *end,
+                committed,
+                lag,
+            });
         }
-        topics.insert(topic.name().into(), Value::Array(parts));
+        topics.insert(topic.name().to_string(), parts);
     }
-    Ok(Json(
-        json!({"group": group, "lag": total, "topics": topics}),
-    ))
+    Ok(Json(PipelineLag {
+        group: group.clone(),
+        lag: total,
+        topics,
+    }))
 }

@@ -1,8 +1,9 @@
 //! Influencers.
 
+use super::page::{Page, PageQuery, paginate};
 use super::{Admin, JsonIn, check, require_text};
 use crate::IngestState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -52,7 +53,7 @@ fn validate(i: &Influencer, errors: &mut Vec<FieldError>) {
 }
 
 /// Create an influencer.
-#[utoipa::path(post, path = "/api/v1/admin/influencers", tag = "admin", request_body = NewInfluencer, responses((status = 201, description = "Created"), (status = 400, description = "Invalid")))]
+#[utoipa::path(post, path = "/api/v1/admin/influencers", tag = "admin", request_body = NewInfluencer, responses((status = 201, description = "Created", body = Influencer), (status = 400, description = "Invalid")))]
 pub async fn create(
     _: Admin,
     State(s): State<IngestState>,
@@ -76,12 +77,14 @@ pub async fn create(
 }
 
 /// List influencers.
-#[utoipa::path(get, path = "/api/v1/admin/influencers", tag = "admin", responses((status = 200, description = "Influencers")))]
-pub async fn list(_: Admin, State(s): State<IngestState>) -> Json<Vec<Influencer>> {
-    let c = s.catalog.snapshot();
-    let mut all: Vec<Influencer> = c.influencers.values().cloned().collect();
-    all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-    Json(all)
+#[utoipa::path(get, path = "/api/v1/admin/influencers", tag = "admin", params(PageQuery), responses((status = 200, description = "Influencers in creation order", body = Page<Influencer>)))]
+pub async fn list(
+    _: Admin,
+    State(s): State<IngestState>,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<Influencer>>, ApiError> {
+    let all: Vec<Influencer> = s.catalog.snapshot().influencers.values().cloned().collect();
+    paginate(all, &page, |i| (i.created_at, i.id.as_str())).map(Json)
 }
 
 pub(super) fn find(s: &IngestState, id: &str) -> Result<Influencer, ApiError> {
@@ -94,7 +97,7 @@ pub(super) fn find(s: &IngestState, id: &str) -> Result<Influencer, ApiError> {
 }
 
 /// Get an influencer.
-#[utoipa::path(get, path = "/api/v1/admin/influencers/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The influencer"), (status = 404, description = "Unknown")))]
+#[utoipa::path(get, path = "/api/v1/admin/influencers/{id}", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The influencer", body = Influencer), (status = 404, description = "Unknown")))]
 pub async fn show(
     _: Admin,
     State(s): State<IngestState>,
@@ -104,7 +107,7 @@ pub async fn show(
 }
 
 /// Update an influencer.
-#[utoipa::path(patch, path = "/api/v1/admin/influencers/{id}", tag = "admin", params(("id" = String, Path)), request_body = InfluencerPatch, responses((status = 200, description = "Updated"), (status = 404, description = "Unknown")))]
+#[utoipa::path(patch, path = "/api/v1/admin/influencers/{id}", tag = "admin", params(("id" = String, Path)), request_body = InfluencerPatch, responses((status = 200, description = "Updated", body = Influencer), (status = 404, description = "Unknown")))]
 pub async fn update(
     _: Admin,
     State(s): State<IngestState>,

@@ -1,5 +1,6 @@
 //! Tracking links: one per influencer and campaign (or more), each with a unique short code.
 
+use super::page::{Page, PageQuery, paginate};
 use super::{Admin, JsonIn, check};
 use crate::IngestState;
 use axum::extract::{Path, Query, State};
@@ -11,8 +12,7 @@ use clicktrail_api::error::{ApiError, FieldError};
 use clicktrail_schemas::CatalogChange;
 use clicktrail_schemas::catalog::Link;
 use clicktrail_schemas::ids::{LINK_CODE_ALPHABET, new_id, random_code};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 /// Length of generated link codes: 32^8 ≈ 10^12 codes.
 pub const CODE_LEN: usize = 8;
@@ -45,14 +45,21 @@ pub(super) fn routes() -> Router<IngestState> {
         .route("/api/v1/admin/links/{id}/deactivate", post(deactivate))
 }
 
-fn with_url(s: &IngestState, l: &Link) -> Value {
-    let mut v = serde_json::to_value(l).expect("links serialize");
-    v["url"] = json!(format!(
-        "{}/r/{}",
-        s.config.public_url.trim_end_matches('/'),
-        l.code
-    ));
-    v
+/// A link with the URL shoppers follow.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LinkView {
+    /// The link.
+    #[serde(flatten)]
+    pub link: Link,
+    /// Its redirect URL, `<public URL>/r/<code>`.
+    pub url: String,
+}
+
+fn with_url(s: &IngestState, l: &Link) -> LinkView {
+    LinkView {
+        url: format!("{}/r/{}", s.config.public_url.trim_end_matches('/'), l.code),
+        link: l.clone(),
+    }
 }
 
 fn valid_code(code: &str) -> bool {
@@ -83,12 +90,12 @@ async fn with_fresh_code(
 
 /// Create a tracking link.
 #[utoipa::path(post, path = "/api/v1/admin/links", tag = "admin", request_body = NewLink,
-    responses((status = 201, description = "The link with its redirect URL"), (status = 400, description = "Invalid, or the influencer is not assigned"), (status = 404, description = "Unknown campaign or influencer"), (status = 409, description = "Code taken")))]
+    responses((status = 201, description = "The link with its redirect URL", body = LinkView), (status = 400, description = "Invalid, or the influencer is not assigned"), (status = 404, description = "Unknown campaign or influencer"), (status = 409, description = "Code taken")))]
 pub async fn create(
     _: Admin,
     State(s): State<IngestState>,
     JsonIn(req): JsonIn<NewLink>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<LinkView>), ApiError> {
     let campaign = super::campaigns::find(&s, &req.campaign_id)?;
     super::influencers::find(&s, &req.influencer_id)?;
     let mut errors = Vec::new();
@@ -136,14 +143,15 @@ pub async fn create(
 }
 
 /// List links, optionally of one campaign or influencer.
-#[utoipa::path(get, path = "/api/v1/admin/links", tag = "admin", params(("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)), responses((status = 200, description = "Links")))]
+#[utoipa::path(get, path = "/api/v1/admin/links", tag = "admin", params(("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query), PageQuery), responses((status = 200, description = "Links in creation order", body = Page<LinkView>)))]
 pub async fn list(
     _: Admin,
     State(s): State<IngestState>,
     Query(q): Query<ListQuery>,
-) -> Json<Vec<Value>> {
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<LinkView>>, ApiError> {
     let c = s.catalog.snapshot();
-    let mut all: Vec<&Link> = c
+    let all: Vec<LinkView> = c
         .links
         .values()
         .filter(|l| q.campaign_id.as_ref().is_none_or(|x| &l.campaign_id == x))
@@ -152,9 +160,9 @@ pub async fn list(
                 .as_ref()
                 .is_none_or(|x| &l.influencer_id == x)
         })
+        .map(|l| with_url(&s, l))
         .collect();
-    all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-    Json(all.into_iter().map(|l| with_url(&s, l)).collect())
+    paginate(all, &page, |v| (v.link.created_at, v.link.id.as_str())).map(Json)
 }
 
 fn find(s: &IngestState, id: &str) -> Result<Link, ApiError> {
@@ -167,12 +175,12 @@ fn find(s: &IngestState, id: &str) -> Result<Link, ApiError> {
 }
 
 /// Give a link a new code; the old code stops resolving (click ids already issued stay valid).
-#[utoipa::path(post, path = "/api/v1/admin/links/{id}/regenerate", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The link with its new code"), (status = 404, description = "Unknown")))]
+#[utoipa::path(post, path = "/api/v1/admin/links/{id}/regenerate", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "The link with its new code", body = LinkView), (status = 404, description = "Unknown")))]
 pub async fn regenerate(
     _: Admin,
     State(s): State<IngestState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LinkView>, ApiError> {
     find(&s, &id)?;
     with_fresh_code(&s, None, |code| CatalogChange::LinkCodeChanged {
         id: id.clone(),
@@ -183,12 +191,12 @@ pub async fn regenerate(
 }
 
 /// Deactivate a link: its code answers 404 and is no longer credited.
-#[utoipa::path(post, path = "/api/v1/admin/links/{id}/deactivate", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "Deactivated"), (status = 404, description = "Unknown")))]
+#[utoipa::path(post, path = "/api/v1/admin/links/{id}/deactivate", tag = "admin", params(("id" = String, Path)), responses((status = 200, description = "Deactivated", body = LinkView), (status = 404, description = "Unknown")))]
 pub async fn deactivate(
     _: Admin,
     State(s): State<IngestState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LinkView>, ApiError> {
     find(&s, &id)?;
     s.write(CatalogChange::LinkDeactivated { id: id.clone() })
         .await?;

@@ -10,6 +10,7 @@ pub mod coupons;
 pub mod diagnostics;
 pub mod influencers;
 pub mod links;
+pub mod page;
 
 use crate::IngestState;
 use axum::Router;
@@ -104,7 +105,9 @@ fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError>
         diagnostics::pipeline,
     ),
     components(schemas(
-        advertisers::NewAdvertiser, advertisers::AdvertiserPatch,
+        advertisers::NewAdvertiser, advertisers::AdvertiserPatch, advertisers::KeyView,
+        advertisers::IssuedKey, advertisers::Rotation, campaigns::Assignment, links::LinkView,
+        diagnostics::PipelineLag, diagnostics::TopicPartitionLag,
         campaigns::NewCampaign, campaigns::CampaignPatch, campaigns::Assign,
         influencers::NewInfluencer, influencers::InfluencerPatch,
         links::NewLink, coupons::NewCoupons,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Active or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// In use.
@@ -15,7 +15,7 @@ pub enum Status {
 }
 
 /// A brand that runs campaigns and sends events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Advertiser {
     /// Id, `adv_…`.
     pub id: String,
@@ -30,7 +30,7 @@ pub struct Advertiser {
 }
 
 /// An advertiser's API key. The secret is shown once; only its SHA-256 is kept.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKey {
     /// Id, `key_…`.
     pub id: String,
@@ -52,7 +52,7 @@ pub struct ApiKey {
 }
 
 /// Which touches a campaign credits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttributionSource {
     /// Coupons and links.
@@ -68,7 +68,7 @@ pub enum AttributionSource {
 pub const DEFAULT_WINDOW_SECS: u64 = 30 * 24 * 3600;
 
 /// A campaign under an advertiser.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Campaign {
     /// Id, `cmp_…`.
     pub id: String,
@@ -104,7 +104,7 @@ impl Campaign {
 }
 
 /// A creator or affiliate who shares links and coupons.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Influencer {
     /// Id, `inf_…`.
     pub id: String,
@@ -119,7 +119,7 @@ pub struct Influencer {
 }
 
 /// A tracking link of one influencer in one campaign.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Link {
     /// Id, `lnk_…`.
     pub id: String,
@@ -138,7 +138,7 @@ pub struct Link {
 }
 
 /// A coupon code; generic when it has no influencer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Coupon {
     /// Id, `cpn_…`.
     pub id: String,
