@@ -22,11 +22,9 @@ pub struct Money {
     pub amount_minor: i64,
 }
 
-/// Totals for a period (`/api/v1/stats/overview`).
+/// Click and funnel counts, as the overview and every breakdown row give them.
 #[derive(Serialize, ToSchema)]
-pub struct Overview {
-    /// The period.
-    pub period: Period,
+pub struct Counts {
     /// Human clicks.
     pub clicks: i64,
     /// First clicks of a visitor on a link within 24 hours.
@@ -45,6 +43,16 @@ pub struct Overview {
     pub drop_offs: i64,
     /// Custom events.
     pub custom_events: i64,
+}
+
+/// Totals for a period (`/api/v1/stats/overview`).
+#[derive(Serialize, ToSchema)]
+pub struct Overview {
+    /// The period.
+    pub period: Period,
+    /// The counts.
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Purchase revenue per currency.
     pub revenue: Vec<Money>,
     /// Revenue of attributed purchases per currency.
@@ -91,24 +99,9 @@ pub struct BreakdownRow {
     /// For a link: its influencer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub influencer_id: Option<String>,
-    /// Human clicks.
-    pub clicks: i64,
-    /// Unique clicks.
-    pub unique_clicks: i64,
-    /// Bot clicks.
-    pub bot_clicks: i64,
-    /// Add-to-cart events credited.
-    pub add_to_carts: i64,
-    /// Purchases credited.
-    pub purchases: i64,
-    /// Purchases credited (as `purchases`, credited events only).
-    pub attributed_purchases: i64,
-    /// Signups credited.
-    pub signups: i64,
-    /// Drop-offs credited.
-    pub drop_offs: i64,
-    /// Custom events credited.
-    pub custom_events: i64,
+    /// The counts (events: credited ones only).
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Revenue per currency.
     pub revenue: Vec<Money>,
     /// Purchases / unique clicks.

@@ -48,7 +48,7 @@ async fn a_revoked_key_stays_revoked_and_rotation_overlaps() {
             shop.advertiser
         ))
         .await;
-    let first = keys[0]["id"].as_str().unwrap().to_string();
+    let first = keys["items"][0]["id"].as_str().unwrap().to_string();
 
     // Rotation with the default overlap: both keys work, the old one until a day from now.
     let (status, rotated) = admin(
@@ -131,7 +131,7 @@ async fn a_revoked_key_stays_revoked_and_rotation_overlaps() {
         ))
         .await;
     assert_eq!(
-        listed.as_array().unwrap().len(),
+        listed["items"].as_array().unwrap().len(),
         2,
         "no key was minted: {listed}"
     );
