@@ -95,7 +95,7 @@ fn print_banner(addr: SocketAddr, public_url: &str, admin: &secrets::Kept, args:
     println!("  data        {}", args.common.data_dir.display());
     if args.demo {
         println!(
-            "  demo        the demo advertiser (made once, kept in {}), 90 days of history, then live shoppers…",
+            "  demo        the demo advertiser (made once, kept in {}), 90 days of history on the first start, then live shoppers…",
             args.common.data_dir.join("demo.json").display()
         );
     }

@@ -264,3 +264,25 @@ async fn patch_sets_and_clears_campaign_dates() {
     assert!(cleared["trailing_expiry_secs"].is_null(), "{cleared}");
     assert_eq!(cleared["name"], "Still dated");
 }
+
+/// A browser following an unknown link gets the HTML page, not JSON; an API client gets JSON.
+#[tokio::test]
+async fn a_browser_gets_the_html_page_for_an_unknown_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let r = s
+        .http
+        .get(s.url("/r/no-such-code"))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(r.text().await.unwrap().contains("Link not found"));
+}

@@ -273,6 +273,19 @@ async fn the_demo_fills_every_period_reuses_its_advertiser_and_stops_quietly() {
         assert!(Instant::now() < deadline, "periods: {clicks:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let all: Value = http
+        .get(format!("{}/api/v1/stats/overview?period=all", serve.base))
+        .header("x-api-key", key.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        all["unique_clicks"].as_u64().unwrap() < all["clicks"].as_u64().unwrap(),
+        "some shoppers click twice: {all}"
+    );
     let chart: Value = http
         .get(format!("{}/api/v1/stats/chart?period=30d", serve.base))
         .header("x-api-key", key.trim())
@@ -316,6 +329,24 @@ async fn the_demo_fills_every_period_reuses_its_advertiser_and_stops_quietly() {
             .iter()
             .any(|l| l.starts_with("demo: wrote")),
         "history is written once"
+    );
+    // The second start's shoppers buy new orders: none is set aside as a copy of the first's.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let dead: Value = http
+        .get(format!(
+            "{}/api/v1/admin/dead-letter?limit=1000",
+            again.base
+        ))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !dead.to_string().contains("duplicate_order"),
+        "no order of the demo is counted twice: {dead}"
     );
     let (status, stderr) = again.interrupt();
     assert!(status.success(), "{status}: {stderr:?}");

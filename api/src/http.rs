@@ -122,14 +122,23 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 async fn json_errors(req: Request, next: Next) -> Response {
     use axum::http::{HeaderValue, Method, header};
     let head = req.method() == Method::HEAD;
+    // A browser (it asks for HTML) keeps an HTML error page, such as the redirector's page
+    // for an unknown link; every other client gets JSON.
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
     let resp = next.run(req).await;
     let status = resp.status();
-    let is_json = resp
+    let content_type = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if head || is_json || !(status.is_client_error() || status.is_server_error()) {
+        .unwrap_or_default();
+    let is_json = content_type.starts_with("application/json");
+    let keep_html = wants_html && content_type.starts_with("text/html");
+    if head || is_json || keep_html || !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();

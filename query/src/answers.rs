@@ -57,7 +57,8 @@ pub struct Overview {
     pub revenue: Vec<Money>,
     /// Revenue of attributed purchases per currency.
     pub attributed_revenue: Vec<Money>,
-    /// Attributed purchases / unique clicks, 0 to 1 (four decimals).
+    /// Attributed purchases / unique clicks (four decimals; above 1 when shoppers buy more than
+    /// once per unique click).
     pub conversion_rate: f64,
 }
 

@@ -38,7 +38,9 @@ pub async fn attribution(
     let mut rows = to_json(&batches)?;
     if rows.is_empty() {
         return Err(ApiError::NotFound(format!(
-            "no event `{event_id}` is visible to you"
+            "no event `{event_id}` is stored for you: the id is unknown, belongs to another \
+             advertiser, or was sent less than about a second ago (add `?wait=5` to wait for \
+             the pipeline)"
         )));
     }
     let mut row = rows.remove(0);

@@ -38,7 +38,8 @@ const KNOWN: [&str; 8] = [
 
 impl Filters {
     /// Parses `from`/`to` (RFC 3339) or `period=today|7d|30d|all` (default `30d`),
-    /// `campaign_id`, `influencer_id`, `advertiser_id`, `interval=hour|day`.
+    /// `campaign_id`, `influencer_id`, `advertiser_id`, `interval=hour|day` (default `day`,
+    /// `hour` for `period=today`).
     pub fn parse(q: &HashMap<String, String>, now: DateTime<Utc>) -> Result<Filters, ApiError> {
         let mut errors = Vec::new();
         for k in q.keys() {
@@ -68,7 +69,14 @@ impl Filters {
             campaign_id: q.get("campaign_id").cloned(),
             influencer_id: q.get("influencer_id").cloned(),
             advertiser_id: q.get("advertiser_id").cloned(),
-            interval: q.get("interval").cloned().unwrap_or_else(|| "day".into()),
+            // A day is one bucket: `today` is charted by the hour unless asked otherwise.
+            interval: q.get("interval").cloned().unwrap_or_else(|| {
+                if q.get("period").map(String::as_str) == Some("today") {
+                    "hour".into()
+                } else {
+                    "day".into()
+                }
+            }),
         };
         let explicit = q.contains_key("from") || q.contains_key("to");
         match (q.get("period").map(String::as_str), explicit) {

@@ -4,7 +4,8 @@
 //! ids of those clicks, so that the processor dedups and attributes them like any others.
 //!
 //! Rhythm: about 90 clicks a day at the start, growing by 1% a day; a third more on Saturdays and
-//! Sundays; by hour (UTC) a peak around 20:00 and a smaller one at noon.
+//! Sundays; by hour (UTC) a peak around 20:00 and a smaller one at noon. One human shopper in
+//! five clicks the same link again within the hour (a repeat: a click, not a unique click).
 
 use super::catalog::{DemoCatalog, DemoLink};
 use super::{Api, BOTS, SUB_IDS, USER_AGENTS};
@@ -73,8 +74,30 @@ pub async fn write(
         for _ in 0..count {
             let at = hour + Duration::milliseconds(rand::rng().random_range(0..3_600_000));
             let (click, shopper) = click_at(keys, catalog, at);
-            if let Some(e) = shopper.map(|s| events_of(n, &click, &s, catalog, now)) {
+            if let Some(e) = shopper
+                .as_ref()
+                .map(|s| events_of(n, &click, s, catalog, now))
+            {
                 events.extend(e);
+            }
+            // One human shopper in five follows the same link again within the hour: a
+            // repeat click, counted in clicks but not in unique clicks.
+            let again = shopper.is_some() && rand::rng().random_bool(0.2);
+            if again {
+                let later = click.at + Duration::minutes(rand::rng().random_range(1..60));
+                if later < now {
+                    let mut repeat = click.clone();
+                    repeat.at = later;
+                    repeat.click_id = keys.mint(
+                        &click.link_id,
+                        later.timestamp_millis(),
+                        rand::rng().random(),
+                    );
+                    clicks.push(click);
+                    clicks.push(repeat);
+                    n += 1;
+                    continue;
+                }
             }
             clicks.push(click);
             n += 1;

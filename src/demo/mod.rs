@@ -156,6 +156,7 @@ async fn drive(
         );
     }
     let api_key = demo.api_key.clone();
+    let run = chrono::Utc::now().timestamp();
     let links: Vec<String> = demo.links.iter().map(|l| l.code.clone()).collect();
     let coupons = demo.coupons.clone();
     let bar = ProgressBar::new(visitors as u64);
@@ -216,12 +217,14 @@ async fn drive(
             bar.inc(1);
             continue;
         }
-        let customer = format!("demo-customer-{v}");
+        // Each start has its own shoppers and orders: a second start on the same data sends
+        // new purchases, not copies of the first start's orders.
+        let customer = format!("demo-customer-{run}-{v}");
         let mut batch = Vec::new();
         if roll < 0.45 {
             batch.push(json!({"action": "add_to_cart", "customer_id": customer, "click_id": click_id, "value": 49.9}));
             if roll < 0.25 {
-                let mut purchase = json!({"action": "purchase", "customer_id": customer, "order_id": format!("demo-order-{v}"), "click_id": click_id, "value": format!("{}.{:02}", 20 + v % 180, v % 100), "currency": if v % 7 == 0 { "EUR" } else { "USD" }});
+                let mut purchase = json!({"action": "purchase", "customer_id": customer, "order_id": format!("demo-order-{run}-{v}"), "click_id": click_id, "value": format!("{}.{:02}", 20 + v % 180, v % 100), "currency": if v % 7 == 0 { "EUR" } else { "USD" }});
                 if roll < 0.08 {
                     purchase["coupon_code"] =
                         json!(coupons[v % coupons.len()].to_ascii_lowercase());
