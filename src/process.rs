@@ -28,22 +28,26 @@ pub async fn shutdown_signal() {
 pub struct ProcessorTask {
     stop: CancellationToken,
     exited: CancellationToken,
-    task: JoinHandle<Result<(), PipelineError>>,
+    task: JoinHandle<Result<Result<(), PipelineError>, tokio::task::JoinError>>,
 }
 
 impl ProcessorTask {
     /// Spawns the processor `run(stop)`. Should it end on its own, the process shuts down:
     /// nothing else would stop it, and a processor that cannot go on must not look healthy.
+    /// A panic counts as ending: it runs in a task of its own whose end is always observed.
     pub fn spawn<F>(run: impl FnOnce(CancellationToken) -> F, lifecycle: &Lifecycle) -> Self
     where
         F: Future<Output = Result<(), PipelineError>> + Send + 'static,
     {
         let (stop, exited) = (CancellationToken::new(), CancellationToken::new());
-        let run = run(stop.clone());
+        let inner = tokio::spawn(run(stop.clone()));
         let task = tokio::spawn({
             let (exited, lifecycle) = (exited.clone(), lifecycle.clone());
             async move {
-                let outcome = run.await;
+                let outcome = inner.await;
+                if !matches!(outcome, Ok(Ok(()))) {
+                    tracing::error!("the processor stopped on its own; shutting down");
+                }
                 exited.cancel();
                 lifecycle.shutdown();
                 outcome
@@ -58,10 +62,10 @@ impl ProcessorTask {
         let failed_early = self.exited.is_cancelled();
         self.stop.cancel();
         let reason = match self.task.await {
-            Ok(Ok(())) if !failed_early => return Ok(()),
-            Ok(Ok(())) => "it returned before shutdown".to_string(),
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => format!("it panicked: {e}"),
+            Ok(Ok(Ok(()))) if !failed_early => return Ok(()),
+            Ok(Ok(Ok(()))) => "it returned before shutdown".to_string(),
+            Ok(Ok(Err(e))) => e.to_string(),
+            Ok(Err(e)) | Err(e) => format!("it panicked: {e}"),
         };
         Err(anyhow!("the processor stopped: {reason}"))
     }

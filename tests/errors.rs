@@ -117,11 +117,12 @@ async fn a_malformed_request_line_gets_the_json_error() {
         );
         let body: Value = serde_json::from_str(rest.split_once("\r\n\r\n").unwrap().1).unwrap();
         assert_eq!(body["error"], "invalid_request", "{body}");
-        assert!(
-            body["message"]
-                .as_str()
-                .unwrap()
-                .contains("percent-encoded"),
+        let message = body["message"].as_str().unwrap();
+        assert!(message.starts_with("malformed request"), "{body}");
+        // The percent-encoding hint only where the request line is at fault.
+        assert_eq!(
+            message.contains("percent-encoded"),
+            !head.contains("Bad Header"),
             "{body}"
         );
     }
@@ -223,6 +224,21 @@ async fn a_bad_wait_is_refused_with_its_field() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["x-clicktrail-pending"], "0");
+    // Without valid credentials nothing waits and nothing about the pipeline is told.
+    let started = std::time::Instant::now();
+    let r = s
+        .http
+        .get(s.url("/api/v1/export/events.csv?wait=5"))
+        .header("x-api-key", "ct_nokey000_not-a-real-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get("x-clicktrail-pending").is_none());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "it did not wait"
+    );
 }
 
 /// A campaign's live dates and trailing expiry can be set and cleared again with PATCH
@@ -255,6 +271,30 @@ async fn patch_sets_and_clears_campaign_dates() {
         renamed["ends_at"], "2027-01-01T00:00:00Z",
         "absent fields stay: {renamed}"
     );
+    // Durations past ten years are refused (they once overflowed the attribution step).
+    for body in [
+        serde_json::json!({"attribution_window_secs": 9_223_372_036_854_775_807u64}),
+        serde_json::json!({"attribution_window_secs": 18_446_744_073_709_551_615u64}),
+        serde_json::json!({"trailing_expiry_secs": 18_446_744_073_709_551_615u64}),
+    ] {
+        let url = s.url(&format!("/api/v1/admin/campaigns/{}", shop.campaign));
+        let r = s
+            .http
+            .patch(url)
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let answer: Value = r.json().await.unwrap();
+        let field = body.as_object().unwrap().keys().next().unwrap().clone();
+        assert_eq!(
+            answer["fields"][0]["field"],
+            Value::String(field),
+            "{answer}"
+        );
+    }
     let cleared = patch(
         serde_json::json!({"starts_at": null, "ends_at": null, "trailing_expiry_secs": null}),
     )

@@ -181,11 +181,13 @@ const HEAD_PEEK: usize = 16 * 1024;
 /// Why the first request head on `stream` cannot be parsed (an illegal character in the
 /// request target, such as a literal `<`, a bad method or version, a broken header), found by
 /// peeking at it without consuming anything; `None` when it parses, is still incomplete after
-/// `limit` or [`HEAD_PEEK`] bytes, or has more headers than looked at (hyper answers those
-/// itself). hyper would answer a malformed head with an empty 400; this lets the answer carry
-/// the documented JSON error body.
+/// `limit` (at most one second) or [`HEAD_PEEK`] bytes, or has more headers than looked at.
+/// hyper answers those, and a malformed later request on a kept-alive connection, itself
+/// (an empty 400 or 431); this lets the common case carry the documented JSON error body.
 async fn malformed_head(stream: &TcpStream, limit: Duration) -> Option<String> {
-    let deadline = Instant::now() + limit;
+    // At most a second: a head that takes longer is left to hyper (and its timeout), so that a
+    // slow client never gets more than the documented header timeout plus this second.
+    let deadline = Instant::now() + limit.min(Duration::from_secs(1));
     let mut buf = vec![0u8; HEAD_PEEK];
     let mut seen = 0;
     loop {
@@ -206,11 +208,15 @@ async fn malformed_head(stream: &TcpStream, limit: Duration) -> Option<String> {
                     let target = head.path.unwrap_or("/");
                     return http::Uri::try_from(target)
                         .err()
-                        .map(|e| format!("request target: {e}"));
+                        .map(|e| format!("request target: {e}{TARGET_HINT}"));
                 }
                 Ok(httparse::Status::Partial) if n < HEAD_PEEK => {}
                 Ok(httparse::Status::Partial) => return None,
                 Err(httparse::Error::TooManyHeaders) => return None,
+                // A space in the path shows up as a bad version.
+                Err(e @ (httparse::Error::Token | httparse::Error::Version)) => {
+                    return Some(format!("{e} in the request line{TARGET_HINT}"));
+                }
                 Err(e) => return Some(e.to_string()),
             }
         }
@@ -242,13 +248,15 @@ async fn refuse(stream: &mut TcpStream, why: &str) {
     }
 }
 
+/// What a client may have done wrong in a request line.
+const TARGET_HINT: &str = "; characters such as < > and spaces must be percent-encoded in the \
+path and query, and a placeholder such as <event_id> replaced by a real value";
+
 /// The JSON 400 for a request head that cannot be parsed.
 fn bad_request(why: &str) -> Vec<u8> {
     let body = serde_json::json!({
         "error": "invalid_request",
-        "message": format!(
-            "malformed request: {why}; characters such as < > \" {{ }} | \\ ^ ` and spaces must be percent-encoded in the path and query"
-        ),
+        "message": format!("malformed request: {why}"),
     })
     .to_string();
     format!(

@@ -137,7 +137,8 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let is_json = content_type.starts_with("application/json");
-    let keep_html = wants_html && content_type.starts_with("text/html");
+    let was_html = content_type.starts_with("text/html");
+    let keep_html = wants_html && was_html;
     if head || is_json || keep_html || !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
@@ -149,7 +150,10 @@ async fn json_errors(req: Request, next: Next) -> Response {
     let (error, fallback) = match status {
         StatusCode::BAD_REQUEST => ("invalid_request", "the request is malformed"),
         StatusCode::UNAUTHORIZED => ("unauthorized", "credentials are missing or wrong"),
-        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        StatusCode::NOT_FOUND => (
+            "not_found",
+            "no such resource (a tracking link: no live link has this code)",
+        ),
         StatusCode::METHOD_NOT_ALLOWED => (
             "method_not_allowed",
             "this method is not allowed here; the Allow header lists those that are",
@@ -165,7 +169,8 @@ async fn json_errors(req: Request, next: Next) -> Response {
         s if s.is_server_error() => ("internal", "internal error"),
         _ => ("error", status.canonical_reason().unwrap_or("error")),
     };
-    let message = if text.is_empty() || status.is_server_error() {
+    // An HTML page (meant for a browser) is not a message: its status says it instead.
+    let message = if text.is_empty() || status.is_server_error() || was_html {
         fallback.to_string()
     } else {
         text

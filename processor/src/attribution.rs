@@ -23,6 +23,13 @@ use clicktrail_schemas::token::ClickKeys;
 use clicktrail_schemas::wire::EventRecord;
 use serde::{Deserialize, Serialize};
 
+/// A duration in seconds from the catalog as i64, saturating: a window too long to represent
+/// is as good as forever, never negative (the admin API refuses such values; this guards
+/// catalog records written before it did).
+fn secs_i64(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
 /// Clock skew tolerated between a click and an event that claims to precede it.
 const SKEW_MS: i64 = 5 * 60 * 1000;
 
@@ -140,7 +147,7 @@ impl Ctx<'_> {
             c.status = TouchStatus::Unknown;
             return c;
         };
-        c.window_secs = Some(campaign.attribution_window_secs as i64);
+        c.window_secs = Some(secs_i64(campaign.attribution_window_secs));
         if !c.eligible() {
             return c;
         }
@@ -149,7 +156,7 @@ impl Ctx<'_> {
             c.status = TouchStatus::CampaignNotLive;
         } else if elapsed_ms < -SKEW_MS {
             c.status = TouchStatus::BeforeClick;
-        } else if elapsed_ms > campaign.attribution_window_secs as i64 * 1000 {
+        } else if elapsed_ms > secs_i64(campaign.attribution_window_secs).saturating_mul(1000) {
             c.status = TouchStatus::Expired;
         }
         c
@@ -249,7 +256,7 @@ pub fn attribute(
             .campaigns
             .get(&o.campaign_id)
             .and_then(|c| c.trailing_expiry_secs);
-        expiry.is_none_or(|secs| (event.occurred_at - o.at).num_seconds() <= secs as i64)
+        expiry.is_none_or(|secs| (event.occurred_at - o.at).num_seconds() <= secs_i64(secs))
     });
 
     let mut a = Attribution::default();
@@ -318,7 +325,7 @@ fn credit_owner(a: &mut Attribution, o: &FirstTouch, catalog: &Catalog) {
     a.window_secs = catalog
         .campaigns
         .get(&o.campaign_id)
-        .map(|c| c.attribution_window_secs as i64);
+        .map(|c| secs_i64(c.attribution_window_secs));
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 //! records on, so once a topic is committed up to the end it had at the start of its check, the
 //! next topic's end already holds what that step handed on.
 
+use crate::QueryState;
+use crate::scope::Scope;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -112,27 +114,34 @@ pub fn wait_param(query: Option<&str>) -> Result<Option<Duration>, ApiError> {
 }
 
 /// Middleware: honours `wait` before the request is answered and reports what is pending.
-pub async fn honour_wait(
-    State(pipeline): State<Option<Pipeline>>,
-    req: Request,
-    next: Next,
-) -> Response {
+///
+/// It runs inside the query limits (a waiting request holds one of its caller's query slots)
+/// and only for a caller with valid credentials: anyone else is refused at once, and learns
+/// nothing about the pipeline.
+pub async fn honour_wait(State(state): State<QueryState>, req: Request, next: Next) -> Response {
     let wait = match wait_param(req.uri().query()) {
         Ok(w) => w,
         Err(e) => return e.into_response(),
     };
-    let pending = match (wait, &pipeline) {
-        (Some(limit), Some(p)) => match p.wait_stored(limit).await {
-            Ok(n) => Some(n),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the processor's progress");
-                None
+    let pending = match (wait, &state.pipeline) {
+        (Some(limit), Some(p)) => {
+            if let Err(e) = Scope::of(req.headers(), &state) {
+                return e.into_response();
             }
-        },
+            match p.wait_stored(limit).await {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the processor's progress");
+                    None
+                }
+            }
+        }
         _ => None,
     };
     let mut resp = next.run(req).await;
-    if let Some(n) = pending {
+    if let Some(n) = pending
+        && resp.status().is_success()
+    {
         resp.headers_mut().insert(PENDING_HEADER, n.into());
     }
     resp

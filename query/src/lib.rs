@@ -48,20 +48,20 @@ pub struct QueryState {
 /// Every query route.
 pub fn router(state: QueryState) -> Router {
     let limiter = state.limiter.clone();
-    let pipeline = state.pipeline.clone();
     Router::new()
         .merge(stats::routes())
         .merge(export::routes())
         .merge(audit::routes())
         .merge(sql::routes())
+        // Inner: a request that waits for the pipeline does so holding its query slot.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            freshness::honour_wait,
+        ))
         .with_state(state)
         .route_layer(axum::middleware::from_fn_with_state(
             limiter,
             limits::enforce,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            pipeline,
-            freshness::honour_wait,
         ))
 }
 

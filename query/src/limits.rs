@@ -224,8 +224,14 @@ pub async fn enforce(
         ))
         .into_response();
     };
+    // A request that asks to wait for the pipeline (`wait`) gets that long on top of the
+    // query timeout: the wait is not query work.
+    let waits = crate::freshness::wait_param(req.uri().query())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let mut task = limiter.runtime.spawn(next.run(req));
-    let timeout = limiter.limits.timeout;
+    let timeout = limiter.limits.timeout + waits;
     let resp = match tokio::time::timeout(timeout, &mut task).await {
         Ok(Ok(resp)) => resp,
         Ok(Err(e)) => ApiError::Internal(format!("query task failed: {e}")).into_response(),
@@ -235,7 +241,7 @@ pub async fn enforce(
             ApiError::Unavailable(format!(
                 "the query ran longer than {} s (--query-timeout-secs) and was stopped; \
                  narrow it (a shorter period, fewer rows) and try again",
-                timeout.as_secs_f64()
+                limiter.limits.timeout.as_secs_f64()
             ))
             .into_response()
         }

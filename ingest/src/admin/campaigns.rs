@@ -38,6 +38,9 @@ pub struct NewCampaign {
     pub trailing_expiry_secs: Option<u64>,
 }
 
+/// The longest attribution window or trailing expiry: ten years, in seconds.
+pub const MAX_DURATION_SECS: u64 = 10 * 365 * 86_400;
+
 /// Changes to a campaign; absent fields stay as they are, and `null` clears `starts_at`,
 /// `ends_at` and `trailing_expiry_secs` (live from always, until forever, no expiry).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -132,6 +135,20 @@ fn validate(c: &Campaign, errors: &mut Vec<FieldError>) {
             "destination_url",
             "expected an absolute http or https URL",
         )),
+    }
+    if c.attribution_window_secs > MAX_DURATION_SECS {
+        errors.push(FieldError::new(
+            "attribution_window_secs",
+            format!("expected at most {MAX_DURATION_SECS} seconds (ten years)"),
+        ));
+    }
+    if c.trailing_expiry_secs
+        .is_some_and(|s| s > MAX_DURATION_SECS)
+    {
+        errors.push(FieldError::new(
+            "trailing_expiry_secs",
+            format!("expected at most {MAX_DURATION_SECS} seconds (ten years), or leave it out for no expiry"),
+        ));
     }
     if c.attribution_window_secs < 1 {
         errors.push(FieldError::new(

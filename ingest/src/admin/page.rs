@@ -32,10 +32,15 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// The position of an item in creation order, as a cursor: creation time in ms, zero-padded so
-/// that text order is time order, then the id.
+/// The position of an item in creation order, as a cursor: creation time in nanoseconds (the
+/// precision items are created with, so that items of one millisecond keep their order),
+/// zero-padded so that text order is time order, then the id.
 fn position(created_at: DateTime<Utc>, id: &str) -> String {
-    format!("{:020}.{id}", created_at.timestamp_millis().max(0))
+    let nanos = created_at
+        .timestamp_nanos_opt()
+        .unwrap_or_else(|| created_at.timestamp_micros().saturating_mul(1000))
+        .max(0);
+    format!("{nanos:020}.{id}")
 }
 
 /// The page of `items` that `q` asks for; `key` gives each item's creation time and id.

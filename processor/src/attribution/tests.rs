@@ -218,3 +218,22 @@ fn no_touch_is_stored_unattributed() {
 fn by(a: &clicktrail_schemas::rows::Attribution) -> &'static str {
     a.attributed_by.map_or("", TouchSource::as_str)
 }
+
+/// Catalog records written before the admin API bounded durations (or by another writer) with
+/// windows past i64 seconds: treated as forever, never a panic or a negative window.
+#[test]
+fn windows_too_long_to_represent_count_as_forever() {
+    for secs in [i64::MAX as u64, u64::MAX] {
+        let mut c = catalog();
+        let mut campaign = c.campaigns["cmp"].clone();
+        campaign.attribution_window_secs = secs;
+        campaign.trailing_expiry_secs = Some(secs);
+        c.apply(&CatalogChange::CampaignUpserted { campaign })
+            .unwrap();
+        let mut e = event(t0());
+        e.click_id = Some(token("lnk_a", t0() - Duration::days(3000)));
+        let d = attribute(&e, &c, &keys(), None);
+        assert_eq!(by(&d.attribution), "click_id", "window {secs}");
+        assert_eq!(d.attribution.window_secs, Some(i64::MAX));
+    }
+}
