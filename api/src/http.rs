@@ -111,6 +111,21 @@ pub async fn serve(
     crate::conn::serve(listener, app, limits, stopped).await
 }
 
+/// The text of an HTML error page's `<title>` and first `<p>` ("Link not found: This link does
+/// not exist or is no longer active."), for a client that did not ask for HTML.
+fn page_summary(html: &str) -> Option<String> {
+    let between = |open: &str, close: &str| {
+        let start = html.find(open)? + open.len();
+        let len = html[start..].find(close)?;
+        Some(html[start..start + len].trim().to_string())
+    };
+    let title = between("<title>", "</title>")?;
+    Some(match between("<p>", "</p>") {
+        Some(p) if !p.contains('<') => format!("{title}: {p}"),
+        _ => title,
+    })
+}
+
 /// Largest error body rewritten as JSON; a longer one is answered with its status's own text.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -150,10 +165,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
     let (error, fallback) = match status {
         StatusCode::BAD_REQUEST => ("invalid_request", "the request is malformed"),
         StatusCode::UNAUTHORIZED => ("unauthorized", "credentials are missing or wrong"),
-        StatusCode::NOT_FOUND => (
-            "not_found",
-            "no such resource (a tracking link: no live link has this code)",
-        ),
+        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
         StatusCode::METHOD_NOT_ALLOWED => (
             "method_not_allowed",
             "this method is not allowed here; the Allow header lists those that are",
@@ -169,9 +181,11 @@ async fn json_errors(req: Request, next: Next) -> Response {
         s if s.is_server_error() => ("internal", "internal error"),
         _ => ("error", status.canonical_reason().unwrap_or("error")),
     };
-    // An HTML page (meant for a browser) is not a message: its status says it instead.
-    let message = if text.is_empty() || status.is_server_error() || was_html {
+    // An HTML page (meant for a browser) is not a message: its title and first paragraph are.
+    let message = if text.is_empty() || status.is_server_error() {
         fallback.to_string()
+    } else if was_html {
+        page_summary(&text).unwrap_or_else(|| fallback.to_string())
     } else {
         text
     };
