@@ -120,6 +120,18 @@ async fn ready(http: &Client, base: &str) {
     }
 }
 
+/// A GET with an advertiser's API key, answered with JSON.
+async fn get_json(http: &Client, url: &str, key: &str) -> Value {
+    http.get(url)
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The README's walkthrough block: the first `sh` block after its heading.
 fn walkthrough() -> String {
     let readme =
@@ -273,28 +285,22 @@ async fn the_demo_fills_every_period_reuses_its_advertiser_and_stops_quietly() {
         assert!(Instant::now() < deadline, "periods: {clicks:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let all: Value = http
-        .get(format!("{}/api/v1/stats/overview?period=all", serve.base))
-        .header("x-api-key", key.trim())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = get_json(
+        &http,
+        &format!("{}/api/v1/stats/overview?period=all", serve.base),
+        key.trim(),
+    )
+    .await;
     assert!(
         all["unique_clicks"].as_u64().unwrap() < all["clicks"].as_u64().unwrap(),
         "some shoppers click twice: {all}"
     );
-    let chart: Value = http
-        .get(format!("{}/api/v1/stats/chart?period=30d", serve.base))
-        .header("x-api-key", key.trim())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let chart: Value = get_json(
+        &http,
+        &format!("{}/api/v1/stats/chart?period=30d", serve.base),
+        key.trim(),
+    )
+    .await;
     let buckets = chart["series"].as_array().map_or(0, Vec::len);
     assert!(buckets >= 28, "a month of daily buckets: {chart}");
     let (status, stderr) = serve.interrupt();
