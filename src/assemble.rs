@@ -203,11 +203,13 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                         max_body_bytes: spec.settings.ingest.max_body_bytes,
                         processor_group: spec.settings.processor.group.clone(),
                         signing_key: spec.secrets.signing_key.clone(),
+                        session_ttl_secs: spec.settings.ingest.session_ttl_secs,
                     }),
                     catalog: catalog.clone(),
                     producer: backends.front_producer().await?,
                     tail: backends.tail.clone(),
                     consumers: backends.consumers.clone(),
+                    logins: Default::default(),
                 }));
             }
             Role::Processor => {
@@ -233,6 +235,7 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                         consumers: backends.consumers.clone(),
                         group: spec.settings.processor.group.clone(),
                     }),
+                    public_url: public_url.clone(),
                 }));
             }
         }

@@ -1,6 +1,6 @@
 //! The OpenAPI document every role serves at `/api/v1/openapi.json`: the redirect, operations,
 //! events, admin and query descriptions merged into one, then completed in one place
-//! ([`complete`]): unique operation ids, the two security schemes and which operations take
+//! ([`complete`]): unique operation ids, the security schemes and which operations take
 //! which, and the error body on every error answer.
 
 use serde_json::{Value, json};
@@ -29,7 +29,9 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// Who may call an operation, by its path.
 fn security(path: &str) -> Value {
     if path.starts_with("/api/v1/admin/") {
-        json!([{"adminToken": []}])
+        json!([{"adminToken": []}, {"session": []}, {"sessionCookie": []}])
+    } else if path == "/api/v1/me" || path.starts_with("/api/v1/me/") {
+        json!([{"session": []}, {"sessionCookie": []}])
     } else if path == "/api/v1/events" || path.starts_with("/event/") {
         json!([{"apiKey": []}])
     } else if [
@@ -41,7 +43,7 @@ fn security(path: &str) -> Value {
     .iter()
     .any(|p| path.starts_with(p))
     {
-        json!([{"adminToken": []}, {"apiKey": []}])
+        json!([{"adminToken": []}, {"apiKey": []}, {"session": []}, {"sessionCookie": []}])
     } else {
         json!([])
     }
@@ -77,6 +79,10 @@ fn complete(doc: &mut Value) {
                 "description": "The admin token (`--admin-token`, or the one `serve` generated)"},
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY",
                 "description": "An advertiser's API key: sees only that advertiser's data"},
+            "session": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "A user's session token from POST /api/v1/auth/login; sees what the user's role sees (docs/roles.md)"},
+            "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "ct_session",
+                "description": "The browser's session cookie; requests that change state also send X-CSRF-Token"},
         }),
     );
     let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});

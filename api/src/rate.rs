@@ -237,13 +237,15 @@ fn too_many(class: &'static str, wait: Duration, why: &str) -> Response {
 
 /// The middleware of every port: refuses addresses blocked after failed authentications,
 /// applies the request's class limit, and counts a 401 answer as a failed authentication.
-pub async fn enforce(State(limiter): State<RateLimiter>, req: Request, next: Next) -> Response {
+pub async fn enforce(State(limiter): State<RateLimiter>, mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let addr = client_addr(peer, req.headers(), &limiter.inner.trusted);
+    req.extensions_mut()
+        .insert(crate::session::ClientAddr(addr));
     if let Some(wait) = limiter.blocked_for(addr) {
         return too_many(
             "failed_auth",

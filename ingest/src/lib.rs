@@ -10,10 +10,16 @@
 //!   uniqueness is decided by the catalog state machine in topic order. Diagnostics: the
 //!   dead-letter tail and the processor's lag per partition.
 //!
+//! - [`accounts`]: login, logout, set-password links and password changes of users
+//!   (`/api/v1/auth/…`, `/api/v1/me/password`); users themselves are managed under
+//!   `/api/v1/admin/users` by admins, whose sessions the management API accepts as it accepts
+//!   the admin token.
+//!
 //! [`router`] gives the routes to put on a port; [`run`] serves them on their own port.
 //!
 //! Errors, body limits and authentication come from `clicktrail-api`.
 
+pub mod accounts;
 pub mod admin;
 pub mod events;
 pub mod validate;
@@ -37,6 +43,8 @@ pub struct IngestConfig {
     /// The deployment's key from which every API key's signing secret is derived
     /// (`ApiKey::signing_secret`); never logged.
     pub signing_key: String,
+    /// How long a session lasts after login, in seconds.
+    pub session_ttl_secs: u64,
 }
 
 impl std::fmt::Debug for IngestConfig {
@@ -45,6 +53,7 @@ impl std::fmt::Debug for IngestConfig {
             .field("public_url", &self.public_url)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("processor_group", &self.processor_group)
+            .field("session_ttl_secs", &self.session_ttl_secs)
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +71,8 @@ pub struct IngestState {
     pub tail: Arc<dyn TailReader>,
     /// Reads end offsets and the processor group's positions, for the lag view.
     pub consumers: Arc<dyn ConsumerFactory>,
+    /// Rate limits of the login and password routes.
+    pub logins: clicktrail_api::session::LoginLimiter,
 }
 
 /// Every ingest route.
@@ -69,6 +80,7 @@ pub fn router(state: IngestState) -> Router {
     Router::new()
         .merge(events::routes())
         .merge(admin::routes())
+        .merge(accounts::routes())
         .with_state(state)
 }
 

@@ -70,11 +70,13 @@ fn app() -> axum::Router {
             max_body_bytes: 1 << 20,
             processor_group: "processor".into(),
             signing_key: "a-signing-key-of-some-length-0123456789".into(),
+            session_ttl_secs: 3600,
         }),
         catalog: CatalogView::new(),
         producer: Arc::new(FailedBus),
         tail: Arc::new(FailedBus),
         consumers: Arc::new(FailedBus),
+        logins: Default::default(),
     })
 }
 

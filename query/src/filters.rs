@@ -1,6 +1,7 @@
 //! Query-string filters shared by the stats and export endpoints.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 use clicktrail_api::error::{ApiError, FieldError};
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::{col, lit};
@@ -22,9 +23,11 @@ pub struct Filters {
     pub advertiser_id: Option<String>,
     /// Chart bucket: `hour` or `day`.
     pub interval: String,
+    /// The viewer's time zone: `today`, calendar days and daily buckets follow it.
+    pub tz: Tz,
 }
 
-const KNOWN: [&str; 8] = [
+const KNOWN: [&str; 9] = [
     "from",
     "to",
     "period",
@@ -32,14 +35,35 @@ const KNOWN: [&str; 8] = [
     "influencer_id",
     "advertiser_id",
     "interval",
+    "tz",
     // Handled by `freshness::honour_wait` before the request gets here.
     "wait",
 ];
 
+/// The first instant of `date` in `tz`: its midnight, or, where a daylight-saving change skips
+/// midnight, the first instant that exists after it.
+pub fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+    (0..=24 * 4)
+        .find_map(|quarter| {
+            tz.from_local_datetime(&(midnight + Duration::minutes(15 * quarter)))
+                .earliest()
+        })
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| midnight.and_utc())
+}
+
 impl Filters {
-    /// Parses `from`/`to` (RFC 3339) or `period=today|7d|30d|all` (default `30d`),
-    /// `campaign_id`, `influencer_id`, `advertiser_id`, `interval=hour|day` (default `day`,
-    /// `hour` for `period=today`).
+    /// Parses `from`/`to` (RFC 3339, or a date `YYYY-MM-DD` meaning its midnight in `tz`;
+    /// `to` is exclusive) or `period=today|7d|30d|all` (default `30d`), `campaign_id`,
+    /// `influencer_id`, `advertiser_id`, `interval=hour|day` (default `day`, `hour` for
+    /// `period=today`) and `tz` (an IANA time zone such as `Europe/Paris`, default `UTC`).
+    ///
+    /// `today` starts at midnight in `tz`. Without `tz`, `7d` and `30d` are the last 7 or 30
+    /// times 24 hours; with `tz` they are the last 7 or 30 calendar days there, today
+    /// included, so that daily buckets are whole days. Midnight is taken as the zone says on
+    /// that date, daylight saving time included (a midnight that does not exist is the first
+    /// instant after it).
     pub fn parse(q: &HashMap<String, String>, now: DateTime<Utc>) -> Result<Filters, ApiError> {
         let mut errors = Vec::new();
         for k in q.keys() {
@@ -50,19 +74,33 @@ impl Filters {
                 ));
             }
         }
-        let time = |name: &str, errors: &mut Vec<FieldError>| {
-            q.get(name)
-                .and_then(|v| match DateTime::parse_from_rfc3339(v) {
-                    Ok(t) => Some(t.with_timezone(&Utc)),
-                    Err(_) => {
-                        errors.push(FieldError::new(
-                            name,
-                            "expected an RFC 3339 timestamp such as 2026-01-31T00:00:00Z",
-                        ));
-                        None
-                    }
-                })
+        let tz = match q.get("tz").map(|v| v.trim()) {
+            None | Some("") => Tz::UTC,
+            Some(v) => v.parse::<Tz>().unwrap_or_else(|_| {
+                errors.push(FieldError::new(
+                    "tz",
+                    "expected an IANA time zone such as Europe/Paris or America/New_York",
+                ));
+                Tz::UTC
+            }),
         };
+        let time = |name: &str, errors: &mut Vec<FieldError>| {
+            q.get(name).and_then(|v| {
+                if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+                    return Some(t.with_timezone(&Utc));
+                }
+                if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+                    return Some(local_midnight(tz, d));
+                }
+                errors.push(FieldError::new(
+                    name,
+                    "expected an RFC 3339 timestamp such as 2026-01-31T00:00:00Z or a date such as 2026-01-31",
+                ));
+                None
+            })
+        };
+        let today = now.with_timezone(&tz).date_naive();
+        let calendar = q.contains_key("tz");
         let mut f = Filters {
             from: time("from", &mut errors),
             to: time("to", &mut errors),
@@ -77,6 +115,7 @@ impl Filters {
                     "day".into()
                 }
             }),
+            tz,
         };
         let explicit = q.contains_key("from") || q.contains_key("to");
         match (q.get("period").map(String::as_str), explicit) {
@@ -85,13 +124,12 @@ impl Filters {
                 "give either period or from/to, not both",
             )),
             (Some("all"), false) => {}
-            (Some("today"), false) => {
-                f.from = Some(
-                    now.date_naive()
-                        .and_hms_opt(0, 0, 0)
-                        .expect("midnight")
-                        .and_utc(),
-                );
+            (Some("today"), false) => f.from = Some(local_midnight(tz, today)),
+            (Some("7d"), false) if calendar => {
+                f.from = Some(local_midnight(tz, today - Duration::days(6)))
+            }
+            (Some("30d"), false) | (None, false) if calendar => {
+                f.from = Some(local_midnight(tz, today - Duration::days(29)))
             }
             (Some("7d"), false) => f.from = Some(now - Duration::days(7)),
             (Some("30d"), false) | (None, false) => f.from = Some(now - Duration::days(30)),
@@ -113,6 +151,18 @@ impl Filters {
         } else {
             Err(ApiError::fields(errors))
         }
+    }
+
+    /// The start of the bucket (hour or day, in [`Filters::tz`]) holding the hour that starts
+    /// at `hour_start`, as RFC 3339 with the zone's offset at that time (`Z` for UTC).
+    pub fn bucket_of(&self, hour_start: DateTime<Utc>) -> String {
+        let local = hour_start.with_timezone(&self.tz);
+        let start = if self.interval == "day" {
+            local_midnight(self.tz, local.date_naive()).with_timezone(&self.tz)
+        } else {
+            local
+        };
+        start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 
     /// Applies the filters to a table whose time column is `time_col`.

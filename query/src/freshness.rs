@@ -125,7 +125,7 @@ pub async fn honour_wait(State(state): State<QueryState>, req: Request, next: Ne
     };
     let pending = match (wait, &state.pipeline) {
         (Some(limit), Some(p)) => {
-            if let Err(e) = Scope::of(req.headers(), &state) {
+            if let Err(e) = Scope::caller(req.headers(), &state) {
                 return e.into_response();
             }
             match p.wait_stored(limit).await {

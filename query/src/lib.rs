@@ -9,7 +9,7 @@
 //! Modules: [`stats`] (overview, chart, breakdowns, funnel), [`export`] (CSV), [`audit`]
 //! (attribution of one event), [`sql`] (read-only analyst SQL), [`rollups`] (dashboards over
 //! the hourly rollups), [`limits`] (memory, time and concurrency bounds of every request),
-//! [`filters`], [`json`], [`freshness`] (answering once the pipeline stored what was sent). This crate plans; the store reads.
+//! [`filters`], [`json`], [`me`] (a logged-in user's own API), [`freshness`] (answering once the pipeline stored what was sent). This crate plans; the store reads.
 
 pub mod answers;
 pub mod audit;
@@ -18,6 +18,7 @@ pub mod filters;
 pub mod freshness;
 pub mod json;
 pub mod limits;
+pub mod me;
 pub mod rollups;
 pub mod scope;
 pub mod sql;
@@ -43,6 +44,8 @@ pub struct QueryState {
     /// The processor's progress, for requests that ask to `wait` for it; `None` answers at
     /// once.
     pub pipeline: Option<freshness::Pipeline>,
+    /// Base URL shoppers reach the redirector at, for influencers' link URLs.
+    pub public_url: String,
 }
 
 /// Every query route.
@@ -53,6 +56,7 @@ pub fn router(state: QueryState) -> Router {
         .merge(export::routes())
         .merge(audit::routes())
         .merge(sql::routes())
+        .merge(me::routes())
         // Inner: a request that waits for the pipeline does so holding its query slot.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -78,12 +82,15 @@ pub async fn run(state: QueryState, port: clicktrail_api::http::Port) -> std::io
         stats::overview, stats::chart, stats::per_influencer, stats::per_campaign, stats::per_link,
         stats::per_sub_id, stats::per_country, stats::funnel, export::events_csv, export::clicks_csv,
         audit::attribution, sql::run_sql,
+        me::me, me::links, me::coupons, me::overview, me::chart, me::funnel, me::per_campaign,
+        me::per_link, me::per_sub_id,
     ),
-    components(schemas(sql::SqlRequest)),
+    components(schemas(sql::SqlRequest, me::Me, me::MyLink, me::MyCoupon)),
     tags(
         (name = "stats", description = "Dashboards and audits (admin token or X-API-KEY)"),
         (name = "export", description = "CSV exports"),
         (name = "sql", description = "Read-only analyst SQL"),
+        (name = "me", description = "The logged-in user's own figures, links and coupons"),
     )
 )]
 pub struct QueryApi;

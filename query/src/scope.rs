@@ -1,58 +1,166 @@
-//! Who is asking, and what they may see. The scope is compiled into every plan: the `clicks`
-//! and `events` tables a request sees are views already filtered to the caller's advertiser.
+//! Who is asking, and what they may see. The scope is compiled into every plan: the store
+//! tables a request sees are views already filtered to the caller's advertiser, or to an
+//! influencer's own rows in the campaigns they are assigned to.
 
 use crate::QueryState;
 use crate::rollups::{CLICKS_HOURLY, EVENTS_HOURLY};
-use axum::http::HeaderMap;
-use clicktrail_api::auth::{api_key, require_admin};
+use axum::http::{HeaderMap, Method};
+use clicktrail_api::auth::{API_KEY_HEADER, api_key};
 use clicktrail_api::error::ApiError;
+use clicktrail_api::session::{Principal, SessionUser, authenticate};
+use clicktrail_schemas::catalog::{Status, UserRole};
 use clicktrail_schemas::tables::ALL;
 use datafusion::prelude::{SessionContext, col, lit};
 
 /// What a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    /// Everything (admin token).
+    /// Everything (admin token, admin users).
     All,
-    /// One advertiser's rows (its API key).
+    /// One advertiser's rows (its API key, its users).
     Advertiser(String),
+    /// One influencer's clicks and credited events in the campaigns they are assigned to, as
+    /// aggregates only (influencer users, through `/api/v1/me/…`).
+    Influencer {
+        /// The influencer.
+        influencer_id: String,
+        /// The campaigns they are assigned to, sorted.
+        campaigns: Vec<String>,
+    },
 }
 
 impl Scope {
-    /// The caller's scope: the admin bearer token, else `X-API-KEY`.
+    /// The scope of the shared stats, export, audit and SQL routes: the admin token or an
+    /// admin's session (everything), an advertiser's key or user (its rows).
+    /// Errors: 401 without valid credentials; 403 for an influencer (whose figures are under
+    /// `/api/v1/me/…`).
     pub fn of(headers: &HeaderMap, state: &QueryState) -> Result<Scope, ApiError> {
-        if headers.contains_key(axum::http::header::AUTHORIZATION) {
-            require_admin(headers, &state.admin_token)?;
-            return Ok(Scope::All);
+        match Scope::caller(headers, state)?.0 {
+            Scope::Influencer { .. } => Err(ApiError::Forbidden(
+                "an influencer's figures are under /api/v1/me/stats/…".into(),
+            )),
+            scope => Ok(scope),
         }
-        let catalog = state.catalog.snapshot();
-        let (_, advertiser) = api_key(headers, &catalog)?;
-        Ok(Scope::Advertiser(advertiser.id.clone()))
     }
 
-    /// The advertiser whose rows are visible, if restricted.
+    /// The scope of any authenticated caller, with the logged-in user if it is one: the
+    /// bearer token (admin token or session), else `X-API-KEY`, else the session cookie.
+    /// Errors: 401 without valid credentials; 403 for the user of an inactive advertiser.
+    pub fn caller(
+        headers: &HeaderMap,
+        state: &QueryState,
+    ) -> Result<(Scope, Option<SessionUser>), ApiError> {
+        let catalog = state.catalog.snapshot();
+        if !headers.contains_key(axum::http::header::AUTHORIZATION)
+            && headers.contains_key(API_KEY_HEADER)
+        {
+            let (_, advertiser) = api_key(headers, &catalog)?;
+            return Ok((Scope::Advertiser(advertiser.id.clone()), None));
+        }
+        // Every query route reads; none changes state, so none needs the CSRF token.
+        let user = match authenticate(headers, &Method::GET, &catalog, &state.admin_token)? {
+            Some(Principal::AdminToken) => return Ok((Scope::All, None)),
+            Some(Principal::User(u)) => u,
+            None => {
+                return Err(ApiError::Unauthorized(
+                    "missing X-API-KEY header, Authorization: Bearer <token>, or a session: log in"
+                        .into(),
+                ));
+            }
+        };
+        let scope = match user.role {
+            UserRole::Admin => Scope::All,
+            UserRole::Advertiser => {
+                let adv = user.advertiser_id.clone().unwrap_or_default();
+                if catalog
+                    .advertisers
+                    .get(&adv)
+                    .is_none_or(|a| a.status != Status::Active)
+                {
+                    return Err(ApiError::Forbidden(
+                        "this user's advertiser is inactive".into(),
+                    ));
+                }
+                Scope::Advertiser(adv)
+            }
+            UserRole::Influencer => {
+                let inf = user.influencer_id.clone().unwrap_or_default();
+                let mut campaigns: Vec<String> = catalog
+                    .assignments
+                    .iter()
+                    .filter(|(_, i)| *i == inf)
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                campaigns.sort();
+                Scope::Influencer {
+                    influencer_id: inf,
+                    campaigns,
+                }
+            }
+        };
+        Ok((scope, Some(user)))
+    }
+
+    /// The scope of the `/api/v1/me/…` figures: an influencer user's.
+    /// Errors: 401 without a session; 403 for any other caller.
+    pub fn me(headers: &HeaderMap, state: &QueryState) -> Result<(Scope, SessionUser), ApiError> {
+        match Scope::caller(headers, state)? {
+            (scope @ Scope::Influencer { .. }, Some(user)) => Ok((scope, user)),
+            _ => Err(ApiError::Forbidden(
+                "/api/v1/me/stats, links and coupons are an influencer user's own figures; use /api/v1/stats/… otherwise".into(),
+            )),
+        }
+    }
+
+    /// The advertiser whose rows are visible, if restricted to one.
     pub fn advertiser(&self) -> Option<&str> {
         match self {
-            Scope::All => None,
             Scope::Advertiser(a) => Some(a),
+            Scope::All | Scope::Influencer { .. } => None,
         }
+    }
+
+    /// Whether everything is visible.
+    pub fn is_all(&self) -> bool {
+        *self == Scope::All
     }
 }
 
 /// A session whose store tables (every one of `tables::ALL`) and hourly rollups hold only
 /// what `scope` may see: an advertiser's scope filters each on its `advertiser_id` column,
-/// which every store table has (a table without one fails the session instead of showing
-/// everyone's rows).
+/// an influencer's on `influencer_id` and `campaign_id` (a table without those columns fails
+/// the session instead of showing everyone's rows).
 pub async fn session(state: &QueryState, scope: &Scope) -> Result<SessionContext, ApiError> {
     let ctx = state.limiter.context()?;
     let names = ALL.iter().map(|t| t.name());
     for table in names.chain([CLICKS_HOURLY, EVENTS_HOURLY]) {
         let provider = state.source.table(table).await.map_err(crate::internal)?;
         let mut df = ctx.read_table(provider).map_err(crate::internal)?;
-        if let Some(adv) = scope.advertiser() {
-            df = df
-                .filter(col("advertiser_id").eq(lit(adv.to_string())))
-                .map_err(crate::internal)?;
+        match scope {
+            Scope::All => {}
+            Scope::Advertiser(adv) => {
+                df = df
+                    .filter(col("advertiser_id").eq(lit(adv.to_string())))
+                    .map_err(crate::internal)?;
+            }
+            Scope::Influencer {
+                influencer_id,
+                campaigns,
+            } => {
+                let in_assigned = if campaigns.is_empty() {
+                    lit(false)
+                } else {
+                    let assigned = campaigns.iter().map(|c| lit(c.clone())).collect();
+                    col("campaign_id").in_list(assigned, false)
+                };
+                df = df
+                    .filter(
+                        col("influencer_id")
+                            .eq(lit(influencer_id.clone()))
+                            .and(in_assigned),
+                    )
+                    .map_err(crate::internal)?;
+            }
         }
         ctx.register_table(table, df.into_view())
             .map_err(crate::internal)?;

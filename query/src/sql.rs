@@ -93,7 +93,7 @@ fn run_error(e: DataFusionError, scope: &Scope, limits: &QueryLimits) -> ApiErro
             )
         }
         DataFusionError::Execution(m) if m.contains("--query-max-value-bytes") => m.clone(),
-        _ if scope.advertiser().is_none() => e.to_string(),
+        _ if scope.is_all() => e.to_string(),
         DataFusionError::ArrowError(a, _) => format!(
             "the query failed while it ran: {}; error details are not shown to API keys",
             arrow_kind(a)

@@ -36,23 +36,22 @@ pub(crate) fn routes() -> Router<QueryState> {
 /// from the hourly rollups where they hold what is asked (see [`rollups::register`]).
 pub(crate) async fn prepare(
     state: &QueryState,
-    headers: &HeaderMap,
+    scope: &Scope,
     q: &HashMap<String, String>,
     raw_only: bool,
-) -> Result<(SessionContext, Filters, Scope), ApiError> {
-    let scope = Scope::of(headers, state)?;
+) -> Result<(SessionContext, Filters), ApiError> {
     let filters = Filters::parse(q, chrono::Utc::now())?;
-    if filters.advertiser_id.is_some() && scope != Scope::All {
+    if filters.advertiser_id.is_some() && !scope.is_all() {
         return Err(ApiError::field(
             "advertiser_id",
             "only the admin token may filter by advertiser",
         ));
     }
-    let ctx = session(state, &scope).await?;
+    let ctx = session(state, scope).await?;
     rollups::register(&ctx, &filters, raw_only)
         .await
         .map_err(internal)?;
-    Ok((ctx, filters, scope))
+    Ok((ctx, filters))
 }
 
 fn period(f: &Filters) -> Value {
@@ -98,14 +97,23 @@ fn revenue(rows: &[Map<String, Value>]) -> Value {
 
 /// Totals for the period.
 #[utoipa::path(get, path = "/api/v1/stats/overview", tag = "stats",
-    params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query, description = "today, 7d, 30d (default) or all"), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
+    params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query, description = "today, 7d, 30d (default) or all"), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query), ("tz" = Option<String>, Query, description = "IANA time zone of `today`, calendar periods and daily buckets (default UTC)")),
     responses((status = 200, description = "Clicks, uniques, bots, funnel counts, revenue per currency, conversion rate", body = crate::answers::Overview), (status = 400, description = "Bad filter"), (status = 401, description = "No credentials")))]
 pub async fn overview(
     State(state): State<QueryState>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, f, _) = prepare(&state, &headers, &q, false).await?;
+    overview_in(&state, &Scope::of(&headers, &state)?, &q).await
+}
+
+/// The overview within `scope`.
+pub(crate) async fn overview_in(
+    state: &QueryState,
+    scope: &Scope,
+    q: &HashMap<String, String>,
+) -> Result<Json<Value>, ApiError> {
+    let (ctx, f) = prepare(state, scope, q, false).await?;
     let (c, e) = totals(&ctx).await?;
     let rev = rows(&ctx, "SELECT currency, sum(CAST(amount AS DECIMAL(38, 0))) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY currency ORDER BY currency").await?;
     let arev = rows(&ctx, "SELECT currency, sum(CAST(amount AS DECIMAL(38, 0))) AS amount_minor FROM e WHERE action = 'purchase' AND attributed GROUP BY currency ORDER BY currency").await?;
@@ -129,21 +137,37 @@ pub async fn overview(
 
 /// Hourly or daily series of clicks, conversions (purchases) and revenue.
 #[utoipa::path(get, path = "/api/v1/stats/chart", tag = "stats",
-    params(("interval" = Option<String>, Query, description = "hour or day (default)"), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
+    params(("interval" = Option<String>, Query, description = "hour or day (default)"), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query), ("tz" = Option<String>, Query, description = "IANA time zone of `today`, calendar periods and daily buckets (default UTC)")),
     responses((status = 200, description = "Buckets in time order", body = crate::answers::Chart), (status = 400, description = "Bad filter")))]
 pub async fn chart(
     State(state): State<QueryState>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, f, _) = prepare(&state, &headers, &q, false).await?;
+    chart_in(&state, &Scope::of(&headers, &state)?, &q).await
+}
+
+/// Hours as buckets of the filters' interval in their time zone: the hours are read (rollup
+/// hours are UTC hours), each is put in the local hour or day its start falls in. In a zone
+/// whose offset is not whole hours, a daily bucket starts at the UTC hour nearest midnight.
+pub(crate) async fn chart_in(
+    state: &QueryState,
+    scope: &Scope,
+    q: &HashMap<String, String>,
+) -> Result<Json<Value>, ApiError> {
+    let (ctx, f) = prepare(state, scope, q, false).await?;
     let unit = &f.interval; // validated: hour or day
-    let clicks = rows(
+    let hour = |col: &str| format!("CAST(date_part('epoch', date_trunc('hour', {col})) AS BIGINT)");
+    let mut clicks = rows(
         &ctx,
-        &format!("SELECT date_trunc('{unit}', at) AS bucket, {CLICK_COUNTS} FROM c GROUP BY 1"),
+        &format!("SELECT {} AS hour, {CLICK_COUNTS} FROM c GROUP BY 1", hour("at")),
     )
     .await?;
-    let conv = rows(&ctx, &format!("SELECT date_trunc('{unit}', occurred_at) AS bucket, currency, sum(n) AS conversions, sum(CAST(amount AS DECIMAL(38, 0))) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY 1, 2 ORDER BY 2")).await?;
+    let mut conv = rows(&ctx, &format!("SELECT {} AS hour, currency, sum(n) AS conversions, sum(CAST(amount AS DECIMAL(38, 0))) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY 1, 2 ORDER BY 2", hour("occurred_at"))).await?;
+    for r in clicks.iter_mut().chain(conv.iter_mut()) {
+        let start = chrono::DateTime::from_timestamp(int(r, "hour"), 0).unwrap_or_default();
+        r.insert("bucket".into(), json!(f.bucket_of(start)));
+    }
     let mut buckets: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let entry =
         |buckets: &mut BTreeMap<String, Map<String, Value>>, key: &str| -> Map<String, Value> {
@@ -161,7 +185,7 @@ pub async fn chart(
         let key = r["bucket"].as_str().unwrap_or_default().to_string();
         let mut m = entry(&mut buckets, &key);
         for k in ["clicks", "unique_clicks", "bot_clicks"] {
-            m.insert(k.into(), json!(int(r, k)));
+            m.insert(k.into(), json!(int(&m, k) + int(r, k)));
         }
         buckets.insert(key, m);
     }
@@ -171,19 +195,31 @@ pub async fn chart(
         let n = m["conversions"].as_i64().unwrap_or(0) + int(r, "conversions");
         m.insert("conversions".into(), json!(n));
         if let Some(Value::Array(rev)) = m.get_mut("revenue") {
-            rev.push(json!({"currency": r["currency"], "amount_minor": amount(r)}));
+            add_revenue(rev, &r["currency"], amount(r));
         }
         buckets.insert(key, m);
     }
     Ok(Json(json!({
         "period": period(&f),
         "interval": unit,
+        "tz": f.tz.name(),
         "series": buckets.into_values().collect::<Vec<_>>(),
     })))
 }
 
+/// Adds `amount` in `currency` to a revenue list (one entry per currency).
+fn add_revenue(rev: &mut Vec<Value>, currency: &Value, amount: Value) {
+    if let Some(e) = rev.iter_mut().find(|e| e["currency"] == *currency) {
+        let sum = e["amount_minor"].as_i64().unwrap_or(0) + amount.as_i64().unwrap_or(0);
+        e["amount_minor"] = json!(sum);
+    } else {
+        rev.push(json!({"currency": currency, "amount_minor": amount}));
+    }
+}
+
+/// A breakdown dimension.
 #[derive(Clone, Copy)]
-enum Dim {
+pub(crate) enum Dim {
     Influencer,
     Campaign,
     Link,
@@ -191,15 +227,15 @@ enum Dim {
     Country,
 }
 
-async fn breakdown(
-    state: QueryState,
-    headers: HeaderMap,
-    q: HashMap<String, String>,
+pub(crate) async fn breakdown(
+    state: &QueryState,
+    scope: &Scope,
+    q: &HashMap<String, String>,
     dim: Dim,
 ) -> Result<Json<Value>, ApiError> {
     // Sub ids and countries are on raw clicks only, not in the hourly rollups.
     let raw_only = matches!(dim, Dim::SubId | Dim::Country);
-    let (ctx, f, _) = prepare(&state, &headers, &q, raw_only).await?;
+    let (ctx, f) = prepare(state, scope, q, raw_only).await?;
     let (col, from) = match dim {
         Dim::Influencer => ("e.influencer_id", "e"),
         Dim::Campaign => ("e.campaign_id", "e"),
@@ -317,10 +353,10 @@ macro_rules! per {
     ($name:ident, $path:literal, $dim:expr, $what:literal) => {
         #[doc = concat!("Clicks, funnel counts, revenue and conversion rate per ", $what, ", credited events only.")]
         #[utoipa::path(get, path = $path, tag = "stats",
-            params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
+            params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query), ("tz" = Option<String>, Query, description = "IANA time zone of `today`, calendar periods and daily buckets (default UTC)")),
             responses((status = 200, description = "One row per key, most clicks first", body = crate::answers::Breakdown), (status = 400, description = "Bad filter")))]
         pub async fn $name(State(state): State<QueryState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
-            breakdown(state, headers, q, $dim).await
+            breakdown(&state, &Scope::of(&headers, &state)?, &q, $dim).await
         }
     };
 }
@@ -358,14 +394,23 @@ per!(
 
 /// The funnel: landing (unique clicks) → add to cart → purchase, with drop-offs.
 #[utoipa::path(get, path = "/api/v1/stats/funnel", tag = "stats",
-    params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query)),
+    params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query), ("tz" = Option<String>, Query, description = "IANA time zone of `today`, calendar periods and daily buckets (default UTC)")),
     responses((status = 200, description = "Steps with counts and step rates", body = crate::answers::Funnel), (status = 400, description = "Bad filter")))]
 pub async fn funnel(
     State(state): State<QueryState>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let (ctx, f, _) = prepare(&state, &headers, &q, false).await?;
+    funnel_in(&state, &Scope::of(&headers, &state)?, &q).await
+}
+
+/// The funnel within `scope`.
+pub(crate) async fn funnel_in(
+    state: &QueryState,
+    scope: &Scope,
+    q: &HashMap<String, String>,
+) -> Result<Json<Value>, ApiError> {
+    let (ctx, f) = prepare(state, scope, q, false).await?;
     let (c, e) = totals(&ctx).await?;
     let landing = int(&c, "unique_clicks");
     let carts = int(&e, "add_to_carts");

@@ -108,12 +108,18 @@ pub struct IngestArgs {
     /// Largest events request body, in bytes.
     #[arg(long, env = "CLICKTRAIL_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// How long a user's session lasts after login, in seconds (default 12 hours).
+    #[arg(long, env = "CLICKTRAIL_SESSION_TTL_SECS", default_value_t = clicktrail_api::session::DEFAULT_SESSION_TTL_SECS)]
+    pub session_ttl_secs: u64,
 }
 
 impl IngestArgs {
     pub(super) fn check(&self, problems: &mut Vec<String>) {
         if self.max_body_bytes < 1024 {
             problems.push("--max-body-bytes must be at least 1024".to_string());
+        }
+        if !(1..=30 * 86_400).contains(&self.session_ttl_secs) {
+            problems.push("--session-ttl-secs must be 1 to 2592000 (30 days)".to_string());
         }
     }
 }

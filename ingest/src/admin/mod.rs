@@ -1,7 +1,9 @@
 //! The management API under `/api/v1/admin/`, authenticated with the admin bearer token.
 //!
 //! One module per entity: [`advertisers`] (and API keys), [`campaigns`] (and assignments),
-//! [`influencers`], [`links`], [`coupons`], [`diagnostics`] (dead-letter tail, processor lag).
+//! [`influencers`], [`links`], [`coupons`], [`users`], [`diagnostics`] (dead-letter tail,
+//! processor lag). Authenticated by the admin bearer token or the session of an `admin` user
+//! (cookie with its CSRF token, or bearer session token).
 
 pub mod advertisers;
 pub mod campaigns;
@@ -11,12 +13,12 @@ pub mod diagnostics;
 pub mod influencers;
 pub mod links;
 pub mod page;
+pub mod users;
 
 use crate::IngestState;
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use clicktrail_api::auth::require_admin;
 use clicktrail_api::body::{parse_json, read_limited};
 use clicktrail_api::error::ApiError;
 use clicktrail_schemas::CatalogChange;
@@ -26,15 +28,28 @@ use serde::de::DeserializeOwned;
 /// Largest admin request body.
 const MAX_ADMIN_BODY: usize = 256 * 1024;
 
-/// Proof that the request carries the admin token.
+/// Proof that the request carries the admin token or an admin user's session.
 pub struct Admin;
 
 impl FromRequestParts<IngestState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &IngestState) -> Result<Self, ApiError> {
-        require_admin(&parts.headers, &state.config.admin_token)?;
-        Ok(Admin)
+        let catalog = state.catalog.snapshot();
+        match clicktrail_api::session::authenticate(
+            &parts.headers,
+            &parts.method,
+            &catalog,
+            &state.config.admin_token,
+        )? {
+            Some(p) if p.is_admin() => Ok(Admin),
+            Some(_) => Err(ApiError::Forbidden(
+                "only admins may use the management API".into(),
+            )),
+            None => Err(ApiError::Unauthorized(
+                "missing Authorization: Bearer <admin token>, or log in as an admin".into(),
+            )),
+        }
     }
 }
 
@@ -101,6 +116,9 @@ fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError>
         influencers::create, influencers::list, influencers::show, influencers::update,
         links::create, links::list, links::regenerate, links::deactivate,
         coupons::create, coupons::list, coupons::invalidate, coupons::regenerate,
+        users::create, users::list, users::show, users::update, users::reset, users::remove,
+        crate::accounts::login, crate::accounts::logout, crate::accounts::set_password,
+        crate::accounts::change_password,
         diagnostics::dead_letter,
         diagnostics::pipeline,
     ),
@@ -111,8 +129,12 @@ fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError>
         campaigns::NewCampaign, campaigns::CampaignPatch, campaigns::Assign,
         influencers::NewInfluencer, influencers::InfluencerPatch,
         links::NewLink, coupons::NewCoupons,
+        users::UserView, users::NewUser, users::UserPatch, users::Invitation,
+        crate::accounts::Login, crate::accounts::SetPassword, crate::accounts::ChangePassword,
+        crate::accounts::Session,
     )),
-    tags((name = "admin", description = "Catalog management (admin bearer token)"))
+    tags((name = "admin", description = "Catalog management (admin bearer token or an admin's session)"),
+        (name = "accounts", description = "Login, logout and passwords of users"))
 )]
 pub struct AdminApi;
 
@@ -125,4 +147,5 @@ pub fn routes() -> Router<IngestState> {
         .merge(links::routes())
         .merge(coupons::routes())
         .merge(diagnostics::routes())
+        .merge(users::routes())
 }

@@ -180,3 +180,50 @@ impl ApiKey {
         out
     }
 }
+
+/// What a user of the web dashboards and the API may do and see (`docs/roles.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    /// Everything, as the admin token.
+    Admin,
+    /// A member of one advertiser: what that advertiser's API key sees.
+    Advertiser,
+    /// Bound to one influencer: aggregates of their own links and credited events in the
+    /// campaigns they are assigned to.
+    Influencer,
+}
+
+/// A person who logs in. Never returned as is by the API: its password hash and pending
+/// set-password token hash stay in the catalog (see `UserView` in the admin API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Id, `usr_…`.
+    pub id: String,
+    /// Login name: an email address, unique case-insensitively.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: UserRole,
+    /// The advertiser of an `advertiser` user; none otherwise.
+    pub advertiser_id: Option<String>,
+    /// The influencer of an `influencer` user; none otherwise.
+    pub influencer_id: Option<String>,
+    /// PHC string of the password's argon2id hash (`$argon2id$v=19$m=19456,t=2,p=1$…`); none
+    /// until the user sets a password through their set-password link.
+    pub password_hash: Option<String>,
+    /// Hex SHA-256 of the pending one-time set-password token (invitation or reset); none when
+    /// there is none.
+    pub set_password_hash: Option<String>,
+    /// When the pending set-password token stops working.
+    pub set_password_expires_at: Option<DateTime<Utc>>,
+    /// Active, or `inactive` (disabled: cannot log in, its sessions end).
+    pub status: Status,
+    /// Sessions issued before the latest change of this number are no longer accepted; it
+    /// grows when the password is set or reset, the user is disabled, their role changes, or
+    /// they log out.
+    pub session_epoch: u64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}

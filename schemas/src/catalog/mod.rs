@@ -10,7 +10,8 @@ mod state;
 
 pub use entities::*;
 pub use state::{
-    Catalog, CatalogConflict, ResolvedLink, SharedCatalog, api_key_prefix, hash_api_key,
+    Catalog, CatalogConflict, ResolvedLink, SharedCatalog, api_key_prefix, email_key,
+    hash_api_key,
 };
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,16 @@ pub enum CatalogChange {
         /// Coupon id.
         id: String,
     },
+    /// Created or changed a user; refused if another user has the email.
+    UserUpserted {
+        /// The user as it now is (its password only as an argon2id hash).
+        user: User,
+    },
+    /// Removed a user; their sessions end.
+    UserRemoved {
+        /// User id.
+        id: String,
+    },
 }
 
 impl CatalogChange {
@@ -107,6 +118,7 @@ impl CatalogChange {
             CatalogChange::InfluencerAssigned { campaign_id, .. }
             | CatalogChange::InfluencerUnassigned { campaign_id, .. } => campaign_id.clone(),
             CatalogChange::LinkCreated { link } => link.id.clone(),
+            CatalogChange::UserUpserted { user } => user.id.clone(),
             CatalogChange::CouponsCreated { coupons } => {
                 coupons.first().map(|c| c.id.clone()).unwrap_or_default()
             }
@@ -114,7 +126,8 @@ impl CatalogChange {
             | CatalogChange::LinkCodeChanged { id, .. }
             | CatalogChange::LinkDeactivated { id }
             | CatalogChange::CouponCodeChanged { id, .. }
-            | CatalogChange::CouponInvalidated { id } => id.clone(),
+            | CatalogChange::CouponInvalidated { id }
+            | CatalogChange::UserRemoved { id } => id.clone(),
         }
     }
 }

@@ -15,6 +15,9 @@ pub enum CatalogConflict {
     /// A coupon code is already in use for the advertiser.
     #[error("coupon code `{0}` already exists for this advertiser")]
     CouponCodeTaken(String),
+    /// Another user has this email address.
+    #[error("a user with the email `{0}` already exists")]
+    UserEmailTaken(String),
     /// The change names an entity that does not exist.
     #[error("{0} `{1}` does not exist")]
     Missing(&'static str, String),
@@ -49,6 +52,9 @@ pub struct Catalog {
     /// Coupons by id.
     pub coupons: HashMap<String, Coupon>,
     coupon_by_code: HashMap<(String, String), String>,
+    /// Users by id.
+    pub users: HashMap<String, User>,
+    user_by_email: HashMap<String, String>,
     /// Number of changes applied (refused ones included).
     pub applied: u64,
 }
@@ -176,6 +182,22 @@ impl Catalog {
                     .ok_or_else(|| CatalogConflict::Missing("coupon", id.clone()))?
                     .active = false;
             }
+            CatalogChange::UserUpserted { user } => {
+                self.check_user(user)?;
+                if let Some(old) = self.users.get(&user.id) {
+                    self.user_by_email.remove(&email_key(&old.email));
+                }
+                self.user_by_email
+                    .insert(email_key(&user.email), user.id.clone());
+                self.users.insert(user.id.clone(), user.clone());
+            }
+            CatalogChange::UserRemoved { id } => {
+                let user = self
+                    .users
+                    .remove(id)
+                    .ok_or_else(|| CatalogConflict::Missing("user", id.clone()))?;
+                self.user_by_email.remove(&email_key(&user.email));
+            }
         }
         Ok(())
     }
@@ -203,6 +225,7 @@ impl Catalog {
                 }
                 Ok(())
             }
+            CatalogChange::UserUpserted { user } => self.check_user(user),
             _ => Ok(()),
         }
     }
@@ -256,6 +279,18 @@ impl Catalog {
         (advertiser.status == Status::Active).then_some((key, advertiser))
     }
 
+    /// The user with this email address, compared case-insensitively.
+    pub fn user_by_email(&self, email: &str) -> Option<&User> {
+        self.users.get(self.user_by_email.get(&email_key(email))?)
+    }
+
+    fn check_user(&self, user: &User) -> Result<(), CatalogConflict> {
+        match self.user_by_email.get(&email_key(&user.email)) {
+            Some(id) if *id != user.id => Err(CatalogConflict::UserEmailTaken(user.email.clone())),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether a prefix is already used by some key.
     pub fn key_prefix_taken(&self, prefix: &str) -> bool {
         self.key_by_prefix.contains_key(prefix)
@@ -266,6 +301,11 @@ impl Catalog {
 /// are typed by people from printed material (`/r/ABC123` is the link `abc123`).
 pub fn code_key(code: &str) -> String {
     code.trim().to_lowercase()
+}
+
+/// The form an email address is looked up and kept unique in: trimmed and lower-cased.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
 }
 
 /// A catalog snapshot shared between threads.
