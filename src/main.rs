@@ -11,6 +11,7 @@ mod routes;
 mod secrets;
 mod serve;
 mod telemetry;
+mod users;
 
 use clap::Parser;
 
@@ -24,5 +25,6 @@ async fn main() -> anyhow::Result<()> {
         config::Command::Ingest(args) => roles::run(config::Role::Ingest, args).await,
         config::Command::Processor(args) => roles::run(config::Role::Processor, args).await,
         config::Command::Query(args) => roles::run(config::Role::Query, args).await,
+        config::Command::Users(cmd) => users::run(cmd).await,
     }
 }

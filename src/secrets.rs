@@ -9,7 +9,8 @@ use rand::Rng;
 use std::io::Write;
 use std::path::Path;
 
-fn random_secret(len: usize) -> String {
+/// `len` random characters from an alphabet without look-alikes (no 0, O, 1, l, I).
+pub fn random_secret(len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
     let mut rng = rand::rng();
     (0..len)

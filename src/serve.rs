@@ -73,6 +73,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn print_banner(addr: SocketAddr, public_url: &str, admin: &secrets::Kept, args: &ServeArgs) {
     let base = format!("http://{addr}");
     println!("clicktrail is listening on {addr}");
+    println!(
+        "  dashboards  {base}/ (log in; `clicktrail users create-admin` makes the first admin)"
+    );
     println!("  redirects   {public_url}/r/<code>");
     println!("  events API  POST {base}/api/v1/events");
     println!("  admin API   {base}/api/v1/admin/advertisers");

@@ -6,9 +6,9 @@
 //! |---|---|---|---|
 //! | `redirect` | `/r/…`, `/ref/…` | client address | 500/s, bursts of 1,000 |
 //! | `events` | `/api/v1/events…` | API key | 1,000 requests/s, bursts of 2,000 |
-//! | `query` | stats, exports, audits | API key or admin token | 50/s, bursts of 100 |
+//! | `query` | stats, exports, audits | API key, admin token or session | 50/s, bursts of 100 |
 //! | `sql` | `/api/v1/sql` | API key or admin token | 5/s, bursts of 25 |
-//! | `admin` | `/api/v1/admin/…` | admin token | 100/s, bursts of 200 |
+//! | `admin` | `/api/v1/admin/…` | admin token or session | 100/s, bursts of 200 |
 //! | `failed_auth` | any answer 401 | client address | 30 per minute |
 //!
 //! A request without credentials counts against its client address. After `failed_auth`
@@ -203,14 +203,18 @@ impl RateLimiter {
     }
 }
 
-/// Who a request speaks for: a hash of its credential (`X-API-KEY`, else `Authorization`), so
-/// that no credential is kept in clear; `None` without one. Used by every per-caller limit.
+/// Who a request speaks for: a hash of its credential (`X-API-KEY`, else `Authorization`,
+/// else the session cookie), so that no credential is kept in clear; `None` without one. Used
+/// by every per-caller limit.
 pub fn credential_hash(headers: &axum::http::HeaderMap) -> Option<u64> {
     let value = ["x-api-key", "authorization"]
         .iter()
-        .find_map(|name| headers.get(*name))?;
+        .find_map(|name| headers.get(*name).map(|v| v.as_bytes()))
+        .or_else(|| {
+            crate::session::cookie(headers, crate::session::SESSION_COOKIE).map(str::as_bytes)
+        })?;
     let mut h = DefaultHasher::new();
-    value.as_bytes().hash(&mut h);
+    value.hash(&mut h);
     Some(h.finish())
 }
 

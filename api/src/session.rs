@@ -62,9 +62,7 @@ fn argon2() -> Argon2<'static> {
 pub fn check_password(password: &str) -> Result<(), String> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_CHARS {
-        Err(format!(
-            "expected at least {MIN_PASSWORD_CHARS} characters"
-        ))
+        Err(format!("expected at least {MIN_PASSWORD_CHARS} characters"))
     } else if n > MAX_PASSWORD_CHARS {
         Err(format!("expected at most {MAX_PASSWORD_CHARS} characters"))
     } else {
@@ -269,7 +267,10 @@ pub fn authenticate(
             return Ok(None);
         }
     };
-    if !by_cookie && !admin_token.is_empty() && bool::from(token.as_bytes().ct_eq(admin_token.as_bytes())) {
+    if !by_cookie
+        && !admin_token.is_empty()
+        && bool::from(token.as_bytes().ct_eq(admin_token.as_bytes()))
+    {
         return Ok(Some(Principal::AdminToken));
     }
     if token.matches('.').count() != 2 {
@@ -339,7 +340,12 @@ pub fn is_https(headers: &HeaderMap) -> bool {
 }
 
 /// The two `Set-Cookie` values of a new session (`max_age_secs` from now).
-pub fn session_cookies(token: &str, csrf: &str, max_age_secs: i64, secure: bool) -> [HeaderValue; 2] {
+pub fn session_cookies(
+    token: &str,
+    csrf: &str,
+    max_age_secs: i64,
+    secure: bool,
+) -> [HeaderValue; 2] {
     let secure = if secure { "; Secure" } else { "" };
     [
         format!("{SESSION_COOKIE}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{secure}"),
@@ -466,7 +472,10 @@ mod tests {
     #[test]
     fn cookie_lookup() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; ct_session=abc.def.ghi; ct_csrf=x".parse().unwrap());
+        h.insert(
+            header::COOKIE,
+            "a=1; ct_session=abc.def.ghi; ct_csrf=x".parse().unwrap(),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc.def.ghi"));
         assert_eq!(cookie(&h, CSRF_COOKIE), Some("x"));
         assert_eq!(cookie(&h, "nope"), None);

@@ -88,7 +88,10 @@ fn session_response(s: &IngestState, user: &User, headers: &HeaderMap) -> Respon
     let cookies = session_cookies(&token, &claims.csrf, ttl as i64, is_https(headers));
     let body = Session {
         token,
-        expires_at: Utc.timestamp_opt(claims.exp, 0).single().unwrap_or_default(),
+        expires_at: Utc
+            .timestamp_opt(claims.exp, 0)
+            .single()
+            .unwrap_or_default(),
         csrf_token: claims.csrf,
         user: UserView::from(user),
     };
@@ -235,11 +238,7 @@ pub async fn change_password(
     };
     s.logins.check(Some(&me.email), addr(client))?;
     check_password(&req.new_password).map_err(|m| ApiError::field("new_password", m))?;
-    let mut user = catalog
-        .users
-        .get(&me.id)
-        .cloned()
-        .ok_or_else(wrong_login)?;
+    let mut user = catalog.users.get(&me.id).cloned().ok_or_else(wrong_login)?;
     if !verify_blocking(req.current_password, user.password_hash.clone()).await? {
         return Err(ApiError::Unauthorized(
             "the current password is wrong".into(),

@@ -9,7 +9,7 @@
 //! Modules: [`stats`] (overview, chart, breakdowns, funnel), [`export`] (CSV), [`audit`]
 //! (attribution of one event), [`sql`] (read-only analyst SQL), [`rollups`] (dashboards over
 //! the hourly rollups), [`limits`] (memory, time and concurrency bounds of every request),
-//! [`filters`], [`json`], [`me`] (a logged-in user's own API), [`freshness`] (answering once the pipeline stored what was sent). This crate plans; the store reads.
+//! [`filters`], [`json`], [`web`] (the dashboards' pages and charts), [`me`] (a logged-in user's own API), [`freshness`] (answering once the pipeline stored what was sent). This crate plans; the store reads.
 
 pub mod answers;
 pub mod audit;
@@ -23,6 +23,7 @@ pub mod rollups;
 pub mod scope;
 pub mod sql;
 pub mod stats;
+pub mod web;
 
 use axum::Router;
 use clicktrail_api::error::ApiError;
@@ -57,16 +58,18 @@ pub fn router(state: QueryState) -> Router {
         .merge(audit::routes())
         .merge(sql::routes())
         .merge(me::routes())
+        .merge(web::routes())
         // Inner: a request that waits for the pipeline does so holding its query slot.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             freshness::honour_wait,
         ))
-        .with_state(state)
+        .with_state(state.clone())
         .route_layer(axum::middleware::from_fn_with_state(
             limiter,
             limits::enforce,
         ))
+        .merge(web::pages().with_state(state))
 }
 
 /// Serves every query route on `port` until the process shuts down, then drains.
@@ -83,7 +86,7 @@ pub async fn run(state: QueryState, port: clicktrail_api::http::Port) -> std::io
         stats::per_sub_id, stats::per_country, stats::funnel, export::events_csv, export::clicks_csv,
         audit::attribution, sql::run_sql,
         me::me, me::links, me::coupons, me::overview, me::chart, me::funnel, me::per_campaign,
-        me::per_link, me::per_sub_id,
+        me::per_link, me::per_sub_id, web::chart_svg, web::my_chart_svg, stats::recent_events,
     ),
     components(schemas(sql::SqlRequest, me::Me, me::MyLink, me::MyCoupon)),
     tags(

@@ -58,10 +58,7 @@ pub struct Me {
 /// Who is logged in.
 #[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("session" = [])),
     responses((status = 200, description = "The user of the session", body = Me), (status = 401, description = "Not logged in"), (status = 403, description = "A token or key that is not a user's")))]
-pub async fn me(
-    State(state): State<QueryState>,
-    headers: HeaderMap,
-) -> Result<Json<Me>, ApiError> {
+pub async fn me(State(state): State<QueryState>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
     let (_, user) = Scope::caller(&headers, &state)?;
     let user = user.ok_or_else(|| {
         ApiError::Forbidden("/api/v1/me is a logged-in user's; this credential is not one".into())

@@ -35,6 +35,44 @@ pub enum Command {
     Processor(RoleArgs),
     /// Run the query role on ClickHouse: stats, exports, audits and SQL.
     Query(RoleArgs),
+    /// Manage users of a running deployment.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+/// `clicktrail users …`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Make an admin user through the admin API of a running deployment, so that the first
+    /// admin can log in to the dashboards.
+    CreateAdmin(CreateAdminArgs),
+}
+
+/// `clicktrail users create-admin`.
+#[derive(Debug, Clone, Args)]
+pub struct CreateAdminArgs {
+    /// Login email address of the new admin.
+    #[arg(long)]
+    pub email: String,
+    /// Display name (default: the email address).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Base URL of the deployment's admin API (`serve`, or the ingest role).
+    #[arg(long, env = "CLICKTRAIL_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The admin token; default: the one `serve` keeps in `--data-dir`.
+    #[arg(long, env = "CLICKTRAIL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The data directory of `serve`, where its admin token is kept.
+    #[arg(long, env = "CLICKTRAIL_DATA_DIR", default_value = "clicktrail-data")]
+    pub data_dir: std::path::PathBuf,
+    /// The password (10 to 256 characters); without it or `--password-stdin`, a one-time
+    /// set-password link is printed instead.
+    #[arg(long, env = "CLICKTRAIL_USER_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long, conflicts_with = "password")]
+    pub password_stdin: bool,
 }
 
 /// `clicktrail serve`.

@@ -40,6 +40,83 @@ pub struct DemoCatalog {
     /// Whether the 90 days of history were written.
     #[serde(default)]
     pub history: bool,
+    /// The demo's logins: an admin, a user of the demo advertiser, an influencer.
+    #[serde(default)]
+    pub users: Vec<DemoUser>,
+}
+
+/// A login of the demo.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoUser {
+    /// `admin`, `advertiser` or `influencer`.
+    pub role: String,
+    /// Login email address.
+    pub email: String,
+    /// Password (a demo's, kept in `demo.json`, mode 0600).
+    pub password: String,
+}
+
+/// The demo's logins, made (or given a new password) through the admin API when `demo` has none.
+pub async fn ensure_users(api: &Api, demo: &mut DemoCatalog, dir: &Path) -> anyhow::Result<()> {
+    if !demo.users.is_empty() {
+        return Ok(());
+    }
+    let influencer = demo
+        .links
+        .first()
+        .map(|l| l.influencer_id.clone())
+        .context("the demo has no influencer")?;
+    let existing = api.admin_get("/api/v1/admin/users?limit=1000").await?;
+    for (role, email, name, binding) in [
+        ("admin", "admin@clicktrail.demo", "Demo admin", json!({})),
+        (
+            "advertiser",
+            "acme@clicktrail.demo",
+            "Acme marketing (demo)",
+            json!({"advertiser_id": demo.advertiser_id}),
+        ),
+        (
+            "influencer",
+            "maya@clicktrail.demo",
+            "Maya Hikes (demo)",
+            json!({"influencer_id": influencer}),
+        ),
+    ] {
+        let password = crate::secrets::random_secret(14);
+        let found = existing["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| u["email"].as_str() == Some(email))
+            .and_then(|u| u["id"].as_str().map(str::to_string));
+        match found {
+            // Made by an earlier demo whose demo.json is gone: a new password.
+            Some(id) => {
+                let reset = api
+                    .admin(&format!("/api/v1/admin/users/{id}/reset"), json!({}))
+                    .await?;
+                api.set_password(
+                    reset["set_password_url"].as_str().unwrap_or_default(),
+                    &password,
+                )
+                .await?;
+            }
+            None => {
+                let mut body = json!({"email": email, "name": name, "role": role});
+                for (k, v) in binding.as_object().into_iter().flatten() {
+                    body[k] = v.clone();
+                }
+                crate::users::create_user(&api.http, &api.base, &api.admin, body, Some(&password))
+                    .await?;
+            }
+        }
+        demo.users.push(DemoUser {
+            role: role.into(),
+            email: email.into(),
+            password,
+        });
+    }
+    demo.save(dir)
 }
 
 impl DemoCatalog {
@@ -158,5 +235,6 @@ async fn create(api: &Api) -> anyhow::Result<DemoCatalog> {
         links,
         coupons,
         history: false,
+        users: Vec::new(),
     })
 }

@@ -34,12 +34,27 @@ pub(crate) const SUB_IDS: [&str; 4] = ["instagram", "youtube", "newsletter", "ti
 
 /// The HTTP API of the running server, as the demo uses it.
 pub struct Api {
-    http: Client,
-    base: String,
-    admin: String,
+    pub(crate) http: Client,
+    pub(crate) base: String,
+    pub(crate) admin: String,
 }
 
 impl Api {
+    /// Sets a password through a one-time set-password link.
+    async fn set_password(&self, link: &str, password: &str) -> anyhow::Result<()> {
+        let token = link
+            .split_once("#token=")
+            .map(|(_, t)| t)
+            .unwrap_or_default();
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/auth/set-password", self.base))
+            .json(&json!({"token": token, "password": password}))
+            .send()
+            .await?;
+        answer("/api/v1/auth/set-password", resp).await.map(drop)
+    }
+
     async fn admin(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         let resp = self
             .http
@@ -137,6 +152,14 @@ async fn drive(
         admin: admin.to_string(),
     };
     let mut demo = catalog::open_or_create(&api, data_dir).await?;
+    catalog::ensure_users(&api, &mut demo, data_dir).await?;
+    println!(
+        "  demo logins {base}/login (kept in {})",
+        data_dir.join("demo.json").display()
+    );
+    for u in &demo.users {
+        println!("    {:<11} {:<24} password {}", u.role, u.email, u.password);
+    }
     if !demo.history {
         let w = history::write(
             &api,

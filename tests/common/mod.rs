@@ -84,6 +84,8 @@ impl Server {
         }
         let role = if path.starts_with("/r/") || path.starts_with("/ref/") {
             "redirector"
+        } else if path.starts_with("/api/v1/me") && !path.starts_with("/api/v1/me/password") {
+            "query"
         } else if [
             "/api/v1/stats",
             "/api/v1/export",
@@ -293,6 +295,63 @@ impl Server {
                 "processor did not catch up: {p:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A logged-in user: the session token (for `Authorization: Bearer`), the CSRF token and the
+/// `Cookie` header a browser would send.
+pub struct Session {
+    pub token: String,
+    pub csrf: String,
+    pub cookie: String,
+}
+
+impl Server {
+    /// Invites a user with the admin token and sets their password through the link; returns
+    /// the user's id.
+    pub async fn user(&self, email: &str, role: &str, binding: Value, password: &str) -> String {
+        let mut body = json!({"email": email, "role": role});
+        for (k, v) in binding.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
+        let invited = self.admin_post("/api/v1/admin/users", body).await;
+        let link = invited["set_password_url"].as_str().unwrap();
+        let token = link.split_once("#token=").unwrap().1;
+        let r = self
+            .http
+            .post(self.url("/api/v1/auth/set-password"))
+            .json(&json!({"token": token, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        self.sync_catalog().await;
+        invited["user"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Logs in; the login must succeed.
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let r = self
+            .http
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "login of {email}");
+        let cookie = r
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let v: Value = r.json().await.unwrap();
+        Session {
+            token: v["token"].as_str().unwrap().to_string(),
+            csrf: v["csrf_token"].as_str().unwrap().to_string(),
+            cookie,
         }
     }
 }

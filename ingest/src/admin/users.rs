@@ -53,10 +53,7 @@ impl From<&User> for UserView {
             influencer_id: u.influencer_id.clone(),
             status: u.status,
             has_password: u.password_hash.is_some(),
-            set_password_expires_at: u
-                .set_password_hash
-                .as_ref()
-                .and(u.set_password_expires_at),
+            set_password_expires_at: u.set_password_hash.as_ref().and(u.set_password_expires_at),
             created_at: u.created_at,
         }
     }
@@ -141,10 +138,16 @@ fn validate(u: &User, catalog: &Catalog, errors: &mut Vec<FieldError>) {
     match u.role {
         UserRole::Admin => {
             if adv.is_some() {
-                errors.push(FieldError::new("advertiser_id", "an admin has no advertiser"));
+                errors.push(FieldError::new(
+                    "advertiser_id",
+                    "an admin has no advertiser",
+                ));
             }
             if inf.is_some() {
-                errors.push(FieldError::new("influencer_id", "an admin has no influencer"));
+                errors.push(FieldError::new(
+                    "influencer_id",
+                    "an admin has no influencer",
+                ));
             }
         }
         UserRole::Advertiser => {
@@ -330,15 +333,19 @@ pub async fn update(
     let mut errors = Vec::new();
     validate(&u, &s.catalog.snapshot(), &mut errors);
     check(errors)?;
-    if (u.role, &u.advertiser_id, &u.influencer_id, u.status, &u.email)
-        != (
-            before.role,
-            &before.advertiser_id,
-            &before.influencer_id,
-            before.status,
-            &before.email,
-        )
-    {
+    if (
+        u.role,
+        &u.advertiser_id,
+        &u.influencer_id,
+        u.status,
+        &u.email,
+    ) != (
+        before.role,
+        &before.advertiser_id,
+        &before.influencer_id,
+        before.status,
+        &before.email,
+    ) {
         u.session_epoch += 1;
     }
     s.write(CatalogChange::UserUpserted { user: u.clone() })

@@ -10,8 +10,7 @@ mod state;
 
 pub use entities::*;
 pub use state::{
-    Catalog, CatalogConflict, ResolvedLink, SharedCatalog, api_key_prefix, email_key,
-    hash_api_key,
+    Catalog, CatalogConflict, ResolvedLink, SharedCatalog, api_key_prefix, email_key, hash_api_key,
 };
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,344 @@
+//! The tenant matrix: every stats, export, attribution, SQL and `/api/v1/me` route, for each
+//! kind of caller (an advertiser's user, its API key, an influencer's user) and with another
+//! tenant's ids, answers 403/404 (400 for a filter only admins may use) or an answer without a
+//! single row, id or name of anyone else; an influencer's answers hold aggregates of their own
+//! links and credited events only.
+
+mod common;
+
+use common::{Server, click_id};
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+
+const PW: &str = "correct horse battery";
+
+struct Caller {
+    name: &'static str,
+    auth: Vec<(header::HeaderName, String)>,
+    influencer: bool,
+}
+
+#[tokio::test]
+async fn no_caller_reads_another_tenants_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let a = s
+        .shop(
+            "Alpha Outdoor",
+            "https://alpha.example/",
+            &["Ann Alpha", "Bob Alpha"],
+        )
+        .await;
+    let b = s
+        .shop("Beta Foods", "https://beta.example/", &["Cid Beta"])
+        .await;
+    // A second campaign of Alpha that Ann is not assigned to, with a link of Bob's.
+    let a2 = s
+        .create(
+            &format!("/api/v1/admin/advertisers/{}/campaigns", a.advertiser),
+            json!({"name": "Alpha hidden campaign", "destination_url": "https://alpha.example/2"}),
+        )
+        .await;
+    s.admin_post(
+        &format!("/api/v1/admin/campaigns/{a2}/influencers"),
+        json!({"influencer_id": a.influencers[1]}),
+    )
+    .await;
+    let hidden = s
+        .admin_post(
+            "/api/v1/admin/links",
+            json!({"campaign_id": a2, "influencer_id": a.influencers[1]}),
+        )
+        .await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let coupon_b = s
+        .admin_post(
+            &format!("/api/v1/admin/campaigns/{}/coupons", b.campaign),
+            json!({"influencer_id": b.influencers[0], "code": "CIDSECRET"}),
+        )
+        .await;
+    assert!(coupon_b.is_array());
+
+    // Traffic and purchases of everyone.
+    let mut clicks = Vec::new();
+    for (code, sub) in [
+        (&a.codes[0], "ann-sub"),
+        (&a.codes[1], "bob-sub"),
+        (&b.codes[0], "cid-sub"),
+        (&hidden, "hidden-sub"),
+    ] {
+        let r = s
+            .http
+            .get(s.url(&format!("/r/{code}/{sub}")))
+            .header(header::USER_AGENT, "Mozilla/5.0 Matrix")
+            .header(header::REFERER, "https://referrer-secret.example/")
+            .send()
+            .await
+            .unwrap();
+        clicks.push(click_id(&r));
+    }
+    for (key, event, click, customer) in [
+        (&a.key, "ev-ann", &clicks[0], "cust-ann-secret"),
+        (&a.key, "ev-bob", &clicks[1], "cust-bob-secret"),
+        (&b.key, "ev-cid", &clicks[2], "cust-cid-secret"),
+    ] {
+        let r = s
+            .post_events(key, &json!({"event_id": event, "action": "purchase", "order_id": format!("order-{event}-secret"), "customer_id": customer, "value": 10, "currency": "EUR", "click_id": click}))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    s.drain().await;
+
+    s.user(
+        "adv@alpha.example",
+        "advertiser",
+        json!({"advertiser_id": a.advertiser}),
+        PW,
+    )
+    .await;
+    s.user(
+        "ann@alpha.example",
+        "influencer",
+        json!({"influencer_id": a.influencers[0]}),
+        PW,
+    )
+    .await;
+    let adv = s.login("adv@alpha.example", PW).await;
+    let ann = s.login("ann@alpha.example", PW).await;
+
+    let callers = [
+        Caller {
+            name: "Alpha's user (cookie)",
+            auth: vec![(header::COOKIE, adv.cookie.clone())],
+            influencer: false,
+        },
+        Caller {
+            name: "Alpha's key",
+            auth: vec![(header::HeaderName::from_static("x-api-key"), a.key.clone())],
+            influencer: false,
+        },
+        Caller {
+            name: "Ann's user (bearer)",
+            auth: vec![(header::AUTHORIZATION, format!("Bearer {}", ann.token))],
+            influencer: true,
+        },
+        Caller {
+            name: "Ann's user (cookie)",
+            auth: vec![(header::COOKIE, ann.cookie.clone())],
+            influencer: true,
+        },
+    ];
+    // Everything of Beta, for every caller.
+    let beta: Vec<String> = vec![
+        b.advertiser.clone(),
+        b.campaign.clone(),
+        b.influencers[0].clone(),
+        b.codes[0].clone(),
+        "Beta Foods".into(),
+        "Cid Beta".into(),
+        "ev-cid".into(),
+        "cust-cid-secret".into(),
+        "order-ev-cid-secret".into(),
+        "cid-sub".into(),
+        "CIDSECRET".into(),
+    ];
+    // What an influencer never sees: other influencers, the campaign they are not in, and
+    // anything personal or single-event of their own conversions.
+    let not_for_ann: Vec<String> = vec![
+        a.influencers[1].clone(),
+        "Bob Alpha".into(),
+        a.codes[1].clone(),
+        hidden.clone(),
+        a2.clone(),
+        "Alpha hidden campaign".into(),
+        "bob-sub".into(),
+        "hidden-sub".into(),
+        "ev-bob".into(),
+        "ev-ann".into(),
+        "cust-ann-secret".into(),
+        "order-ev-ann-secret".into(),
+        "referrer-secret".into(),
+        "customer_id".into(),
+        "order_id".into(),
+        "referrer".into(),
+        "\"country\":\"".into(),
+        "\"ip".into(),
+    ];
+
+    let filters = [
+        String::new(),
+        format!("&campaign_id={}", b.campaign),
+        format!("&influencer_id={}", b.influencers[0]),
+        format!("&advertiser_id={}", b.advertiser),
+        format!("&campaign_id={a2}"),
+        format!("&influencer_id={}", a.influencers[1]),
+    ];
+    let shared = [
+        "/api/v1/stats/overview",
+        "/api/v1/stats/chart",
+        "/api/v1/stats/funnel",
+        "/api/v1/stats/per-influencer",
+        "/api/v1/stats/per-campaign",
+        "/api/v1/stats/per-link",
+        "/api/v1/stats/per-sub-id",
+        "/api/v1/stats/per-country",
+        "/api/v1/stats/recent-events",
+        "/api/v1/stats/chart.svg",
+        "/api/v1/export/events.csv",
+        "/api/v1/export/clicks.csv",
+    ];
+    let mine = [
+        "/api/v1/me/stats/overview",
+        "/api/v1/me/stats/chart",
+        "/api/v1/me/stats/funnel",
+        "/api/v1/me/stats/per-campaign",
+        "/api/v1/me/stats/per-link",
+        "/api/v1/me/stats/per-sub-id",
+        "/api/v1/me/stats/chart.svg",
+    ];
+    let mut checked = 0;
+    for c in &callers {
+        let send = |method: Method, path: String, body: Option<Value>| {
+            let mut req = s.http.request(method, s.url(&path));
+            for (k, v) in &c.auth {
+                req = req.header(k, v);
+            }
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            async move {
+                let r = req.send().await.unwrap();
+                let status = r.status();
+                (status, r.text().await.unwrap())
+            }
+        };
+        let mut paths: Vec<String> = Vec::new();
+        for route in shared.iter().chain(mine.iter()) {
+            for f in &filters {
+                paths.push(format!("{route}?period=all{f}"));
+            }
+        }
+        for p in [
+            "/api/v1/me",
+            "/api/v1/me/links",
+            "/api/v1/me/coupons",
+            "/api/v1/attribution/ev-cid",
+            "/api/v1/attribution/ev-bob",
+            "/api/v1/attribution/ev-ann",
+        ] {
+            paths.push(p.to_string());
+        }
+        for path in paths {
+            let (status, body) = send(Method::GET, path.clone(), None).await;
+            checked += 1;
+            let who = format!("{} GET {path}: {status} {body}", c.name);
+            assert!(!status.is_server_error(), "{who}");
+            if status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND {
+                continue;
+            }
+            if status == StatusCode::BAD_REQUEST {
+                assert!(
+                    path.contains("advertiser_id=") && body.contains("advertiser_id"),
+                    "{who}"
+                );
+                continue;
+            }
+            assert_eq!(status, StatusCode::OK, "{who}");
+            for secret in &beta {
+                assert!(!body.contains(secret.as_str()), "{who}: shows {secret}");
+            }
+            if c.influencer {
+                // Influencers reach only their own routes.
+                assert!(path.starts_with("/api/v1/me"), "{who}");
+                for secret in &not_for_ann {
+                    assert!(!body.contains(secret.as_str()), "{who}: shows {secret}");
+                }
+            } else {
+                assert!(!path.starts_with("/api/v1/me/"), "{who}");
+            }
+        }
+        // Analyst SQL, whatever it asks for.
+        for q in [
+            "SELECT * FROM events",
+            "SELECT * FROM clicks",
+            &format!(
+                "SELECT * FROM events WHERE advertiser_id = '{}'",
+                b.advertiser
+            ),
+            "SELECT * FROM clicks_hourly",
+            "SELECT * FROM events_hourly",
+        ] {
+            let (status, body) = send(
+                Method::POST,
+                "/api/v1/sql".into(),
+                Some(json!({"query": q})),
+            )
+            .await;
+            checked += 1;
+            let who = format!("{} SQL {q}: {status} {body}", c.name);
+            if c.influencer {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{who}");
+                continue;
+            }
+            assert_eq!(status, StatusCode::OK, "{who}");
+            for secret in &beta {
+                assert!(!body.contains(secret.as_str()), "{who}: shows {secret}");
+            }
+        }
+    }
+
+    // And what each does see: exactly their own figures.
+    let ann_get = |path: &'static str| {
+        let s = &s;
+        let token = ann.token.clone();
+        async move {
+            let r = s
+                .http
+                .get(s.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let o = ann_get("/api/v1/me/stats/overview?period=all").await;
+    assert_eq!(
+        (
+            o["clicks"].clone(),
+            o["purchases"].clone(),
+            o["revenue"].clone()
+        ),
+        (
+            json!(1),
+            json!(1),
+            json!([{"currency": "EUR", "amount_minor": 1000}])
+        ),
+        "{o}"
+    );
+    let links = ann_get("/api/v1/me/links").await;
+    assert_eq!(links.as_array().unwrap().len(), 1, "{links}");
+    assert_eq!(links[0]["code"], json!(a.codes[0]));
+    let subs = ann_get("/api/v1/me/stats/per-sub-id?period=all").await;
+    assert_eq!(subs["rows"].as_array().unwrap().len(), 1, "{subs}");
+    assert_eq!(subs["rows"][0]["id"], json!("ann-sub"));
+    let adv_o: Value = s
+        .http
+        .get(s.url("/api/v1/stats/overview?period=all"))
+        .header(header::COOKIE, &adv.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (adv_o["clicks"].clone(), adv_o["purchases"].clone()),
+        (json!(3), json!(2)),
+        "{adv_o}"
+    );
+    eprintln!("tenant matrix: {checked} requests checked");
+}
