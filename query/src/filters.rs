@@ -191,3 +191,115 @@ impl Filters {
         Ok(df)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn today_and_calendar_days_follow_the_viewers_zone_across_daylight_saving() {
+        // Paris moved its clocks forward on 2026-03-29 at 02:00 (UTC+1 → UTC+2).
+        let now = t("2026-03-29T12:00:00Z");
+        let f = Filters::parse(&q(&[("period", "today"), ("tz", "Europe/Paris")]), now).unwrap();
+        assert_eq!(f.from, Some(t("2026-03-28T23:00:00Z")));
+        assert_eq!(f.interval, "hour");
+        let next = Filters::parse(
+            &q(&[("period", "today"), ("tz", "Europe/Paris")]),
+            t("2026-03-30T12:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            next.from,
+            Some(t("2026-03-29T22:00:00Z")),
+            "midnight after the change is at UTC+2"
+        );
+        // With a zone, 7d is the last 7 calendar days there, today included.
+        let f = Filters::parse(
+            &q(&[("period", "7d"), ("tz", "America/New_York")]),
+            t("2026-11-04T03:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            f.from,
+            Some(t("2026-10-28T04:00:00Z")),
+            "Oct 28 midnight EDT (UTC-4); New York is on Nov 3"
+        );
+        // Without one, 7d stays 7 × 24 hours.
+        let f = Filters::parse(&q(&[("period", "7d")]), t("2026-11-04T03:00:00Z")).unwrap();
+        assert_eq!(f.from, Some(t("2026-10-28T03:00:00Z")));
+        // Dates are midnights in the zone; `to` is exclusive.
+        let f = Filters::parse(
+            &q(&[
+                ("from", "2026-10-31"),
+                ("to", "2026-11-02"),
+                ("tz", "America/New_York"),
+            ]),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (f.from, f.to),
+            (
+                Some(t("2026-10-31T04:00:00Z")),
+                Some(t("2026-11-02T05:00:00Z"))
+            ),
+            "the clocks went back on Nov 1"
+        );
+        // A midnight the zone skips (Santiago, 2026-09-06 00:00 → 01:00) is the first instant after it.
+        assert_eq!(
+            local_midnight(
+                Tz::America__Santiago,
+                NaiveDate::from_ymd_opt(2026, 9, 6).unwrap()
+            ),
+            t("2026-09-06T04:00:00Z")
+        );
+    }
+
+    #[test]
+    fn daily_buckets_are_local_days_with_their_offset() {
+        let f = Filters::parse(
+            &q(&[("tz", "Europe/Paris"), ("interval", "day")]),
+            t("2026-03-30T12:00:00Z"),
+        )
+        .unwrap();
+        // 23:00 local on the 28th (UTC+1) and 23:00 local on the 29th (UTC+2).
+        assert_eq!(
+            f.bucket_of(t("2026-03-28T22:00:00Z")),
+            "2026-03-28T00:00:00+01:00"
+        );
+        assert_eq!(
+            f.bucket_of(t("2026-03-29T21:00:00Z")),
+            "2026-03-29T00:00:00+01:00"
+        );
+        assert_eq!(
+            f.bucket_of(t("2026-03-29T22:00:00Z")),
+            "2026-03-30T00:00:00+02:00"
+        );
+        let hourly =
+            Filters::parse(&q(&[("interval", "hour")]), t("2026-03-30T12:00:00Z")).unwrap();
+        assert_eq!(
+            hourly.bucket_of(t("2026-03-29T22:00:00Z")),
+            "2026-03-29T22:00:00Z"
+        );
+    }
+
+    #[test]
+    fn an_unknown_zone_names_its_field() {
+        let err = Filters::parse(&q(&[("tz", "Mars/Olympus")]), Utc::now()).unwrap_err();
+        assert!(
+            err.to_string().contains("tz") || format!("{err:?}").contains("tz"),
+            "{err:?}"
+        );
+    }
+}

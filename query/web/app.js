@@ -425,7 +425,7 @@
         { key: "require_signature", label: "Signed requests", fmt: (r) => (r.require_signature ? "required" : "optional") },
         { key: "created_at", label: "Created", fmt: (r) => date(r.created_at) }],
       actions: (r) => [toggleStatus("/api/v1/admin/advertisers/" + r.id, r)],
-      create: (f) => api("POST", "/api/v1/admin/advertisers", { name: f.name.value, require_signature: f.require_signature.checked }),
+      create: (f) => api("POST", "/api/v1/admin/advertisers", { name: f.elements.name.value, require_signature: f.elements.require_signature.checked }),
     },
     keys: {
       list: async () => { const a = $("#f-advertiser").value; return a ? all("/api/v1/admin/advertisers/" + a + "/api-keys") : []; },
@@ -434,7 +434,7 @@
       actions: (r) => (r.revoked_at ? [] : [
         action("Rotate", async () => { const k = await api("POST", "/api/v1/admin/api-keys/" + r.id + "/rotate"); showSecret("API key: " + k.key + "\nSigning secret: " + k.signing_secret); }),
         action("Revoke", () => api("DELETE", "/api/v1/admin/api-keys/" + r.id))]),
-      create: async (f) => { const k = await api("POST", "/api/v1/admin/advertisers/" + f.advertiser_id.value + "/api-keys"); showSecret("API key: " + k.key + "\nSigning secret: " + k.signing_secret); },
+      create: async (f) => { const k = await api("POST", "/api/v1/admin/advertisers/" + f.elements.advertiser_id.value + "/api-keys"); showSecret("API key: " + k.key + "\nSigning secret: " + k.signing_secret); },
     },
     campaigns: {
       list: () => all("/api/v1/admin/campaigns"),
@@ -443,19 +443,19 @@
         { key: "attribution_window_secs", label: "Window", num: true, fmt: (r) => Math.round(r.attribution_window_secs / 86400) + " days" },
         { key: "attribution_source", label: "Source" }, { key: "status", label: "Status" }],
       actions: (r) => [toggleStatus("/api/v1/admin/campaigns/" + r.id, r)],
-      create: (f) => api("POST", "/api/v1/admin/advertisers/" + f.advertiser_id.value + "/campaigns", {
-        name: f.name.value, destination_url: f.destination_url.value,
-        starts_at: f.starts_at.value ? new Date(f.starts_at.value).toISOString() : undefined,
-        ends_at: f.ends_at.value ? new Date(f.ends_at.value).toISOString() : undefined,
-        attribution_window_secs: Math.round(Number(f.window_days.value) * 86400),
-        attribution_source: f.attribution_source.value }),
+      create: (f) => api("POST", "/api/v1/admin/advertisers/" + f.elements.advertiser_id.value + "/campaigns", {
+        name: f.elements.name.value, destination_url: f.elements.destination_url.value,
+        starts_at: f.elements.starts_at.value ? new Date(f.elements.starts_at.value).toISOString() : undefined,
+        ends_at: f.elements.ends_at.value ? new Date(f.elements.ends_at.value).toISOString() : undefined,
+        attribution_window_secs: Math.round(Number(f.elements.window_days.value) * 86400),
+        attribution_source: f.elements.attribution_source.value }),
     },
     influencers: {
       list: () => all("/api/v1/admin/influencers"),
       cols: [{ key: "name", label: "Name", asc: true }, { key: "email", label: "Email" }, { key: "status", label: "Status" },
         { key: "created_at", label: "Created", fmt: (r) => date(r.created_at) }],
       actions: (r) => [toggleStatus("/api/v1/admin/influencers/" + r.id, r)],
-      create: (f) => api("POST", "/api/v1/admin/influencers", { name: f.name.value, email: f.email.value || undefined }),
+      create: (f) => api("POST", "/api/v1/admin/influencers", { name: f.elements.name.value, email: f.elements.email.value || undefined }),
     },
     links: {
       list: () => all("/api/v1/admin/links"),
@@ -465,7 +465,7 @@
         { key: "active", label: "Active", fmt: (r) => (r.active ? "yes" : "no") }],
       actions: (r) => (r.active ? [action("Regenerate", () => api("POST", "/api/v1/admin/links/" + r.id + "/regenerate")),
         action("Deactivate", () => api("POST", "/api/v1/admin/links/" + r.id + "/deactivate"))] : []),
-      create: (f) => api("POST", "/api/v1/admin/links", { campaign_id: f.campaign_id.value, influencer_id: f.influencer_id.value, code: f.code.value || undefined }),
+      create: (f) => api("POST", "/api/v1/admin/links", { campaign_id: f.elements.campaign_id.value, influencer_id: f.elements.influencer_id.value, code: f.elements.code.value || undefined }),
     },
     coupons: {
       list: () => all("/api/v1/admin/coupons"),
@@ -475,9 +475,9 @@
       actions: (r) => (r.active ? [action("Regenerate", () => api("POST", "/api/v1/admin/coupons/" + r.id + "/regenerate")),
         action("Invalidate", () => api("POST", "/api/v1/admin/coupons/" + r.id + "/invalidate"))] : []),
       create: (f) => {
-        const body = { influencer_id: f.influencer_id.value || undefined };
-        if (f.code.value) body.code = f.code.value; else body.count = Number(f.count.value || 1);
-        return api("POST", "/api/v1/admin/campaigns/" + f.campaign_id.value + "/coupons", body);
+        const body = { influencer_id: f.elements.influencer_id.value || undefined };
+        if (f.elements.code.value) body.code = f.elements.code.value; else body.count = Number(f.elements.count.value || 1);
+        return api("POST", "/api/v1/admin/campaigns/" + f.elements.campaign_id.value + "/coupons", body);
       },
     },
     users: {
@@ -491,13 +491,13 @@
         action(r.status === "active" ? "Disable" : "Enable", () => api("PATCH", "/api/v1/admin/users/" + r.id, { status: r.status === "active" ? "inactive" : "active" })),
         action("Apply role from the form", () => {
           const f = $("#create-form");
-          return api("PATCH", "/api/v1/admin/users/" + r.id, { role: f.role.value, advertiser_id: f.role.value === "advertiser" ? f.advertiser_id.value : undefined, influencer_id: f.role.value === "influencer" ? f.influencer_id.value : undefined });
+          return api("PATCH", "/api/v1/admin/users/" + r.id, { role: f.elements.role.value, advertiser_id: f.elements.role.value === "advertiser" ? f.elements.advertiser_id.value : undefined, influencer_id: f.elements.role.value === "influencer" ? f.elements.influencer_id.value : undefined });
         })],
       create: async (f) => {
-        const role = f.role.value;
-        const i = await api("POST", "/api/v1/admin/users", { email: f.email.value, name: f.name.value || undefined, role,
-          advertiser_id: role === "advertiser" ? f.advertiser_id.value || undefined : undefined,
-          influencer_id: role === "influencer" ? f.influencer_id.value || undefined : undefined });
+        const role = f.elements.role.value;
+        const i = await api("POST", "/api/v1/admin/users", { email: f.elements.email.value, name: f.elements.name.value || undefined, role,
+          advertiser_id: role === "advertiser" ? f.elements.advertiser_id.value || undefined : undefined,
+          influencer_id: role === "influencer" ? f.elements.influencer_id.value || undefined : undefined });
         showSecret("Set-password link for " + i.user.email + " (works once, until " + date(i.expires_at) + "):\n" + i.set_password_url);
       },
     },

@@ -84,8 +84,6 @@ impl Server {
         }
         let role = if path.starts_with("/r/") || path.starts_with("/ref/") {
             "redirector"
-        } else if path.starts_with("/api/v1/me") && !path.starts_with("/api/v1/me/password") {
-            "query"
         } else if [
             "/api/v1/stats",
             "/api/v1/export",
@@ -94,6 +92,7 @@ impl Server {
         ]
         .iter()
         .any(|p| path.starts_with(p))
+            || (path.starts_with("/api/v1/me") && !path.starts_with("/api/v1/me/password"))
         {
             "query"
         } else {
