@@ -384,6 +384,21 @@ async fn every_role_uses_the_dashboards_in_a_real_browser() {
         "return document.querySelector('#list').textContent.includes('Browser Campaign');",
     )
     .await;
+    // Change its attribution window through Edit.
+    b.js("Array.from(document.querySelectorAll('#list tbody tr')).find((r) => r.textContent.includes('Browser Campaign')).querySelectorAll('button').forEach((x) => { if (x.textContent === 'Edit') x.click(); });").await;
+    b.until("the edit form", "return document.querySelector('#create-form h2').textContent.includes('Browser Campaign');").await;
+    b.fill("#f-window", "14").await;
+    b.click("#create-form button[type=submit]").await;
+    b.until("the new window", "return Array.from(document.querySelectorAll('#list tbody tr')).some((r) => r.textContent.includes('Browser Campaign') && r.textContent.includes('14 days'));").await;
+    let campaigns = s.admin_get("/api/v1/admin/campaigns?limit=1000").await;
+    let made = campaigns["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == json!("Browser Campaign"))
+        .unwrap()
+        .clone();
+    assert_eq!(made["attribution_window_secs"], json!(14 * 86400), "{made}");
     b.until("pickers", "return Array.from(document.querySelectorAll('#a-campaign option')).some((o) => o.textContent === 'Browser Campaign');").await;
     b.select("#a-campaign", "Browser Campaign").await;
     b.select("#a-influencer", "Browser Influencer").await;

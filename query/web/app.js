@@ -442,13 +442,26 @@
         { key: "starts_at", label: "Starts", fmt: (r) => date(r.starts_at) }, { key: "ends_at", label: "Ends", fmt: (r) => date(r.ends_at) },
         { key: "attribution_window_secs", label: "Window", num: true, fmt: (r) => Math.round(r.attribution_window_secs / 86400) + " days" },
         { key: "attribution_source", label: "Source" }, { key: "status", label: "Status" }],
-      actions: (r) => [toggleStatus("/api/v1/admin/campaigns/" + r.id, r)],
-      create: (f) => api("POST", "/api/v1/admin/advertisers/" + f.elements.advertiser_id.value + "/campaigns", {
-        name: f.elements.name.value, destination_url: f.elements.destination_url.value,
-        starts_at: f.elements.starts_at.value ? new Date(f.elements.starts_at.value).toISOString() : undefined,
-        ends_at: f.elements.ends_at.value ? new Date(f.elements.ends_at.value).toISOString() : undefined,
-        attribution_window_secs: Math.round(Number(f.elements.window_days.value) * 86400),
-        attribution_source: f.elements.attribution_source.value }),
+      actions: (r) => [toggleStatus("/api/v1/admin/campaigns/" + r.id, r), el("button", { type: "button", class: "small", on: { click: () => editCampaign(r) } }, "Edit")],
+      create: async (f) => {
+        const when = (v) => (v ? new Date(v).toISOString() : null);
+        const body = { name: f.elements.name.value, destination_url: f.elements.destination_url.value,
+          starts_at: when(f.elements.starts_at.value), ends_at: when(f.elements.ends_at.value),
+          attribution_window_secs: Math.round(Number(f.elements.window_days.value) * 86400),
+          attribution_source: f.elements.attribution_source.value };
+        const editing = f.dataset.editing;
+        if (editing) {
+          await api("PATCH", "/api/v1/admin/campaigns/" + editing, body);
+          delete f.dataset.editing;
+          $("h2", f).textContent = "New campaign";
+          $("button[type=submit]", f).textContent = "Create campaign";
+          f.elements.advertiser_id.disabled = false;
+          return;
+        }
+        if (!body.starts_at) delete body.starts_at;
+        if (!body.ends_at) delete body.ends_at;
+        await api("POST", "/api/v1/admin/advertisers/" + f.elements.advertiser_id.value + "/campaigns", body);
+      },
     },
     influencers: {
       list: () => all("/api/v1/admin/influencers"),
@@ -502,6 +515,29 @@
       },
     },
   };
+
+  /** Loads a campaign into the form to change its dates, window and attribution source. */
+  function editCampaign(r) {
+    const f = $("#create-form");
+    const local = (iso) => {
+      if (!iso) return "";
+      const d = new Date(iso);
+      return ymd(d) + "T" + String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+    };
+    f.dataset.editing = r.id;
+    f.elements.advertiser_id.value = r.advertiser_id;
+    f.elements.advertiser_id.disabled = true;
+    f.elements.name.value = r.name;
+    f.elements.destination_url.value = r.destination_url;
+    f.elements.starts_at.value = local(r.starts_at);
+    f.elements.ends_at.value = local(r.ends_at);
+    f.elements.window_days.value = String(Math.round(r.attribution_window_secs / 86400));
+    f.elements.attribution_source.value = r.attribution_source;
+    $("h2", f).textContent = "Change campaign " + r.name;
+    $("button[type=submit]", f).textContent = "Save campaign";
+    f.scrollIntoView({ block: "start" });
+    f.elements.name.focus();
+  }
 
   async function manageList() {
     const list = $("#list");
