@@ -73,9 +73,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn print_banner(addr: SocketAddr, public_url: &str, admin: &secrets::Kept, args: &ServeArgs) {
     let base = format!("http://{addr}");
     println!("clicktrail is listening on {addr}");
-    println!(
-        "  dashboards  {base}/ (log in; `clicktrail users create-admin` makes the first admin)"
-    );
+    if args.demo {
+        println!("  dashboards  {base}/ (the demo's logins follow once it is ready)");
+    } else {
+        // The command that makes the first admin, with this process's address and data.
+        let mut create = "clicktrail users create-admin --email you@example.com".to_string();
+        if base != "http://127.0.0.1:8080" {
+            create.push_str(&format!(" --url {base}"));
+        }
+        if args.common.data_dir != std::path::Path::new("clicktrail-data") {
+            create.push_str(&format!(" --data-dir {}", args.common.data_dir.display()));
+        }
+        println!("  dashboards  {base}/ (first admin: {create})");
+    }
     println!("  redirects   {public_url}/r/<code>");
     println!("  events API  POST {base}/api/v1/events");
     println!("  admin API   {base}/api/v1/admin/advertisers");

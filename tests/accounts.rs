@@ -426,8 +426,8 @@ async fn cookie_sessions_need_the_csrf_token_to_change_anything() {
         .unwrap();
     assert_eq!(
         r.status(),
-        StatusCode::NO_CONTENT,
-        "logout clears the cookies in any case"
+        StatusCode::FORBIDDEN,
+        "another site cannot log the browser out"
     );
     let r = s
         .http
@@ -441,6 +441,29 @@ async fn cookie_sessions_need_the_csrf_token_to_change_anything() {
         StatusCode::OK,
         "without the CSRF token the logout ended nothing"
     );
+    // Logging in from a page of another site is refused too (it would log the browser into an
+    // account of that site's choosing).
+    let r = s
+        .http
+        .post(s.url("/api/v1/auth/login"))
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(r#"{"email":"root@example.com","password":"correct horse battery"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get(header::SET_COOKIE).is_none());
+    // Analyst SQL with the cookie carries the token too.
+    let r = s
+        .http
+        .post(s.url("/api/v1/sql"))
+        .header(header::COOKIE, &session.cookie)
+        .json(&json!({"query": "SELECT count(*) FROM events"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -538,4 +561,136 @@ async fn sessions_expire_and_disabled_users_are_locked_out() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     s.user("ops@example.com", "admin", json!({}), PW).await;
+}
+
+#[tokio::test]
+async fn changes_racing_each_other_never_undo_an_acknowledged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    // Four rounds: each makes three attempts of the 20 an address has a minute.
+    for round in 0..4 {
+        let email = format!("race{round}@example.com");
+        let id = s.user(&email, "admin", json!({}), PW).await;
+        let session = s.login(&email, PW).await;
+        // The user changes their password while an admin disables them.
+        let change = s
+            .http
+            .post(s.url("/api/v1/me/password"))
+            .bearer_auth(&session.token)
+            .json(&json!({"current_password": PW, "new_password": "a brand new password"}))
+            .send();
+        let disable = async {
+            tokio::time::sleep(std::time::Duration::from_millis(5 * round)).await;
+            s.http
+                .patch(s.url(&format!("/api/v1/admin/users/{id}")))
+                .bearer_auth(ADMIN)
+                .json(&json!({"status": "inactive"}))
+                .send()
+                .await
+                .unwrap()
+        };
+        let (changed, disabled) = tokio::join!(change, disable);
+        let changed = changed.unwrap();
+        let changed_status = changed.status();
+        let fresh = changed.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .map(str::to_string);
+        let user = s.admin_get(&format!("/api/v1/admin/users/{id}")).await;
+        if disabled.status() == StatusCode::OK {
+            assert_eq!(
+                user["status"],
+                json!("inactive"),
+                "round {round}: the acknowledged disable stands"
+            );
+            if let Some(token) = fresh {
+                let r = s
+                    .http
+                    .get(s.url("/api/v1/me"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    r.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "round {round}: a disabled user has no session"
+                );
+            }
+        } else {
+            assert_eq!(disabled.status(), StatusCode::CONFLICT, "round {round}");
+            assert_eq!(
+                changed_status,
+                StatusCode::OK,
+                "round {round}: one of the two applied"
+            );
+        }
+        assert!(
+            changed_status == StatusCode::OK
+                || changed_status == StatusCode::CONFLICT
+                || changed_status == StatusCode::UNAUTHORIZED,
+            "round {round}: {changed_status}"
+        );
+    }
+
+    // One set-password link used twice at once: exactly one use applies.
+    let invited = s
+        .admin_post(
+            "/api/v1/admin/users",
+            json!({"email": "twice@example.com", "role": "admin"}),
+        )
+        .await;
+    let token = invited["set_password_url"]
+        .as_str()
+        .unwrap()
+        .split_once("#token=")
+        .unwrap()
+        .1
+        .to_string();
+    let (a, b) = tokio::join!(
+        post(
+            &s,
+            "/api/v1/auth/set-password",
+            json!({"token": token, "password": "first password!"})
+        ),
+        post(
+            &s,
+            "/api/v1/auth/set-password",
+            json!({"token": token, "password": "second password!"})
+        ),
+    );
+    let ok: Vec<bool> = [a.status(), b.status()]
+        .iter()
+        .map(|st| *st == StatusCode::OK)
+        .collect();
+    assert_eq!(
+        ok.iter().filter(|o| **o).count(),
+        1,
+        "{:?} {:?}",
+        a.status(),
+        b.status()
+    );
+    let winner = if ok[0] {
+        "first password!"
+    } else {
+        "second password!"
+    };
+    let loser = if ok[0] {
+        "second password!"
+    } else {
+        "first password!"
+    };
+    let r = post(
+        &s,
+        "/api/v1/auth/login",
+        json!({"email": "twice@example.com", "password": winner}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = post(
+        &s,
+        "/api/v1/auth/login",
+        json!({"email": "twice@example.com", "password": loser}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }

@@ -111,7 +111,13 @@ async fn no_caller_reads_another_tenants_rows() {
     let callers = [
         Caller {
             name: "Alpha's user (cookie)",
-            auth: vec![(header::COOKIE, adv.cookie.clone())],
+            auth: vec![
+                (header::COOKIE, adv.cookie.clone()),
+                (
+                    header::HeaderName::from_static("x-csrf-token"),
+                    adv.csrf.clone(),
+                ),
+            ],
             influencer: false,
         },
         Caller {
@@ -126,7 +132,13 @@ async fn no_caller_reads_another_tenants_rows() {
         },
         Caller {
             name: "Ann's user (cookie)",
-            auth: vec![(header::COOKIE, ann.cookie.clone())],
+            auth: vec![
+                (header::COOKIE, ann.cookie.clone()),
+                (
+                    header::HeaderName::from_static("x-csrf-token"),
+                    ann.csrf.clone(),
+                ),
+            ],
             influencer: true,
         },
     ];
@@ -288,6 +300,29 @@ async fn no_caller_reads_another_tenants_rows() {
             }
         }
     }
+
+    // An expression that fails on one value cannot tell whether another tenant holds it: no
+    // expression of a caller's query runs on another tenant's rows (`query/src/sealed.rs`).
+    let mut answers = Vec::new();
+    for probe in ["cust-cid-secret", "nobody-has-this"] {
+        let q = format!(
+            "SELECT count(*) AS n FROM events WHERE CASE WHEN customer_id = '{probe}' THEN CAST(concat('x', customer_id) AS INT) ELSE 1 END = 1"
+        );
+        let r = s
+            .http
+            .post(s.url("/api/v1/sql"))
+            .header("x-api-key", &a.key)
+            .json(&json!({"query": q}))
+            .send()
+            .await
+            .unwrap();
+        answers.push((r.status(), r.text().await.unwrap()));
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "the probe for Beta's customer answers as one for no one"
+    );
+    assert_eq!(answers[0].0, StatusCode::OK, "{answers:?}");
 
     // And what each does see: exactly their own figures.
     let ann_get = |path: &'static str| {

@@ -6,7 +6,7 @@
 //!   p = 1, the first of the OWASP Password Storage Cheat Sheet's argon2id configurations, into
 //!   a PHC string with a random 16-byte salt. A password has 10 to 256 characters.
 //! - **Session tokens** are JWTs (the `jsonwebtoken` crate), HS256 under a key derived from the
-//!   admin token (HMAC-SHA256 of "clicktrail session key v1"), so every process that checks the
+//!   admin token (argon2id, so that a token cannot be used to guess it quickly), so every process that checks the
 //!   admin token checks sessions too, and replacing the admin token ends every session. Claims:
 //!   `sub` (user id), `epoch` (the user's session epoch), `csrf`, `iat`, `exp` (unix seconds).
 //!   A token is accepted while it has not expired and the user is active with the same epoch.
@@ -29,7 +29,6 @@ use clicktrail_schemas::Catalog;
 use clicktrail_schemas::catalog::{Status, User, UserRole};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -126,13 +125,34 @@ pub struct SessionKeys {
 
 impl SessionKeys {
     /// The session key of a deployment whose admin token is `admin_token`.
+    ///
+    /// The key is argon2id of the admin token (the parameters of the passwords, a fixed salt):
+    /// a session token, which every user holds, cannot be used to test guesses of the admin
+    /// token any faster than a password hash. Computed once per token in a process.
     pub fn derive(admin_token: &str) -> SessionKeys {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(admin_token.as_bytes())
-            .expect("HMAC takes keys of any length");
-        mac.update(b"clicktrail session key v1");
-        SessionKeys {
-            key: Arc::new(mac.finalize().into_bytes().into()),
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+        static KEYS: std::sync::OnceLock<Mutex<HashMap<[u8; 32], SessionKeys>>> =
+            std::sync::OnceLock::new();
+        let id: [u8; 32] = Sha256::digest(admin_token.as_bytes()).into();
+        let cache = KEYS.get_or_init(Mutex::default);
+        if let Some(k) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            return k.clone();
         }
+        let mut key = [0u8; 32];
+        argon2()
+            .hash_password_into(
+                admin_token.as_bytes(),
+                b"clicktrail session key v1",
+                &mut key,
+            )
+            .expect("argon2 derives a 32-byte key from any token");
+        let keys = SessionKeys { key: Arc::new(key) };
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, keys.clone());
+        keys
     }
 
     /// A token for `user` valid for `ttl_secs` from `now`, with a fresh CSRF token.
@@ -232,11 +252,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Whether the request has any credentials of the admin-token or session kind.
@@ -274,9 +292,11 @@ pub fn authenticate(
         return Ok(Some(Principal::AdminToken));
     }
     if token.matches('.').count() != 2 {
-        return Err(ApiError::Unauthorized(
-            "the admin token is not valid".into(),
-        ));
+        return Err(ApiError::Unauthorized(if by_cookie {
+            "the session cookie is not valid: log in again".into()
+        } else {
+            "the admin token is not valid".into()
+        }));
     }
     let claims = SessionKeys::derive(admin_token).verify(token)?;
     let user = catalog
@@ -312,22 +332,34 @@ fn check_csrf(headers: &HeaderMap, claims: &Claims) -> Result<(), ApiError> {
             "a request made with the session cookie must carry X-CSRF-Token (the value of the ct_csrf cookie)".into(),
         ));
     }
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = headers
-            .get(header::HOST)
+    same_origin(headers)
+}
+
+/// Refuses a request whose `Origin` (sent by browsers with every cross-site POST) names another
+/// host than the one it was sent to (`Host`, or `X-Forwarded-Host` from a proxy in front).
+/// Errors: 403.
+pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(origin);
+    let ours = ["x-forwarded-host", "host"].iter().any(|name| {
+        headers
+            .get(*name)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let origin_host = origin
-            .split_once("://")
-            .map(|(_, rest)| rest)
-            .unwrap_or(origin);
-        if !origin_host.eq_ignore_ascii_case(host) {
-            return Err(ApiError::Forbidden(format!(
-                "cross-origin request from {origin} refused"
-            )));
-        }
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|h| h.trim().eq_ignore_ascii_case(origin_host))
+    });
+    if ours {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "cross-origin request from {origin} refused"
+        )))
     }
-    Ok(())
 }
 
 /// Whether the request reached the deployment over HTTPS, as a proxy in front says with
@@ -406,6 +438,15 @@ impl LoginLimiter {
         if self.per_address.len() > 100_000 {
             self.per_address.retain_recent();
         }
+        // An IPv6 client holds a whole /64: it counts as one address.
+        let addr = match addr {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::from(o)
+            }
+            other => other,
+        };
         self.per_address
             .check_key(&addr)
             .map_err(|n| too_many(n.wait_time_from(clock.now()), "from this address"))?;
@@ -439,6 +480,7 @@ mod tests {
             set_password_hash: None,
             set_password_expires_at: None,
             status: Status::Active,
+            version: 0,
             session_epoch: 3,
             created_at: Utc::now(),
         }

@@ -8,7 +8,7 @@
 
 use crate::IngestState;
 use crate::admin::JsonIn;
-use crate::admin::users::UserView;
+use crate::admin::users::{UserView, save};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,9 +18,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use clicktrail_api::error::{ApiError, FieldError};
 use clicktrail_api::session::{
     ClientAddr, Principal, SessionKeys, authenticate, check_password, cleared_cookies,
-    hash_password, hash_token, is_https, session_cookies, verify_password,
+    hash_password, hash_token, is_https, same_origin, session_cookies, verify_password,
 };
-use clicktrail_schemas::CatalogChange;
 use clicktrail_schemas::catalog::{Status, User};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -104,16 +103,41 @@ fn session_response(s: &IngestState, user: &User, headers: &HeaderMap) -> Respon
     resp
 }
 
-async fn hash_blocking(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
+/// Password hashes computed at once: each takes 19 MiB and tens of milliseconds, so a flood of
+/// logins from many addresses queues here instead of taking every blocking thread and their
+/// memory (at most this many × 19 MiB).
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new(cores.clamp(1, 8))
+    })
+}
+
+/// Runs one password hash or verification on a blocking thread, within [`hashing_slots`].
+async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    let _slot = hashing_slots()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+async fn hash_blocking(password: String) -> Result<String, ApiError> {
+    hashing(move || hash_password(&password)).await
+}
+
 async fn verify_blocking(password: String, phc: Option<String>) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || verify_password(&password, phc.as_deref()))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    hashing(move || verify_password(&password, phc.as_deref())).await
+}
+
+fn used_link() -> ApiError {
+    ApiError::fields(vec![FieldError::new(
+        "token",
+        "this set-password link is not valid, was used already or has expired: ask an admin for a new one",
+    )])
 }
 
 fn wrong_login() -> ApiError {
@@ -124,6 +148,7 @@ fn wrong_login() -> ApiError {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = Login,
     responses((status = 200, description = "Logged in; also sets the ct_session and ct_csrf cookies", body = Session),
         (status = 401, description = "Wrong email address or password (the same answer for an unknown account)"),
+        (status = 403, description = "Sent by a page of another site (Origin)"),
         (status = 429, description = "Too many attempts for this account or from this address; see Retry-After")))]
 pub async fn login(
     State(s): State<IngestState>,
@@ -131,6 +156,8 @@ pub async fn login(
     headers: HeaderMap,
     JsonIn(req): JsonIn<Login>,
 ) -> Result<Response, ApiError> {
+    // A page of another site must not log this browser in (to an account of its choosing).
+    same_origin(&headers)?;
     s.logins.check(Some(&req.email), addr(client))?;
     let user = s.catalog.snapshot().user_by_email(&req.email).cloned();
     let phc = user
@@ -153,14 +180,28 @@ pub async fn logout(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    same_origin(&headers)?;
     let catalog = s.catalog.snapshot();
-    if let Ok(Some(Principal::User(me))) =
-        authenticate(&headers, &method, &catalog, &s.config.admin_token)
-        && let Some(user) = catalog.users.get(&me.id)
-    {
-        let mut user = user.clone();
-        user.session_epoch += 1;
-        s.write(CatalogChange::UserUpserted { user }).await?;
+    match authenticate(&headers, &method, &catalog, &s.config.admin_token) {
+        Ok(Some(Principal::User(me))) => {
+            // Ends every session of the account; retried when the user changed meanwhile.
+            for attempt in 0.. {
+                let Some(before) = s.catalog.snapshot().users.get(&me.id).cloned() else {
+                    break;
+                };
+                let mut after = before.clone();
+                after.session_epoch += 1;
+                match save(&s, &before, after).await {
+                    Ok(_) => break,
+                    Err(ApiError::Conflict(_)) if attempt < 3 => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // A cookie without its CSRF token (another site asking): nothing happens.
+        Err(e @ ApiError::Forbidden(_)) => return Err(e),
+        // Expired or ended already: the cookies go.
+        _ => {}
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     for c in cleared_cookies(is_https(&headers)) {
@@ -180,6 +221,7 @@ pub async fn set_password(
     headers: HeaderMap,
     JsonIn(req): JsonIn<SetPassword>,
 ) -> Result<Response, ApiError> {
+    same_origin(&headers)?;
     s.logins.check(None, addr(client))?;
     check_password(&req.password).map_err(|m| ApiError::field("password", m))?;
     let hash = hash_token(req.token.trim());
@@ -198,18 +240,17 @@ pub async fn set_password(
                 })
         })
         .cloned()
-        .ok_or_else(|| {
-            ApiError::fields(vec![FieldError::new(
-                "token",
-                "this set-password link is not valid, was used already or has expired: ask an admin for a new one",
-            )])
-        })?;
+        .ok_or_else(used_link)?;
+    let before = user.clone();
     user.password_hash = Some(hash_blocking(req.password).await?);
     user.set_password_hash = None;
     user.set_password_expires_at = None;
     user.session_epoch += 1;
-    s.write(CatalogChange::UserUpserted { user: user.clone() })
-        .await?;
+    // A link used twice at once: only the first use applies.
+    let user = save(&s, &before, user).await.map_err(|e| match e {
+        ApiError::Conflict(_) => used_link(),
+        e => e,
+    })?;
     Ok(session_response(&s, &user, &headers))
 }
 
@@ -244,9 +285,10 @@ pub async fn change_password(
             "the current password is wrong".into(),
         ));
     }
+    let before = user.clone();
     user.password_hash = Some(hash_blocking(req.new_password).await?);
     user.session_epoch += 1;
-    s.write(CatalogChange::UserUpserted { user: user.clone() })
-        .await?;
+    // Refused when an admin changed, disabled or removed the user meanwhile.
+    let user = save(&s, &before, user).await?;
     Ok(session_response(&s, &user, &headers))
 }

@@ -40,6 +40,9 @@ const KNOWN: [&str; 9] = [
     "wait",
 ];
 
+/// The most buckets a chart answer is filled to; a longer period answers the buckets with data.
+pub const MAX_BUCKETS: usize = 5000;
+
 /// The first instant of `date` in `tz`: its midnight, or, where a daylight-saving change skips
 /// midnight, the first instant that exists after it.
 pub fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
@@ -155,14 +158,58 @@ impl Filters {
 
     /// The start of the bucket (hour or day, in [`Filters::tz`]) holding the hour that starts
     /// at `hour_start`, as RFC 3339 with the zone's offset at that time (`Z` for UTC).
+    /// The first bucket starts where the period does (in a zone whose offset is not whole
+    /// hours, the period's first UTC hour begins before it).
     pub fn bucket_of(&self, hour_start: DateTime<Utc>) -> String {
+        self.bucket(hour_start).1
+    }
+
+    /// [`Filters::bucket_of`] with the bucket's start as an instant, the order of buckets
+    /// (labels alone misorder the hour repeated when clocks go back).
+    pub fn bucket(&self, hour_start: DateTime<Utc>) -> (DateTime<Utc>, String) {
+        let hour_start = self.from.map_or(hour_start, |f| hour_start.max(f));
         let local = hour_start.with_timezone(&self.tz);
         let start = if self.interval == "day" {
-            local_midnight(self.tz, local.date_naive()).with_timezone(&self.tz)
+            local_midnight(self.tz, local.date_naive())
+                .max(self.from.unwrap_or(DateTime::<Utc>::MIN_UTC))
+                .with_timezone(&self.tz)
         } else {
             local
         };
-        start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        (
+            start.with_timezone(&Utc),
+            start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
+    }
+
+    /// Every bucket of the period, in order, so that a chart has a point (zero) where nothing
+    /// happened: from the period's start (else `first`, the first hour with data) to its end
+    /// (else `now`). `None` when that would be more than [`MAX_BUCKETS`] buckets, or there is
+    /// no start.
+    pub fn all_buckets(
+        &self,
+        first: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<(DateTime<Utc>, String)>> {
+        const HOUR: i64 = 3600;
+        let start = self.from.or(first)?;
+        let end = self.to.unwrap_or(now).max(start);
+        let hours = (end.timestamp() - start.timestamp()) / HOUR + 1;
+        let per_bucket = if self.interval == "day" { 24 } else { 1 };
+        if hours / per_bucket > MAX_BUCKETS as i64 {
+            return None;
+        }
+        let first_hour = start.timestamp() - start.timestamp().rem_euclid(HOUR);
+        let mut out: Vec<(DateTime<Utc>, String)> = Vec::new();
+        let mut h = first_hour;
+        while h < end.timestamp() || h == first_hour {
+            let key = self.bucket(DateTime::from_timestamp(h, 0)?);
+            if out.last() != Some(&key) {
+                out.push(key);
+            }
+            h += HOUR;
+        }
+        Some(out)
     }
 
     /// Applies the filters to a table whose time column is `time_col`.

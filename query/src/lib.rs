@@ -21,6 +21,7 @@ pub mod limits;
 pub mod me;
 pub mod rollups;
 pub mod scope;
+pub mod sealed;
 pub mod sql;
 pub mod stats;
 pub mod web;
@@ -69,6 +70,7 @@ pub fn router(state: QueryState) -> Router {
             limiter,
             limits::enforce,
         ))
+        .route_layer(axum::middleware::map_response(no_store))
         .merge(web::pages().with_state(state))
 }
 
@@ -102,6 +104,14 @@ pub struct QueryApi;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     QueryApi::openapi()
+}
+
+/// Answers of the query routes hold one caller's figures: no cache keeps them.
+async fn no_store(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut()
+        .entry(http::header::CACHE_CONTROL)
+        .or_insert(http::HeaderValue::from_static("private, no-store"));
+    resp
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {

@@ -51,8 +51,8 @@ pub struct Me {
     pub influencer_id: Option<String>,
     /// Their name.
     pub influencer_name: Option<String>,
-    /// When the session ends (unix seconds).
-    pub session_expires_at: i64,
+    /// When the session ends.
+    pub session_expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Who is logged in.
@@ -86,8 +86,30 @@ pub async fn me(State(state): State<QueryState>, headers: HeaderMap) -> Result<J
         role: user.role,
         advertiser_id: user.advertiser_id,
         influencer_id: user.influencer_id,
-        session_expires_at: user.claims.exp,
+        session_expires_at: chrono::DateTime::from_timestamp(user.claims.exp, 0)
+            .unwrap_or_default(),
     }))
+}
+
+/// The influencer and their assigned campaigns of an influencer user's request.
+/// Errors: 401 without a session, 403 for any other caller.
+fn mine(headers: &HeaderMap, state: &QueryState) -> Result<(String, Vec<String>), ApiError> {
+    match Scope::me(headers, state)?.0 {
+        Scope::Influencer {
+            influencer_id,
+            campaigns,
+        } => Ok((influencer_id, campaigns)),
+        _ => Err(internal("not an influencer scope")),
+    }
+}
+
+/// Live campaigns first, then active items, then by campaign name and code.
+fn order<T>(items: &mut [T], key: impl Fn(&T) -> (bool, bool, &String, &String)) {
+    items.sort_by(|a, b| {
+        let (al, aa, an, ac) = key(a);
+        let (bl, ba, bn, bc) = key(b);
+        (bl, ba, an, ac).cmp(&(al, aa, bn, bc))
+    });
 }
 
 /// One of the influencer's tracking links.
@@ -133,14 +155,7 @@ pub async fn links(
     State(state): State<QueryState>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<MyLink>>, ApiError> {
-    let (scope, _) = Scope::me(&headers, &state)?;
-    let Scope::Influencer {
-        influencer_id,
-        campaigns,
-    } = scope
-    else {
-        return Err(internal("not an influencer scope"));
-    };
+    let (influencer_id, campaigns) = mine(&headers, &state)?;
     let catalog = state.catalog.snapshot();
     let now = chrono::Utc::now();
     let mut out: Vec<MyLink> = catalog
@@ -160,13 +175,8 @@ pub async fn links(
             })
         })
         .collect();
-    out.sort_by(|a, b| {
-        (b.campaign_live, b.active, &a.campaign_name, &a.code).cmp(&(
-            a.campaign_live,
-            a.active,
-            &b.campaign_name,
-            &b.code,
-        ))
+    order(&mut out, |x| {
+        (x.campaign_live, x.active, &x.campaign_name, &x.code)
     });
     Ok(Json(out))
 }
@@ -178,14 +188,7 @@ pub async fn coupons(
     State(state): State<QueryState>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<MyCoupon>>, ApiError> {
-    let (scope, _) = Scope::me(&headers, &state)?;
-    let Scope::Influencer {
-        influencer_id,
-        campaigns,
-    } = scope
-    else {
-        return Err(internal("not an influencer scope"));
-    };
+    let (influencer_id, campaigns) = mine(&headers, &state)?;
     let catalog = state.catalog.snapshot();
     let now = chrono::Utc::now();
     let mut out: Vec<MyCoupon> = catalog
@@ -207,13 +210,8 @@ pub async fn coupons(
             })
         })
         .collect();
-    out.sort_by(|a, b| {
-        (b.campaign_live, b.active, &a.campaign_name, &a.code).cmp(&(
-            a.campaign_live,
-            a.active,
-            &b.campaign_name,
-            &b.code,
-        ))
+    order(&mut out, |x| {
+        (x.campaign_live, x.active, &x.campaign_name, &x.code)
     });
     Ok(Json(out))
 }

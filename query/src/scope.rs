@@ -4,13 +4,17 @@
 
 use crate::QueryState;
 use crate::rollups::{CLICKS_HOURLY, EVENTS_HOURLY};
+use crate::sealed::SealedTable;
 use axum::http::{HeaderMap, Method};
 use clicktrail_api::auth::{API_KEY_HEADER, api_key};
 use clicktrail_api::error::ApiError;
 use clicktrail_api::session::{Principal, SessionUser, authenticate};
 use clicktrail_schemas::catalog::{Status, UserRole};
 use clicktrail_schemas::tables::ALL;
+use datafusion::catalog::TableProvider;
+use datafusion::logical_expr::Expr;
 use datafusion::prelude::{SessionContext, col, lit};
+use std::sync::Arc;
 
 /// What a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +39,18 @@ impl Scope {
     /// Errors: 401 without valid credentials; 403 for an influencer (whose figures are under
     /// `/api/v1/me/…`).
     pub fn of(headers: &HeaderMap, state: &QueryState) -> Result<Scope, ApiError> {
-        match Scope::caller(headers, state)?.0 {
+        Scope::of_method(headers, &Method::GET, state)
+    }
+
+    /// [`Scope::of`] for a request of `method`: a POST made with the session cookie (analyst
+    /// SQL) carries its CSRF token like every other, read-only as it is.
+    /// Errors: as [`Scope::of`]; 403 for a cookie without its CSRF token.
+    pub fn of_method(
+        headers: &HeaderMap,
+        method: &Method,
+        state: &QueryState,
+    ) -> Result<Scope, ApiError> {
+        match Scope::caller_method(headers, method, state)?.0 {
             Scope::Influencer { .. } => Err(ApiError::Forbidden(
                 "an influencer's figures are under /api/v1/me/stats/…".into(),
             )),
@@ -50,6 +65,14 @@ impl Scope {
         headers: &HeaderMap,
         state: &QueryState,
     ) -> Result<(Scope, Option<SessionUser>), ApiError> {
+        Scope::caller_method(headers, &Method::GET, state)
+    }
+
+    fn caller_method(
+        headers: &HeaderMap,
+        method: &Method,
+        state: &QueryState,
+    ) -> Result<(Scope, Option<SessionUser>), ApiError> {
         let catalog = state.catalog.snapshot();
         if !headers.contains_key(axum::http::header::AUTHORIZATION)
             && headers.contains_key(API_KEY_HEADER)
@@ -57,8 +80,7 @@ impl Scope {
             let (_, advertiser) = api_key(headers, &catalog)?;
             return Ok((Scope::Advertiser(advertiser.id.clone()), None));
         }
-        // Every query route reads; none changes state, so none needs the CSRF token.
-        let user = match authenticate(headers, &Method::GET, &catalog, &state.admin_token)? {
+        let user = match authenticate(headers, method, &catalog, &state.admin_token)? {
             Some(Principal::AdminToken) => return Ok((Scope::All, None)),
             Some(Principal::User(u)) => u,
             None => {
@@ -124,25 +146,13 @@ impl Scope {
     pub fn is_all(&self) -> bool {
         *self == Scope::All
     }
-}
 
-/// A session whose store tables (every one of `tables::ALL`) and hourly rollups hold only
-/// what `scope` may see: an advertiser's scope filters each on its `advertiser_id` column,
-/// an influencer's on `influencer_id` and `campaign_id` (a table without those columns fails
-/// the session instead of showing everyone's rows).
-pub async fn session(state: &QueryState, scope: &Scope) -> Result<SessionContext, ApiError> {
-    let ctx = state.limiter.context()?;
-    let names = ALL.iter().map(|t| t.name());
-    for table in names.chain([CLICKS_HOURLY, EVENTS_HOURLY]) {
-        let provider = state.source.table(table).await.map_err(crate::internal)?;
-        let mut df = ctx.read_table(provider).map_err(crate::internal)?;
-        match scope {
-            Scope::All => {}
-            Scope::Advertiser(adv) => {
-                df = df
-                    .filter(col("advertiser_id").eq(lit(adv.to_string())))
-                    .map_err(crate::internal)?;
-            }
+    /// The rows this scope sees, over the columns every store table and rollup has
+    /// (`advertiser_id`, `influencer_id`, `campaign_id`); `None` for everything.
+    pub fn predicate(&self) -> Option<Expr> {
+        match self {
+            Scope::All => None,
+            Scope::Advertiser(adv) => Some(col("advertiser_id").eq(lit(adv.clone()))),
             Scope::Influencer {
                 influencer_id,
                 campaigns,
@@ -153,16 +163,30 @@ pub async fn session(state: &QueryState, scope: &Scope) -> Result<SessionContext
                     let assigned = campaigns.iter().map(|c| lit(c.clone())).collect();
                     col("campaign_id").in_list(assigned, false)
                 };
-                df = df
-                    .filter(
-                        col("influencer_id")
-                            .eq(lit(influencer_id.clone()))
-                            .and(in_assigned),
-                    )
-                    .map_err(crate::internal)?;
+                Some(
+                    col("influencer_id")
+                        .eq(lit(influencer_id.clone()))
+                        .and(in_assigned),
+                )
             }
         }
-        ctx.register_table(table, df.into_view())
+    }
+}
+
+/// A session whose store tables (every one of `tables::ALL`) and hourly rollups hold only
+/// what `scope` may see ([`Scope::predicate`]), sealed ([`crate::sealed`]): no expression of a
+/// query runs on a row outside the scope. A table without the scope's columns fails the query
+/// instead of showing everyone's rows.
+pub async fn session(state: &QueryState, scope: &Scope) -> Result<SessionContext, ApiError> {
+    let ctx = state.limiter.context()?;
+    let names = ALL.iter().map(|t| t.name());
+    for table in names.chain([CLICKS_HOURLY, EVENTS_HOURLY]) {
+        let provider = state.source.table(table).await.map_err(crate::internal)?;
+        let provider: Arc<dyn TableProvider> = match scope.predicate() {
+            None => provider,
+            Some(p) => Arc::new(SealedTable::new(provider, p)),
+        };
+        ctx.register_table(table, provider)
             .map_err(crate::internal)?;
     }
     Ok(ctx)

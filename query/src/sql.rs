@@ -38,7 +38,7 @@ pub async fn run_sql(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    let scope = Scope::of(&headers, &state)?;
+    let scope = Scope::of_method(&headers, &axum::http::Method::POST, &state)?;
     let bytes = clicktrail_api::body::read_limited(body, 64 * 1024).await?;
     let req: SqlRequest = clicktrail_api::body::parse_json(&bytes)?;
     check_complexity(&req.query, state.limiter.limits())

@@ -41,7 +41,13 @@ pub(crate) async fn prepare(
     q: &HashMap<String, String>,
     raw_only: bool,
 ) -> Result<(SessionContext, Filters), ApiError> {
-    let filters = Filters::parse(q, chrono::Utc::now())?;
+    let mut filters = Filters::parse(q, chrono::Utc::now())?;
+    if let Scope::Influencer { .. } = scope {
+        // An influencer's figures have hourly resolution: no narrower window can isolate one
+        // sale's time.
+        filters.from = filters.from.map(rollups::hour_floor);
+        filters.to = filters.to.map(rollups::hour_ceil);
+    }
     if filters.advertiser_id.is_some() && !scope.is_all() {
         return Err(ApiError::field(
             "advertiser_id",
@@ -170,23 +176,44 @@ pub(crate) async fn chart_in(
     let mut conv = rows(&ctx, &format!("SELECT {} AS hour, currency, sum(n) AS conversions, sum(CAST(amount AS DECIMAL(38, 0))) AS amount_minor FROM e WHERE action = 'purchase' GROUP BY 1, 2 ORDER BY 2", hour("occurred_at"))).await?;
     for r in clicks.iter_mut().chain(conv.iter_mut()) {
         let start = chrono::DateTime::from_timestamp(int(r, "hour"), 0).unwrap_or_default();
-        r.insert("bucket".into(), json!(f.bucket_of(start)));
+        let (at, label) = f.bucket(start);
+        r.insert("bucket".into(), json!(label));
+        r.insert("bucket_at".into(), json!(at.timestamp()));
     }
-    let mut buckets: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    let entry =
-        |buckets: &mut BTreeMap<String, Map<String, Value>>, key: &str| -> Map<String, Value> {
-            buckets.remove(key).unwrap_or_else(|| {
-                let mut m = Map::new();
-                m.insert("bucket".into(), json!(key));
-                for k in ["clicks", "unique_clicks", "bot_clicks", "conversions"] {
-                    m.insert(k.into(), json!(0));
-                }
-                m.insert("revenue".into(), json!([]));
-                m
-            })
-        };
+    // In time order (labels alone misorder the hour repeated when clocks go back).
+    let mut buckets: BTreeMap<(i64, String), Map<String, Value>> = BTreeMap::new();
+    let first = clicks
+        .iter()
+        .chain(conv.iter())
+        .map(|r| int(r, "hour"))
+        .min()
+        .and_then(|h| chrono::DateTime::from_timestamp(h, 0));
+    let entry = |buckets: &mut BTreeMap<(i64, String), Map<String, Value>>,
+                 key: &(i64, String)|
+     -> Map<String, Value> {
+        buckets.remove(key).unwrap_or_else(|| {
+            let mut m = Map::new();
+            m.insert("bucket".into(), json!(key.1));
+            for k in ["clicks", "unique_clicks", "bot_clicks", "conversions"] {
+                m.insert(k.into(), json!(0));
+            }
+            m.insert("revenue".into(), json!([]));
+            m
+        })
+    };
+    for (at, label) in f.all_buckets(first, chrono::Utc::now()).unwrap_or_default() {
+        let key = (at.timestamp(), label);
+        let m = entry(&mut buckets, &key);
+        buckets.insert(key, m);
+    }
+    let key_of = |r: &Map<String, Value>| {
+        (
+            int(r, "bucket_at"),
+            r["bucket"].as_str().unwrap_or_default().to_string(),
+        )
+    };
     for r in &clicks {
-        let key = r["bucket"].as_str().unwrap_or_default().to_string();
+        let key = key_of(r);
         let mut m = entry(&mut buckets, &key);
         for k in ["clicks", "unique_clicks", "bot_clicks"] {
             m.insert(k.into(), json!(int(&m, k) + int(r, k)));
@@ -194,7 +221,7 @@ pub(crate) async fn chart_in(
         buckets.insert(key, m);
     }
     for r in &conv {
-        let key = r["bucket"].as_str().unwrap_or_default().to_string();
+        let key = key_of(r);
         let mut m = entry(&mut buckets, &key);
         let n = m["conversions"].as_i64().unwrap_or(0) + int(r, "conversions");
         m.insert("conversions".into(), json!(n));

@@ -140,29 +140,36 @@
     showCustom();
     $("#range-tz").textContent = tz;
   }
+  let lastPeriod = null;
   function showCustom() {
     const custom = $("#range-preset").value === "custom";
     $$(".controls .custom").forEach((d) => { d.hidden = !custom; });
     if (custom && !$("#range-from").value) {
-      const now = new Date();
-      $("#range-to").value = ymd(now);
-      $("#range-from").value = ymd(new Date(now.getFullYear(), now.getMonth(), now.getDate() - 13));
+      // Start from the range shown, else the last 14 days.
+      const to = lastPeriod && lastPeriod.to ? new Date(new Date(lastPeriod.to).getTime() - 1) : new Date();
+      const from = lastPeriod && lastPeriod.from ? new Date(lastPeriod.from) : new Date(to.getFullYear(), to.getMonth(), to.getDate() - 13);
+      $("#range-to").value = ymd(to);
+      $("#range-from").value = ymd(from);
     }
   }
 
-  /** The same filters for the period just before `period` (from the API's answer). */
+  /** The same filters for the period to compare with (from the API's answer): today against
+   * yesterday up to the same time, any other period against the one of the same length just
+   * before it. */
   function previousParams(params, period) {
     if (!period || !period.from) return null;
     const from = new Date(period.from), to = period.to ? new Date(period.to) : new Date();
     const p = new URLSearchParams(params);
     p.delete("period"); p.delete("interval");
-    p.set("from", new Date(from.getTime() - (to.getTime() - from.getTime())).toISOString());
-    p.set("to", from.toISOString());
+    const shift = params.get("period") === "today" ? 86400e3 : to.getTime() - from.getTime();
+    p.set("from", new Date(from.getTime() - shift).toISOString());
+    p.set("to", new Date(to.getTime() - shift).toISOString());
     return p;
   }
 
   // ---------------------------------------------------------------- widgets
   function scorecard(metric, label, value, text, prev) {
+    if (text === undefined || text === null) text = "—";
     let delta = "no earlier figures";
     let cls = "delta";
     if (prev !== null && prev !== undefined) {
@@ -175,7 +182,7 @@
     }
     return el("div", { class: "score", "data-metric": metric },
       el("div", { class: "label" }, label),
-      el("div", { class: "value", "data-value": value }, text),
+      el("div", { class: "value", "data-value": value, title: text }, text),
       el("div", { class: cls }, delta));
   }
 
@@ -212,7 +219,7 @@
     { key: "add_to_carts", label: "Add-to-carts", num: true, fmt: (r) => ints.format(r.add_to_carts) },
     { key: "purchases", label: "Purchases", num: true, fmt: (r) => ints.format(r.purchases) },
     { key: "revenue", label: "Revenue", num: true, fmt: (r) => revenueText(r.revenue), sortValue: (r) => (r.revenue || []).reduce((s, x) => s + Number(x.amount_minor), 0) },
-    { key: "conversion_rate", label: "Conversion rate", num: true, fmt: (r) => pct(r.conversion_rate) },
+    { key: "conversion_rate", label: "Conversion rate", num: true, fmt: (r) => (r.unique_clicks ? pct(r.conversion_rate) : "—") },
   ];
 
   /** Puts the server-drawn SVG chart at `url` into `box`. */
@@ -248,6 +255,7 @@
       const qs = params.toString();
       try {
         const overview = await api("GET", base + "overview?" + qs);
+        lastPeriod = overview.period;
         const prevQ = previousParams(params, overview.period);
         let prev = null;
         if (prevQ) { try { prev = await api("GET", base + "overview?" + prevQ.toString()); } catch (_) { prev = null; } }
@@ -268,10 +276,15 @@
           cards.push(scorecard("revenue-" + r.currency, (mine ? "Sales value " : "Revenue ") + r.currency, Number(r.amount_minor), money(r.amount_minor, r.currency), before === null ? null : Number(before)));
         }
         if (!revs.length) cards.push(scorecard("revenue", mine ? "Sales value" : "Revenue", 0, "—", null));
-        cards.push(scorecard("conversion_rate", "Conversion rate", overview.conversion_rate, pct(overview.conversion_rate), p("conversion_rate")));
+        cards.push(scorecard("conversion_rate", "Conversion rate", overview.conversion_rate, overview.unique_clicks ? pct(overview.conversion_rate) : "—", p("conversion_rate")));
         $("#scorecards").replaceChildren(...cards);
 
-        await Promise.all(["traffic", "conversions"].map((kind) => chart($("#chart-" + kind), base + "chart.svg?kind=" + kind + "&" + qs)));
+        await Promise.all(["traffic", "conversions"].map((kind) => {
+          const box = $("#chart-" + kind);
+          const width = Math.max(280, Math.min(1600, Math.round(box.clientWidth || 640)));
+          const height = width < 480 ? 240 : 280;
+          return chart(box, base + "chart.svg?kind=" + kind + "&width=" + width + "&height=" + height + "&" + qs);
+        }));
         if (!mine) {
           const f = await api("GET", base + "funnel?" + qs);
           const names = { landing: "Landing (unique clicks)", add_to_cart: "Add to cart", purchase: "Purchase" };
@@ -304,7 +317,7 @@
       { key: "occurred_at", label: "When", fmt: (r) => date(r.occurred_at) },
       { key: "event_id", label: "Event id", fmt: (r) => el("button", { type: "button", class: "link", on: { click: () => audit(r.event_id) } }, r.event_id) },
       { key: "action", label: "Action" },
-      { key: "value", label: "Value", num: true, fmt: (r) => (r.currency ? money(r.value_minor, r.currency) : "—"), sortValue: (r) => Number(r.value_minor || 0) },
+      { key: "value", label: "Value", num: true, fmt: (r) => (r.currency && r.value_minor !== undefined && r.value_minor !== null ? money(r.value_minor, r.currency) : "—"), sortValue: (r) => Number(r.value_minor || 0) },
       { key: "attributed_by", label: "Credited by", fmt: (r) => r.attributed_by || "not attributed" },
       { key: "influencer", label: "Influencer", fmt: (r) => r.influencer || "—" },
     ], rows.map((r) => ({ ...r, id: r.event_id })), { sortKey: "occurred_at", empty: "No events in this period." });
@@ -502,12 +515,18 @@
       actions: (r) => [
         action("Reset password", async () => { const i = await api("POST", "/api/v1/admin/users/" + r.id + "/reset"); showSecret("Set-password link for " + r.email + ":\n" + i.set_password_url); }),
         action(r.status === "active" ? "Disable" : "Enable", () => api("PATCH", "/api/v1/admin/users/" + r.id, { status: r.status === "active" ? "inactive" : "active" })),
-        action("Apply role from the form", () => {
-          const f = $("#create-form");
-          return api("PATCH", "/api/v1/admin/users/" + r.id, { role: f.elements.role.value, advertiser_id: f.elements.role.value === "advertiser" ? f.elements.advertiser_id.value : undefined, influencer_id: f.elements.role.value === "influencer" ? f.elements.influencer_id.value : undefined });
-        })],
+        el("button", { type: "button", class: "small", on: { click: () => editUser(r) } }, "Edit")],
       create: async (f) => {
         const role = f.elements.role.value;
+        if (f.dataset.editing) {
+          await api("PATCH", "/api/v1/admin/users/" + f.dataset.editing, { email: f.elements.email.value, name: f.elements.name.value || undefined, role,
+            advertiser_id: role === "advertiser" ? f.elements.advertiser_id.value || undefined : undefined,
+            influencer_id: role === "influencer" ? f.elements.influencer_id.value || undefined : undefined });
+          delete f.dataset.editing;
+          $("h2", f).textContent = "Invite a user";
+          $("button[type=submit]", f).textContent = "Invite";
+          return;
+        }
         const i = await api("POST", "/api/v1/admin/users", { email: f.elements.email.value, name: f.elements.name.value || undefined, role,
           advertiser_id: role === "advertiser" ? f.elements.advertiser_id.value || undefined : undefined,
           influencer_id: role === "influencer" ? f.elements.influencer_id.value || undefined : undefined });
@@ -537,6 +556,21 @@
     $("button[type=submit]", f).textContent = "Save campaign";
     f.scrollIntoView({ block: "start" });
     f.elements.name.focus();
+  }
+
+  /** Loads a user into the form to change their name, email, role and binding. */
+  function editUser(r) {
+    const f = $("#create-form");
+    f.dataset.editing = r.id;
+    f.elements.email.value = r.email;
+    f.elements.name.value = r.name;
+    f.elements.role.value = r.role;
+    f.elements.advertiser_id.value = r.advertiser_id || "";
+    f.elements.influencer_id.value = r.influencer_id || "";
+    $("h2", f).textContent = "Change user " + r.email;
+    $("button[type=submit]", f).textContent = "Save user";
+    f.scrollIntoView({ block: "start" });
+    f.elements.email.focus();
   }
 
   async function manageList() {
@@ -582,9 +616,14 @@
   }
 
   // ---------------------------------------------------------------- accounts
+  /** Where to go after logging in: `next` only when it is a path of this site. */
   function next() {
-    const n = new URLSearchParams(location.search).get("next");
-    return n && n.startsWith("/") && !n.startsWith("//") ? n : "/";
+    const n = new URLSearchParams(location.search).get("next") || "/";
+    try {
+      const u = new URL(n, location.origin);
+      if (u.origin === location.origin && /^\/[^/\\]/.test(n)) return u.pathname + u.search;
+    } catch (_) { /* not a URL */ }
+    return "/";
   }
   function login() {
     $("#login-form").addEventListener("submit", async (ev) => {

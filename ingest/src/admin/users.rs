@@ -65,7 +65,7 @@ impl From<&User> for UserView {
 pub struct NewUser {
     /// Login email address (unique, case-insensitively).
     pub email: String,
-    /// Display name; the email address when absent.
+    /// Display name; the part of the email address before `@` when absent.
     pub name: Option<String>,
     /// `admin`, `advertiser` (with `advertiser_id`) or `influencer` (with `influencer_id`).
     pub role: UserRole,
@@ -115,12 +115,21 @@ pub(super) fn routes() -> Router<IngestState> {
         .route("/api/v1/admin/users/{id}/reset", post(reset))
 }
 
+/// Characters that do not show as themselves: controls, and the Unicode bidirectional
+/// formatting characters (U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069) that reorder the
+/// text around them.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Whether `email` looks like an address: one `@` with text on both sides, at most 254
-/// characters, no spaces.
+/// characters, no spaces, nothing that does not show as itself.
 pub(crate) fn valid_email(email: &str) -> bool {
     let email = email.trim();
     email.len() <= 254
         && !email.contains(char::is_whitespace)
+        && !email.chars().any(hidden)
         && email
             .split_once('@')
             .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.contains('@'))
@@ -130,8 +139,13 @@ fn validate(u: &User, catalog: &Catalog, errors: &mut Vec<FieldError>) {
     if !valid_email(&u.email) {
         errors.push(FieldError::new("email", "expected an email address"));
     }
-    if u.name.trim().is_empty() || u.name.len() > 200 {
+    if u.name.trim().is_empty() || u.name.chars().count() > 200 {
         errors.push(FieldError::new("name", "expected 1 to 200 characters"));
+    } else if u.name.chars().any(hidden) {
+        errors.push(FieldError::new(
+            "name",
+            "must not contain control or bidirectional formatting characters",
+        ));
     }
     let adv = u.advertiser_id.as_deref();
     let inf = u.influencer_id.as_deref();
@@ -231,10 +245,16 @@ pub async fn create(
     let email = req.email.trim().to_string();
     let mut u = User {
         id: new_id("usr"),
-        name: req
-            .name
-            .map(|n| n.trim().to_string())
-            .unwrap_or_else(|| email.clone()),
+        // Without a name, the part of the address before `@`.
+        name: req.name.map(|n| n.trim().to_string()).unwrap_or_else(|| {
+            email
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect()
+        }),
         email,
         role: req.role,
         advertiser_id: req.advertiser_id,
@@ -243,6 +263,7 @@ pub async fn create(
         set_password_hash: None,
         set_password_expires_at: None,
         status: Status::Active,
+        version: 0,
         session_epoch: 0,
         created_at: now,
     };
@@ -250,8 +271,11 @@ pub async fn create(
     validate(&u, &s.catalog.snapshot(), &mut errors);
     check(errors)?;
     let (url, expires_at) = invite(&mut u, &headers, now);
-    s.write(CatalogChange::UserUpserted { user: u.clone() })
-        .await?;
+    s.write(CatalogChange::UserUpserted {
+        user: u.clone(),
+        expected_version: None,
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(Invitation {
@@ -279,7 +303,23 @@ pub async fn list(
     paginate(all, &page, |u| (u.created_at, u.id.as_str())).map(Json)
 }
 
-fn find(s: &IngestState, id: &str) -> Result<User, ApiError> {
+/// Writes `after`, a change of `before`, unless the user changed meanwhile (another admin, a
+/// password change, a logout, a removal): then 409, and nothing of `after` applies.
+pub(crate) async fn save(
+    s: &IngestState,
+    before: &User,
+    mut after: User,
+) -> Result<User, ApiError> {
+    after.version = before.version + 1;
+    s.write(CatalogChange::UserUpserted {
+        user: after.clone(),
+        expected_version: Some(before.version),
+    })
+    .await?;
+    Ok(after)
+}
+
+pub(crate) fn find(s: &IngestState, id: &str) -> Result<User, ApiError> {
     s.catalog
         .snapshot()
         .users
@@ -348,8 +388,7 @@ pub async fn update(
     ) {
         u.session_epoch += 1;
     }
-    s.write(CatalogChange::UserUpserted { user: u.clone() })
-        .await?;
+    let u = save(&s, &before, u).await?;
     Ok(Json(UserView::from(&u)))
 }
 
@@ -363,10 +402,10 @@ pub async fn reset(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Invitation>, ApiError> {
-    let mut u = find(&s, &id)?;
+    let before = find(&s, &id)?;
+    let mut u = before.clone();
     let (url, expires_at) = invite(&mut u, &headers, Utc::now());
-    s.write(CatalogChange::UserUpserted { user: u.clone() })
-        .await?;
+    let u = save(&s, &before, u).await?;
     Ok(Json(Invitation {
         user: UserView::from(&u),
         set_password_url: url,

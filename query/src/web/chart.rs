@@ -100,6 +100,22 @@ pub fn render(chart: &Value, kind: Kind, width: u32, height: u32, title: &str) -
     }
 }
 
+/// A whole number with thousands separated by commas: `12,345`.
+fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[allow(clippy::too_many_arguments)]
 fn draw(
     root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
@@ -154,14 +170,16 @@ fn draw(
         .x_labels(8.min(n))
         .x_label_formatter(&label_of)
         .y_labels(5)
+        .y_label_formatter(&|v: &i32| grouped(i64::from(*v)))
         .label_style(font.clone())
         .draw()?;
+    // Points as well as lines: a period of one bucket still shows its figure.
     let first = series
         .iter()
         .enumerate()
         .map(|(i, s)| (i as i32, get(s, a) as i32));
     chart
-        .draw_series(LineSeries::new(first, colors.0.stroke_width(2)))?
+        .draw_series(LineSeries::new(first, colors.0.stroke_width(2)).point_size(2))?
         .label(names.0)
         .legend(move |(x, y)| {
             PathElement::new(vec![(x, y), (x + 16, y)], colors.0.stroke_width(2))
@@ -173,25 +191,29 @@ fn draw(
                 .enumerate()
                 .map(|(i, s)| (i as i32, get(s, b) as i32));
             chart
-                .draw_series(LineSeries::new(second, colors.1.stroke_width(2)))?
+                .draw_series(LineSeries::new(second, colors.1.stroke_width(2)).point_size(2))?
                 .label(names.1)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], colors.1.stroke_width(2))
                 });
         }
         Kind::Conversions => {
+            let money = |v: &f64| grouped(v.round() as i64);
             chart
                 .configure_secondary_axes()
                 .y_labels(5)
+                .y_label_formatter(&money)
                 .label_style(font.clone())
                 .draw()?;
             let rev = series
                 .iter()
                 .enumerate()
                 .map(|(i, s)| (i as i32, revenue(s)));
-            let name = format!("{} ({})", names.1, currency.unwrap_or("none"));
+            let name = format!("{} {}", names.1, currency.unwrap_or("(none)"));
             chart
-                .draw_secondary_series(LineSeries::new(rev, colors.1.stroke_width(2)))?
+                .draw_secondary_series(
+                    LineSeries::new(rev, colors.1.stroke_width(2)).point_size(2),
+                )?
                 .label(name)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], colors.1.stroke_width(2))
@@ -242,7 +264,10 @@ mod tests {
             "{svg}"
         );
         let svg = render(&chart, Kind::Conversions, 600, 240, "Conversions");
-        assert!(svg.contains("Revenue (EUR)"), "{svg}");
+        assert!(svg.contains("Revenue EUR"), "{svg}");
+        assert_eq!(grouped(1234567), "1,234,567");
+        assert_eq!(grouped(-1000), "-1,000");
+        assert_eq!(grouped(999), "999");
         let empty = render(&json!({"series": []}), Kind::Traffic, 600, 240, "x");
         assert!(empty.contains("No data in this period"), "{empty}");
     }

@@ -220,6 +220,10 @@ pub struct User {
     pub set_password_expires_at: Option<DateTime<Utc>>,
     /// Active, or `inactive` (disabled: cannot log in, its sessions end).
     pub status: Status,
+    /// Grows by one with every change of the user; a change names the version it was made
+    /// from, so that two changes made from the same version cannot both apply.
+    #[serde(default)]
+    pub version: u64,
     /// Sessions issued before the latest change of this number are no longer accepted; it
     /// grows when the password is set or reset, the user is disabled, their role changes, or
     /// they log out.

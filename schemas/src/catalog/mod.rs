@@ -98,6 +98,10 @@ pub enum CatalogChange {
     UserUpserted {
         /// The user as it now is (its password only as an argon2id hash).
         user: User,
+        /// The `version` of the user this change was made from: the change is refused when
+        /// the user is at another version (changed or removed meanwhile); none for a new user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_version: Option<u64>,
     },
     /// Removed a user; their sessions end.
     UserRemoved {
@@ -117,7 +121,7 @@ impl CatalogChange {
             CatalogChange::InfluencerAssigned { campaign_id, .. }
             | CatalogChange::InfluencerUnassigned { campaign_id, .. } => campaign_id.clone(),
             CatalogChange::LinkCreated { link } => link.id.clone(),
-            CatalogChange::UserUpserted { user } => user.id.clone(),
+            CatalogChange::UserUpserted { user, .. } => user.id.clone(),
             CatalogChange::CouponsCreated { coupons } => {
                 coupons.first().map(|c| c.id.clone()).unwrap_or_default()
             }

@@ -15,6 +15,9 @@ pub enum CatalogConflict {
     /// A coupon code is already in use for the advertiser.
     #[error("coupon code `{0}` already exists for this advertiser")]
     CouponCodeTaken(String),
+    /// The entity changed since the version a change was made from.
+    #[error("{0} `{1}` changed meanwhile: read it again and retry")]
+    Changed(&'static str, String),
     /// Another user has this email address.
     #[error("a user with the email `{0}` already exists")]
     UserEmailTaken(String),
@@ -182,8 +185,11 @@ impl Catalog {
                     .ok_or_else(|| CatalogConflict::Missing("coupon", id.clone()))?
                     .active = false;
             }
-            CatalogChange::UserUpserted { user } => {
-                self.check_user(user)?;
+            CatalogChange::UserUpserted {
+                user,
+                expected_version,
+            } => {
+                self.check_user(user, *expected_version)?;
                 if let Some(old) = self.users.get(&user.id) {
                     self.user_by_email.remove(&email_key(&old.email));
                 }
@@ -225,7 +231,10 @@ impl Catalog {
                 }
                 Ok(())
             }
-            CatalogChange::UserUpserted { user } => self.check_user(user),
+            CatalogChange::UserUpserted {
+                user,
+                expected_version,
+            } => self.check_user(user, *expected_version),
             _ => Ok(()),
         }
     }
@@ -284,7 +293,12 @@ impl Catalog {
         self.users.get(self.user_by_email.get(&email_key(email))?)
     }
 
-    fn check_user(&self, user: &User) -> Result<(), CatalogConflict> {
+    fn check_user(&self, user: &User, expected: Option<u64>) -> Result<(), CatalogConflict> {
+        if let Some(v) = expected
+            && self.users.get(&user.id).map(|u| u.version) != Some(v)
+        {
+            return Err(CatalogConflict::Changed("user", user.id.clone()));
+        }
         match self.user_by_email.get(&email_key(&user.email)) {
             Some(id) if *id != user.id => Err(CatalogConflict::UserEmailTaken(user.email.clone())),
             _ => Ok(()),
@@ -403,6 +417,47 @@ mod tests {
             "lnk_1",
             "any case finds the link"
         );
+    }
+
+    fn user(version: u64, status: Status) -> User {
+        User {
+            id: "usr_1".into(),
+            email: "a@example.com".into(),
+            name: "A".into(),
+            role: UserRole::Admin,
+            advertiser_id: None,
+            influencer_id: None,
+            password_hash: None,
+            set_password_hash: None,
+            set_password_expires_at: None,
+            status,
+            version,
+            session_epoch: 0,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn two_changes_from_one_version_of_a_user_cannot_both_apply() {
+        let mut c = Catalog::default();
+        let upsert = |u: User, expected| CatalogChange::UserUpserted {
+            user: u,
+            expected_version: expected,
+        };
+        c.apply(&upsert(user(0, Status::Active), None)).unwrap();
+        // An admin disables (0 → 1); a password change made from version 0 is then refused.
+        c.apply(&upsert(user(1, Status::Inactive), Some(0)))
+            .unwrap();
+        let err = c
+            .apply(&upsert(user(1, Status::Active), Some(0)))
+            .unwrap_err();
+        assert_eq!(err, CatalogConflict::Changed("user", "usr_1".into()));
+        assert_eq!(c.users["usr_1"].status, Status::Inactive);
+        // Removed: a change from any version is refused, and does not bring the user back.
+        c.apply(&CatalogChange::UserRemoved { id: "usr_1".into() })
+            .unwrap();
+        assert!(c.apply(&upsert(user(2, Status::Active), Some(1))).is_err());
+        assert!(!c.users.contains_key("usr_1"));
     }
 
     #[test]
