@@ -289,7 +289,8 @@ async fn every_role_uses_the_dashboards_in_a_real_browser() {
 
     // ---- The influencer.
     log_in(&b, &s, &logins.influencer, "/my").await;
-    loaded(&b).await;
+    let ms = loaded(&b).await;
+    eprintln!("figure: influencer dashboard loaded in {ms:.0} ms");
     b.check_page("my").await;
     let cookie = b.cookie_header().await;
     range(&b, "Last 7 days").await;
@@ -335,6 +336,8 @@ async fn every_role_uses_the_dashboards_in_a_real_browser() {
     // ---- The admin.
     log_in(&b, &s, &logins.admin, "/admin").await;
     b.until("health", "return document.querySelector('[data-metric=active_advertisers]') !== null && document.querySelectorAll('#lag tbody tr').length > 0;").await;
+    let ms = b.js("return performance.now();").await.as_f64().unwrap();
+    eprintln!("figure: admin health page loaded in {ms:.0} ms");
     b.check_page("admin").await;
     let cookie = b.cookie_header().await;
     let advertisers = s.admin_get("/api/v1/admin/advertisers").await["items"]
@@ -475,7 +478,43 @@ async fn every_role_uses_the_dashboards_in_a_real_browser() {
             .starts_with("https://shop.example/browser")
     );
     s.drain().await;
-    b.c.goto(&s.url("/dashboard?period=today")).await.unwrap();
+    // The admin's dashboard: every advertiser, a range chosen on the page, its figures and
+    // export against the API's.
+    b.c.goto(&s.url("/dashboard")).await.unwrap();
+    loaded(&b).await;
+    range(&b, "Last 7 days").await;
+    loaded(&b).await;
+    let all = api(
+        &s,
+        &cookie,
+        &format!("/api/v1/stats/overview?period=7d&tz={tz}"),
+    )
+    .await;
+    for metric in ["clicks", "unique_clicks", "purchases", "drop_offs"] {
+        assert_eq!(
+            card(&b, metric).await,
+            all[metric].as_f64().unwrap(),
+            "admin {metric}"
+        );
+    }
+    let href = b
+        .js("return document.querySelector('#export-clicks').href;")
+        .await;
+    let csv = s
+        .http
+        .get(href.as_str().unwrap())
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    let rows = csv.text().await.unwrap().lines().count() as i64 - 1;
+    assert_eq!(
+        rows,
+        all["clicks"].as_i64().unwrap() + all["bot_clicks"].as_i64().unwrap(),
+        "one CSV line per click of the range"
+    );
+    range(&b, "Today").await;
     loaded(&b).await;
     let row = b
         .js("const r = Array.from(document.querySelectorAll('#per-influencer tbody tr')).find((r) => r.textContent.includes('Browser Influencer')); return r ? r.querySelector('[data-col=clicks]').textContent : null;")

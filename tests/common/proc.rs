@@ -16,9 +16,12 @@ pub struct Proc {
     pub args: Vec<String>,
 }
 
-/// Starts `clicktrail <args>` and waits for its address.
+/// Starts `clicktrail <args>` and waits for its address. The binary is the one cargo built for
+/// the tests, or `$CLICKTRAIL_TEST_BINARY` (to measure a release build with the same tests).
 pub fn spawn(role: &str, args: Vec<String>) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clicktrail"))
+    let binary = std::env::var("CLICKTRAIL_TEST_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_clicktrail").to_string());
+    let mut child = Command::new(binary)
         .args(&args)
         .env(
             "RUST_LOG",
