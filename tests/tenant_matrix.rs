@@ -61,7 +61,19 @@ async fn no_caller_reads_another_tenants_rows() {
         .await;
     assert!(coupon_b.is_array());
 
-    // Traffic and purchases of everyone.
+    // Traffic and purchases of everyone. An influencer sees up to the last whole hour: Ann's
+    // sale through her coupon three hours ago shows, this hour's click and sale not yet.
+    let t0 = chrono::Utc::now();
+    s.admin_post(
+        &format!("/api/v1/admin/campaigns/{}/coupons", a.campaign),
+        json!({"influencer_id": a.influencers[0], "code": "ANNPAST"}),
+    )
+    .await;
+    let past = (t0 - chrono::Duration::hours(3)).to_rfc3339();
+    let r = s
+        .post_events(&a.key, &json!({"event_id": "ev-ann-coupon", "action": "purchase", "order_id": "order-past", "value": 25, "currency": "EUR", "coupon_code": "ANNPAST", "occurred_at": past}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
     let mut clicks = Vec::new();
     for (code, sub) in [
         (&a.codes[0], "ann-sub"),
@@ -341,6 +353,10 @@ async fn no_caller_reads_another_tenants_rows() {
         }
     };
     let o = ann_get("/api/v1/me/stats/overview?period=all").await;
+    // This hour's figures show once the hour is over (the test may cross an hour).
+    let hour = |t: chrono::DateTime<chrono::Utc>| t.timestamp() / 3600;
+    let rolled = hour(chrono::Utc::now()) > hour(t0);
+    let (clicks, purchases, revenue) = if rolled { (1, 2, 3500) } else { (0, 1, 2500) };
     assert_eq!(
         (
             o["clicks"].clone(),
@@ -348,18 +364,32 @@ async fn no_caller_reads_another_tenants_rows() {
             o["revenue"].clone()
         ),
         (
-            json!(1),
-            json!(1),
-            json!([{"currency": "EUR", "amount_minor": 1000}])
+            json!(clicks),
+            json!(purchases),
+            json!([{"currency": "EUR", "amount_minor": revenue}])
         ),
         "{o}"
+    );
+    let to = chrono::DateTime::parse_from_rfc3339(o["period"]["to"].as_str().unwrap()).unwrap();
+    assert_eq!(to.timestamp() % 3600, 0, "ends at a whole hour: {o}");
+    assert!(
+        to.timestamp() <= chrono::Utc::now().timestamp(),
+        "not after now: {o}"
     );
     let links = ann_get("/api/v1/me/links").await;
     assert_eq!(links.as_array().unwrap().len(), 1, "{links}");
     assert_eq!(links[0]["code"], json!(a.codes[0]));
     let subs = ann_get("/api/v1/me/stats/per-sub-id?period=all").await;
-    assert_eq!(subs["rows"].as_array().unwrap().len(), 1, "{subs}");
-    assert_eq!(subs["rows"][0]["id"], json!("ann-sub"));
+    let rows = subs["rows"].as_array().unwrap();
+    if rolled {
+        assert_eq!(rows.len(), 1, "{subs}");
+        assert_eq!(rows[0]["id"], json!("ann-sub"));
+    } else {
+        assert!(
+            rows.is_empty(),
+            "this hour's click is not shown yet: {subs}"
+        );
+    }
     let adv_o: Value = s
         .http
         .get(s.url("/api/v1/stats/overview?period=all"))
@@ -372,7 +402,7 @@ async fn no_caller_reads_another_tenants_rows() {
         .unwrap();
     assert_eq!(
         (adv_o["clicks"].clone(), adv_o["purchases"].clone()),
-        (json!(3), json!(2)),
+        (json!(3), json!(3)),
         "{adv_o}"
     );
     eprintln!("tenant matrix: {checked} requests checked");

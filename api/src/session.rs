@@ -257,6 +257,22 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// The claims of the session token a request presents (bearer, else cookie with its CSRF
+/// token), valid and unexpired, whether or not its session has ended since: what a logout needs
+/// to end every session of the account even when this one ended a moment before.
+pub fn presented_claims(headers: &HeaderMap, admin_token: &str) -> Option<Claims> {
+    let (token, by_cookie) = match (bearer(headers), cookie(headers, SESSION_COOKIE)) {
+        (Some(t), _) => (t, false),
+        (None, Some(t)) => (t, true),
+        (None, None) => return None,
+    };
+    let claims = SessionKeys::derive(admin_token).verify(token).ok()?;
+    if by_cookie && check_csrf(headers, &claims).is_err() {
+        return None;
+    }
+    Some(claims)
+}
+
 /// Whether the request has any credentials of the admin-token or session kind.
 pub fn has_credentials(headers: &HeaderMap) -> bool {
     headers.contains_key(header::AUTHORIZATION) || cookie(headers, SESSION_COOKIE).is_some()
@@ -342,16 +358,21 @@ pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or(origin);
+    // Scheme and host with the scheme's default port left out, as browsers write `Origin`.
+    let scheme = if is_https(headers) { "https" } else { "http" };
+    let canonical = |host: &str| {
+        let host = host.trim().to_ascii_lowercase();
+        let default = if scheme == "https" { ":443" } else { ":80" };
+        let host = host.strip_suffix(default).unwrap_or(&host).to_string();
+        format!("{scheme}://{host}")
+    };
+    let origin_lc = origin.trim().to_ascii_lowercase();
     let ours = ["x-forwarded-host", "host"].iter().any(|name| {
         headers
             .get(*name)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
-            .is_some_and(|h| h.trim().eq_ignore_ascii_case(origin_host))
+            .is_some_and(|h| canonical(h) == origin_lc)
     });
     if ours {
         Ok(())

@@ -18,7 +18,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use clicktrail_api::error::{ApiError, FieldError};
 use clicktrail_api::session::{
     ClientAddr, Principal, SessionKeys, authenticate, check_password, cleared_cookies,
-    hash_password, hash_token, is_https, same_origin, session_cookies, verify_password,
+    hash_password, hash_token, is_https, presented_claims, same_origin, session_cookies,
+    verify_password,
 };
 use clicktrail_schemas::catalog::{Status, User};
 use serde::{Deserialize, Serialize};
@@ -182,26 +183,32 @@ pub async fn logout(
 ) -> Result<Response, ApiError> {
     same_origin(&headers)?;
     let catalog = s.catalog.snapshot();
-    match authenticate(&headers, &method, &catalog, &s.config.admin_token) {
-        Ok(Some(Principal::User(me))) => {
-            // Ends every session of the account; retried when the user changed meanwhile.
-            for attempt in 0.. {
-                let Some(before) = s.catalog.snapshot().users.get(&me.id).cloned() else {
-                    break;
-                };
-                let mut after = before.clone();
-                after.session_epoch += 1;
-                match save(&s, &before, after).await {
-                    Ok(_) => break,
-                    Err(ApiError::Conflict(_)) if attempt < 3 => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+    let account = match authenticate(&headers, &method, &catalog, &s.config.admin_token) {
+        Ok(Some(Principal::User(me))) => Some(me.id),
         // A cookie without its CSRF token (another site asking): nothing happens.
         Err(e @ ApiError::Forbidden(_)) => return Err(e),
-        // Expired or ended already: the cookies go.
-        _ => {}
+        // A session ended a moment ago (a password change of the same account racing this
+        // logout): the account's newer sessions end all the same.
+        Err(ApiError::Unauthorized(_)) => {
+            presented_claims(&headers, &s.config.admin_token).map(|c| c.sub)
+        }
+        _ => None,
+    };
+    // Ends every session of the account (retried when the user changed meanwhile); without a
+    // session (expired, or none), only the cookies go.
+    if let Some(id) = account {
+        for attempt in 0.. {
+            let Some(before) = s.catalog.snapshot().users.get(&id).cloned() else {
+                break;
+            };
+            let mut after = before.clone();
+            after.session_epoch += 1;
+            match save(&s, &before, after).await {
+                Ok(_) => break,
+                Err(ApiError::Conflict(_)) if attempt < 3 => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     for c in cleared_cookies(is_https(&headers)) {

@@ -113,13 +113,17 @@ impl TableProvider for SealedTable {
                 read.push(i);
             }
         }
-        let mut predicates = vec![self.scope.clone()];
-        predicates.extend(filters.iter().filter(|f| cannot_fail(f)).cloned());
-        // No limit below the filter: the first rows read may be someone else's.
+        // Only the scope goes into the store's scan: a caller's constants there would prune
+        // files by statistics that cover other tenants' rows too, and how long a query takes
+        // would then depend on their values. The caller's comparisons run here, below the seal,
+        // on this scope's rows only. No limit below the filter: the first rows read may be
+        // someone else's.
         let plan = self
             .inner
-            .scan(state, Some(&read), &predicates, None)
+            .scan(state, Some(&read), std::slice::from_ref(&self.scope), None)
             .await?;
+        let mut predicates = vec![self.scope.clone()];
+        predicates.extend(filters.iter().filter(|f| cannot_fail(f)).cloned());
         let predicate = conjunction(predicates).expect("the scope is one predicate");
         let physical =
             state.create_physical_expr(predicate, &DFSchema::try_from(plan.schema())?)?;

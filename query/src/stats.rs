@@ -45,8 +45,15 @@ pub(crate) async fn prepare(
     if let Scope::Influencer { .. } = scope {
         // An influencer's figures have hourly resolution: no narrower window can isolate one
         // sale's time.
-        filters.from = filters.from.map(rollups::hour_floor);
-        filters.to = filters.to.map(rollups::hour_ceil);
+        // and none ends later than the last whole hour, so that polling the current hour cannot
+        // time a sale either.
+        let last_hour = rollups::hour_floor(chrono::Utc::now());
+        filters.from = filters.from.map(|t| rollups::hour_floor(t).min(last_hour));
+        filters.to = Some(
+            filters
+                .to
+                .map_or(last_hour, |t| rollups::hour_ceil(t).min(last_hour)),
+        );
     }
     if filters.advertiser_id.is_some() && !scope.is_all() {
         return Err(ApiError::field(
@@ -156,7 +163,7 @@ pub async fn chart(
 
 /// Hours as buckets of the filters' interval in their time zone: the hours are read (rollup
 /// hours are UTC hours), each is put in the local hour or day its start falls in. In a zone
-/// whose offset is not whole hours, a daily bucket starts at the UTC hour nearest midnight.
+/// whose offset is not whole hours, a daily bucket starts at the UTC hour that holds midnight.
 pub(crate) async fn chart_in(
     state: &QueryState,
     scope: &Scope,

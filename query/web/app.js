@@ -621,7 +621,9 @@
     const n = new URLSearchParams(location.search).get("next") || "/";
     try {
       const u = new URL(n, location.origin);
-      if (u.origin === location.origin && /^\/[^/\\]/.test(n)) return u.pathname + u.search;
+      const path = u.pathname + u.search;
+      // Checked after normalising too: `/.//host` becomes `//host`.
+      if (u.origin === location.origin && /^\/[^/\\]/.test(n) && /^\/(?![/\\])/.test(path)) return path;
     } catch (_) { /* not a URL */ }
     return "/";
   }
