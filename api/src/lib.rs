@@ -12,6 +12,7 @@ pub mod conn;
 pub mod error;
 pub mod http;
 pub mod lifecycle;
+pub mod logins;
 pub mod rate;
 pub mod reference;
 pub mod session;

@@ -248,8 +248,7 @@ pub async fn enforce(State(limiter): State<RateLimiter>, mut req: Request, next:
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let addr = client_addr(peer, req.headers(), &limiter.inner.trusted);
-    req.extensions_mut()
-        .insert(crate::session::ClientAddr(addr));
+    req.extensions_mut().insert(crate::logins::ClientAddr(addr));
     if let Some(wait) = limiter.blocked_for(addr) {
         return too_many(
             "failed_auth",

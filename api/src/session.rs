@@ -20,6 +20,9 @@
 //!   it has an `Origin`, come from the same host; else 403. A bearer token needs neither.
 
 use crate::error::ApiError;
+pub use crate::logins::{
+    ClientAddr, LOGIN_PER_ACCOUNT_PER_MINUTE, LOGIN_PER_ADDRESS_PER_MINUTE, LoginLimiter,
+};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -27,13 +30,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use chrono::{DateTime, Utc};
 use clicktrail_schemas::Catalog;
 use clicktrail_schemas::catalog::{Status, User, UserRole};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -273,11 +272,6 @@ pub fn presented_claims(headers: &HeaderMap, admin_token: &str) -> Option<Claims
     Some(claims)
 }
 
-/// Whether the request has any credentials of the admin-token or session kind.
-pub fn has_credentials(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::AUTHORIZATION) || cookie(headers, SESSION_COOKIE).is_some()
-}
-
 /// Who sent the request, from `Authorization: Bearer` (the admin token or a session token)
 /// or the session cookie; `Ok(None)` when it carries neither.
 /// Errors: 401 for a wrong token, an expired session, or a user that is disabled, removed or
@@ -411,79 +405,6 @@ pub fn session_cookies(
 pub fn cleared_cookies(secure: bool) -> [HeaderValue; 2] {
     session_cookies("", "", 0, secure)
 }
-
-/// Rate limits of the login and password routes (the `governor` crate): per account (the
-/// email address, lower-cased) and per client address, counting every attempt.
-#[derive(Clone)]
-pub struct LoginLimiter {
-    per_account: Arc<DefaultKeyedRateLimiter<String>>,
-    per_address: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-}
-
-/// Attempts per account per minute (bursts of as many).
-pub const LOGIN_PER_ACCOUNT_PER_MINUTE: u32 = 5;
-/// Attempts per client address per minute (bursts of as many).
-pub const LOGIN_PER_ADDRESS_PER_MINUTE: u32 = 20;
-
-impl Default for LoginLimiter {
-    fn default() -> Self {
-        let q = |n: u32| Quota::per_minute(NonZeroU32::new(n).expect("non-zero"));
-        LoginLimiter {
-            per_account: Arc::new(DefaultKeyedRateLimiter::dashmap(q(
-                LOGIN_PER_ACCOUNT_PER_MINUTE,
-            ))),
-            per_address: Arc::new(DefaultKeyedRateLimiter::dashmap(q(
-                LOGIN_PER_ADDRESS_PER_MINUTE,
-            ))),
-        }
-    }
-}
-
-impl LoginLimiter {
-    /// Counts one attempt for `account` (if known from the request) from `addr`.
-    /// Errors: 429 with `Retry-After` once either is over its limit.
-    pub fn check(&self, account: Option<&str>, addr: IpAddr) -> Result<(), ApiError> {
-        let clock = DefaultClock::default();
-        let too_many = |wait: std::time::Duration, what: &str| {
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            metrics::counter!(clicktrail_schemas::metric_names::http::RATE_LIMITED, "class" => "login")
-                .increment(1);
-            ApiError::TooMany {
-                message: format!("too many login or password attempts {what}; retry in {secs} s"),
-                retry_after_secs: secs,
-            }
-        };
-        if self.per_account.len() > 100_000 {
-            self.per_account.retain_recent();
-        }
-        if self.per_address.len() > 100_000 {
-            self.per_address.retain_recent();
-        }
-        // An IPv6 client holds a whole /64: it counts as one address.
-        let addr = match addr {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-                let mut o = v6.octets();
-                o[8..].fill(0);
-                IpAddr::from(o)
-            }
-            other => other,
-        };
-        self.per_address
-            .check_key(&addr)
-            .map_err(|n| too_many(n.wait_time_from(clock.now()), "from this address"))?;
-        if let Some(account) = account {
-            self.per_account
-                .check_key(&clicktrail_schemas::catalog::email_key(account))
-                .map_err(|n| too_many(n.wait_time_from(clock.now()), "for this account"))?;
-        }
-        Ok(())
-    }
-}
-
-/// The client address the rate-limit middleware found for a request (the peer, or the
-/// trusted proxy's `X-Forwarded-For`), as a request extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
 
 #[cfg(test)]
 mod tests {

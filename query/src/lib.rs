@@ -19,6 +19,7 @@ pub mod freshness;
 pub mod json;
 pub mod limits;
 pub mod me;
+pub mod recent;
 pub mod rollups;
 pub mod scope;
 pub mod sealed;
@@ -88,7 +89,7 @@ pub async fn run(state: QueryState, port: clicktrail_api::http::Port) -> std::io
         stats::per_sub_id, stats::per_country, stats::funnel, export::events_csv, export::clicks_csv,
         audit::attribution, sql::run_sql,
         me::me, me::links, me::coupons, me::overview, me::chart, me::funnel, me::per_campaign,
-        me::per_link, me::per_sub_id, web::chart_svg, web::my_chart_svg, stats::recent_events,
+        me::per_link, me::per_sub_id, web::pictures::chart_svg, web::pictures::my_chart_svg, recent::recent_events,
     ),
     components(schemas(sql::SqlRequest, me::Me, me::MyLink, me::MyCoupon)),
     tags(

@@ -2,7 +2,9 @@
 //! `scripts/services install` installs): one chromedriver process per test on a free loopback port.
 //! Under `CI=true` a missing browser fails the test; elsewhere it skips it.
 
+use crate::common::Server;
 use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -237,4 +239,106 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+// What the browser test does with a page: the demo's logins, logging in, waiting for the
+// figures, reading a scorecard, choosing a range.
+
+/// The demo's logins (email and password) of each role.
+pub struct Logins {
+    pub admin: (String, String),
+    pub advertiser: (String, String),
+    pub influencer: (String, String),
+}
+
+/// The demo's logins, from `demo.json` once the demo made them.
+pub async fn demo_logins(s: &Server) -> Logins {
+    let file = s.data.join("demo.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && let Ok(v) = serde_json::from_str::<Value>(&text)
+            && v["history"] == json!(true)
+            && v["users"].as_array().is_some_and(|u| u.len() == 3)
+        {
+            let login = |role: &str| {
+                let u = v["users"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|u| u["role"] == json!(role))
+                    .unwrap();
+                (
+                    u["email"].as_str().unwrap().to_string(),
+                    u["password"].as_str().unwrap().to_string(),
+                )
+            };
+            return Logins {
+                admin: login("admin"),
+                advertiser: login("advertiser"),
+                influencer: login("influencer"),
+            };
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn log_in(b: &Browser, s: &Server, who: &(String, String), lands_on: &str) {
+    b.c.goto(&s.url("/login")).await.unwrap();
+    b.fill("#email", &who.0).await;
+    b.fill("#password", &who.1).await;
+    b.click("#login-form button[type=submit]").await;
+    b.until(
+        &format!("{lands_on} after login"),
+        &format!(
+            "return location.pathname === {lands_on:?} && document.readyState === 'complete';"
+        ),
+    )
+    .await;
+}
+
+/// Waits until the dashboard finished loading its figures; returns the milliseconds from the
+/// start of navigation.
+pub async fn loaded(b: &Browser) -> f64 {
+    b.until(
+        "the figures",
+        "return (document.querySelector('#status')||{}).textContent.startsWith('Updated');",
+    )
+    .await;
+    b.js("return performance.now();").await.as_f64().unwrap()
+}
+
+/// A GET with the browser's session cookie: what the API answers the same user.
+pub async fn api(s: &Server, cookie: &str, path: &str) -> Value {
+    let r = s
+        .http
+        .get(s.url(path))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    r.json().await.unwrap()
+}
+
+/// The scorecard `metric`'s exact value on the page.
+pub async fn card(b: &Browser, metric: &str) -> f64 {
+    let v = b
+        .js(&format!("const e = document.querySelector('[data-metric=\"{metric}\"] .value'); return e ? e.dataset.value : null;"))
+        .await;
+    v.as_str()
+        .unwrap_or_else(|| panic!("no scorecard {metric}"))
+        .parse()
+        .unwrap()
+}
+
+pub async fn range(b: &Browser, preset: &str) {
+    b.select("#range-preset", preset).await;
+    b.js("document.querySelector('#status').textContent = '';")
+        .await;
+    b.click("#range button[type=submit]").await;
 }

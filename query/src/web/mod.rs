@@ -16,12 +16,12 @@
 //! Content-Security-Policy (scripts, styles and connections from the same origin only).
 
 pub mod chart;
+pub mod pictures;
 
 use crate::QueryState;
-use crate::scope::Scope;
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use clicktrail_api::error::ApiError;
@@ -29,7 +29,6 @@ use clicktrail_api::session::{Principal, SessionUser, authenticate};
 use clicktrail_schemas::catalog::{Status, UserRole};
 use minijinja::{Environment, context};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 const CSS: &str = include_str!("../../web/app.css");
@@ -109,8 +108,8 @@ pub(crate) fn pages() -> Router<QueryState> {
 /// The charts' API routes (inside the query limits).
 pub(crate) fn routes() -> Router<QueryState> {
     Router::new()
-        .route("/api/v1/stats/chart.svg", get(chart_svg))
-        .route("/api/v1/me/stats/chart.svg", get(my_chart_svg))
+        .route("/api/v1/stats/chart.svg", get(pictures::chart_svg))
+        .route("/api/v1/me/stats/chart.svg", get(pictures::my_chart_svg))
 }
 
 async fn asset(body: &'static str, kind: &'static str) -> Response {
@@ -399,103 +398,4 @@ async fn manage(
             sections => SECTIONS.iter().map(|&(id, label)| SectionCtx { id, label }).collect::<Vec<_>>() },
         )
     })
-}
-
-/// What a chart picture request asks for besides the chart's filters.
-struct Picture {
-    kind: chart::Kind,
-    width: u32,
-    height: u32,
-}
-
-/// Splits the chart kind and size off a chart request's parameters.
-fn picture(q: &mut HashMap<String, String>) -> Result<Picture, ApiError> {
-    let kind = match q.remove("kind").as_deref() {
-        None | Some("traffic") => chart::Kind::Traffic,
-        Some("conversions") => chart::Kind::Conversions,
-        Some(_) => return Err(ApiError::field("kind", "expected traffic or conversions")),
-    };
-    let mut size =
-        |name: &str, default: u32, range: std::ops::RangeInclusive<u32>| match q.remove(name) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| range.contains(n))
-                .ok_or_else(|| {
-                    ApiError::field(
-                        name,
-                        format!("expected {} to {} pixels", range.start(), range.end()),
-                    )
-                }),
-        };
-    Ok(Picture {
-        kind,
-        width: size("width", 640, 280..=1600)?,
-        height: size("height", 260, 160..=800)?,
-    })
-}
-
-fn svg(body: String) -> Response {
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "image/svg+xml"),
-            (header::CACHE_CONTROL, "private, no-store"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-fn chart_title(kind: chart::Kind) -> &'static str {
-    match kind {
-        chart::Kind::Traffic => "Clicks and unique clicks",
-        chart::Kind::Conversions => "Conversions and revenue",
-    }
-}
-
-/// The chart as an SVG picture: `kind=traffic` (clicks, unique clicks) or `conversions`
-/// (conversions and the main currency's revenue), with the chart API's parameters.
-#[utoipa::path(get, path = "/api/v1/stats/chart.svg", tag = "stats",
-    params(("kind" = Option<String>, Query, description = "traffic (default) or conversions"), ("width" = Option<u32>, Query, description = "pixels, 280 to 1600 (default 640)"), ("height" = Option<u32>, Query, description = "pixels, 160 to 800 (default 260)"), ("interval" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("influencer_id" = Option<String>, Query), ("tz" = Option<String>, Query)),
-    responses((status = 200, description = "An SVG picture", content_type = "image/svg+xml", body = String), (status = 400, description = "Bad filter")))]
-pub async fn chart_svg(
-    State(state): State<QueryState>,
-    headers: HeaderMap,
-    Query(mut q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let p = picture(&mut q)?;
-    let scope = Scope::of(&headers, &state)?;
-    let data = crate::stats::chart_in(&state, &scope, &q).await?.0;
-    Ok(svg(chart::render(
-        &data,
-        p.kind,
-        p.width,
-        p.height,
-        chart_title(p.kind),
-    )))
-}
-
-/// The influencer's chart as an SVG picture (see `/api/v1/stats/chart.svg`).
-#[utoipa::path(get, path = "/api/v1/me/stats/chart.svg", tag = "me", security(("session" = [])),
-    params(("kind" = Option<String>, Query, description = "traffic (default) or conversions"), ("width" = Option<u32>, Query, description = "pixels, 280 to 1600 (default 640)"), ("height" = Option<u32>, Query, description = "pixels, 160 to 800 (default 260)"), ("interval" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("period" = Option<String>, Query), ("campaign_id" = Option<String>, Query), ("tz" = Option<String>, Query)),
-    responses((status = 200, description = "An SVG picture", content_type = "image/svg+xml", body = String), (status = 400, description = "Bad filter"), (status = 403, description = "Not an influencer user")))]
-pub async fn my_chart_svg(
-    State(state): State<QueryState>,
-    headers: HeaderMap,
-    Query(mut q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let p = picture(&mut q)?;
-    let (scope, _) = Scope::me(&headers, &state)?;
-    let data = crate::stats::chart_in(&state, &scope, &q).await?.0;
-    Ok(svg(chart::render(
-        &data,
-        p.kind,
-        p.width,
-        p.height,
-        chart_title(p.kind),
-    )))
 }
