@@ -109,7 +109,7 @@ pub fn routes() -> Router<IngestState> {
 
 /// Send one event, an array of up to 1,000, or `{"events": [...]}`.
 ///
-/// Fields: `action` (purchase, add_to_cart, signup, drop_off, custom with `name`), `event_id`,
+/// Fields: `action` (purchase, add_to_cart, signup, drop_off, custom with `name`, refund with `order_id`), `event_id`,
 /// `occurred_at` (RFC 3339, default now, at most five minutes ahead), `value` (at most two
 /// decimal places; a purchase needs one above zero), `currency` (ISO 4217, default USD),
 /// `order_id`, `customer_id`, `properties` (object, at most 4 KiB), `coupon_code`, `ref_code`,

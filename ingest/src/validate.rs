@@ -144,7 +144,7 @@ pub fn event(
         (None | Some(Value::Null), None) => {
             f.err(
                 "action",
-                "required: one of purchase, add_to_cart, signup, drop_off, custom",
+                "required: one of purchase, add_to_cart, signup, drop_off, custom, refund",
             );
             None
         }
@@ -163,7 +163,7 @@ pub fn event(
             None => {
                 f.err(
                     "action",
-                    "expected one of purchase, add_to_cart, signup, drop_off, custom",
+                    "expected one of purchase, add_to_cart, signup, drop_off, custom, refund",
                 );
                 None
             }
@@ -276,6 +276,18 @@ pub fn event(
         }
     };
     let order_id = f.string("order_id", 128);
+    if action == Some(Action::Refund) && order_id.is_none() {
+        f.err(
+            "order_id",
+            "a refund needs the order_id of the purchase it refunds",
+        );
+    }
+    if action == Some(Action::Refund) && value_minor == Some(0) {
+        f.err(
+            "value",
+            "a refund's value is the amount refunded, above zero; leave it out to refund the whole order",
+        );
+    }
     let customer_id = f.string("customer_id", 128);
     let coupon_code = f.string("coupon_code", 64);
     let ref_code = f.string("ref_code", 64);

@@ -4,7 +4,9 @@
 //! write ([`write`]) → commit. Clicks have one step, unique-click dedup ([`clicks`],
 //! [`dedup`]); events have three, each on its own topic keyed by what it remembers ([`events`]):
 //! event ids (`events`), purchase orders (`events-by-order`), then attribution with the
-//! customer's first touch (`events-by-customer`, [`attribution`]). State belongs to a
+//! customer's first touch (`events-by-customer`, [`attribution`]); the commission ledger has
+//! two more ([`ledger`]): orders and refunds (`commissions`), then each influencer's account
+//! (`ledger`). State belongs to a
 //! partition: restored from the store's checkpoint on assignment, checkpointed with every batch
 //! together with the offsets it reflects.
 //!
@@ -17,6 +19,7 @@ pub mod dedup;
 pub mod events;
 pub mod extract;
 pub mod id_window;
+pub mod ledger;
 pub mod pipeline;
 pub mod write;
 
@@ -103,6 +106,10 @@ pub async fn run(
         consumer(Topic::EventsByOrder).await?,
         consumer(Topic::EventsByCustomer).await?,
     );
+    let (commissions, accounts) = (
+        consumer(Topic::Commissions).await?,
+        consumer(Topic::Ledger).await?,
+    );
     let keys = &config.click_keys;
     // Any pipeline failing permanently stops all: a half-running processor would look
     // healthy while one topic silently piles up.
@@ -137,6 +144,24 @@ pub async fn run(
         pipeline::run::<events::AttributionStep>(
             Topic::EventsByCustomer,
             wiring(customers),
+            keys.clone(),
+            config.dedup,
+            windows,
+            limits,
+            shutdown.clone()
+        ),
+        pipeline::run::<ledger::CommissionStep>(
+            Topic::Commissions,
+            wiring(commissions),
+            keys.clone(),
+            config.dedup,
+            windows,
+            limits,
+            shutdown.clone()
+        ),
+        pipeline::run::<ledger::LedgerStep>(
+            Topic::Ledger,
+            wiring(accounts),
             keys.clone(),
             config.dedup,
             windows,

@@ -123,7 +123,11 @@ impl Output {
     }
 
     fn len(&self) -> usize {
-        self.rows.clicks.len() + self.rows.events.len() + self.dead.len() + self.forward.len()
+        self.rows.clicks.len()
+            + self.rows.events.len()
+            + self.rows.ledger.len()
+            + self.dead.len()
+            + self.forward.len()
     }
 }
 

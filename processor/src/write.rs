@@ -60,11 +60,16 @@ pub async fn write(
             }
             out.dead.clear();
         }
-        let (clicks, events) = (out.rows.clicks.len(), out.rows.events.len());
+        let (clicks, events, ledger) = (
+            out.rows.clicks.len(),
+            out.rows.events.len(),
+            out.rows.ledger.len(),
+        );
         match store.write(&out.rows, checkpoints).await {
             Ok(()) => {
                 metrics::counter!(ROWS_WRITTEN, "table" => "clicks").increment(clicks as u64);
                 metrics::counter!(ROWS_WRITTEN, "table" => "events").increment(events as u64);
+                metrics::counter!(ROWS_WRITTEN, "table" => "ledger").increment(ledger as u64);
                 out.rows = Default::default();
                 return;
             }
@@ -76,6 +81,9 @@ pub async fn write(
                 }
                 for e in &rows.events {
                     out.dead.push(refused(e.source, &reason, &e.event));
+                }
+                for l in &rows.ledger {
+                    out.dead.push(refused_movement(&reason, l));
                 }
             }
             Err(e) => {
@@ -134,6 +142,23 @@ fn refused<R: Record>(source: Source, reason: &str, record: &R) -> DeadLetterRec
         reason: "store_refused".into(),
         detail: reason.to_string(),
         payload: String::from_utf8_lossy(&payload).into_owned(),
+        at: chrono::Utc::now(),
+    }
+}
+
+/// A ledger movement the store refused, as a dead letter: the position of its operation on
+/// `ledger` and the movement itself (JSON) as the payload.
+fn refused_movement(reason: &str, row: &clicktrail_schemas::ledger::LedgerRow) -> DeadLetterRecord {
+    metrics::counter!(DEAD_LETTERS, "reason" => "store_refused").increment(1);
+    DeadLetterRecord {
+        v: 1,
+        source_topic: Topic::Ledger.name().to_string(),
+        source_partition: row.source.partition,
+        source_offset: row.source.offset,
+        source_key: row.influencer_id.clone(),
+        reason: "store_refused".into(),
+        detail: reason.to_string(),
+        payload: serde_json::to_string(row).unwrap_or_default(),
         at: chrono::Utc::now(),
     }
 }

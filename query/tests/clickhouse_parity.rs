@@ -93,7 +93,11 @@ fn rows() -> Rows {
             },
         })
         .collect();
-    Rows { clicks, events }
+    Rows {
+        clicks,
+        events,
+        ledger: Vec::new(),
+    }
 }
 
 const QUERIES: [&str; 11] = [

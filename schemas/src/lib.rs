@@ -6,6 +6,7 @@
 //!   records on the `catalog` topic, and the state machine that applies them. Uniqueness of link
 //!   codes and coupon codes is decided here, in topic order, so every follower agrees.
 //! - [`token`]: the self-verifying click token.
+//! - [`ledger`]: the commission ledger's records on `commissions` and `ledger`, and its rows.
 //! - [`money`]: decimal amounts to integer minor units under ISO 4217.
 //! - [`rows`]: the store's row types.
 //! - [`tables`]: each store table defined once (columns, types, key); [`arrow`] derives its
@@ -18,6 +19,7 @@ pub mod arrow;
 pub mod attribution;
 pub mod catalog;
 pub mod ids;
+pub mod ledger;
 pub mod metric_names;
 pub mod money;
 pub mod record;

@@ -72,9 +72,87 @@ pub fn to_minor_units(decimal: &str, currency: &str) -> Result<i64, MoneyError> 
     Ok(if neg { -value } else { value })
 }
 
+/// `amount × numerator ÷ denominator` rounded half to even to a whole minor unit: the one
+/// rounding rule for commissions (a percentage of a purchase, the share of a commission a
+/// partial refund takes back). Exact over the whole `i64` range (computed in 128 bits);
+/// saturates at the `i64` bounds. `denominator` must not be zero (zero gives zero).
+///
+/// Half to even ("banker's rounding", IEEE 754's default) rounds a tie to the even neighbour,
+/// so that ties do not drift one way over many commissions: 10 % of 1.25 is 0.12, of 1.35 is
+/// 0.14 (both exactly half a cent).
+pub fn share_half_even(amount: i64, numerator: i64, denominator: i64) -> i64 {
+    if denominator == 0 {
+        return 0;
+    }
+    let n = i128::from(amount) * i128::from(numerator);
+    let d = i128::from(denominator);
+    let (n, d) = if d < 0 { (-n, -d) } else { (n, d) };
+    let q = n.div_euclid(d);
+    let r = n.rem_euclid(d);
+    let rounded = match (2 * r).cmp(&d) {
+        std::cmp::Ordering::Less => q,
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + (q & 1),
+    };
+    rounded.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+/// Basis points in a whole: 10,000 (1 % is 100 basis points).
+pub const BASIS_POINTS: i64 = 10_000;
+
+/// Formats minor units of `currency` as a decimal in major units: `1999` USD → `"19.99"`,
+/// `-5` USD → `"-0.05"`, `500` JPY → `"500"`.
+pub fn format_minor(minor: i64, currency: &str) -> String {
+    let digits = minor_digits(currency);
+    if digits == 0 {
+        return minor.to_string();
+    }
+    let scale = 10u64.pow(digits);
+    let abs = minor.unsigned_abs();
+    let sign = if minor < 0 { "-" } else { "" };
+    format!(
+        "{sign}{}.{:0width$}",
+        abs / scale,
+        abs % scale,
+        width = digits as usize
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn half_even_shares() {
+        // 10 % (1,000 basis points) of amounts in cents.
+        let ten = |v| share_half_even(v, 1_000, BASIS_POINTS);
+        assert_eq!(ten(10_000), 1_000);
+        assert_eq!(ten(125), 12, "12.5 cents: the tie goes to the even 12");
+        assert_eq!(ten(135), 14, "13.5 cents: the tie goes to the even 14");
+        assert_eq!(ten(126), 13);
+        assert_eq!(ten(124), 12);
+        assert_eq!(ten(1), 0);
+        assert_eq!(ten(5), 0, "0.5 goes to 0");
+        assert_eq!(ten(15), 2, "1.5 goes to 2");
+        assert_eq!(ten(-125), -12, "negative ties to even as well");
+        // 12.5 % of 0.99: 12.375 cents → 12.
+        assert_eq!(share_half_even(99, 1_250, BASIS_POINTS), 12);
+        // A third of a 1.00 commission: 33.33… → 33; two thirds → 67.
+        assert_eq!(share_half_even(100, 1, 3), 33);
+        assert_eq!(share_half_even(100, 2, 3), 67);
+        assert_eq!(share_half_even(i64::MAX, 2, 1), i64::MAX);
+        assert_eq!(share_half_even(7, 1, 0), 0);
+        // JPY has no minor unit: 10 % of 125 yen is 12.5 yen → 12.
+        assert_eq!(ten(125), 12);
+    }
+
+    #[test]
+    fn formats_minor_units() {
+        assert_eq!(format_minor(1999, "USD"), "19.99");
+        assert_eq!(format_minor(-5, "EUR"), "-0.05");
+        assert_eq!(format_minor(500, "JPY"), "500");
+        assert_eq!(format_minor(1500, "KWD"), "1.500");
+    }
 
     #[test]
     fn converts() {

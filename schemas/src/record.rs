@@ -63,6 +63,20 @@ impl Record for ToAttribution {
     }
 }
 
+impl Record for crate::ledger::OrderEvent {
+    const TOPIC: Topic = Topic::Commissions;
+    fn partition_key(&self) -> String {
+        self.key()
+    }
+}
+
+impl Record for crate::ledger::LedgerRecord {
+    const TOPIC: Topic = Topic::Ledger;
+    fn partition_key(&self) -> String {
+        self.influencer_id.clone()
+    }
+}
+
 impl Record for DeadLetterRecord {
     const TOPIC: Topic = Topic::DeadLetter;
     fn partition_key(&self) -> String {

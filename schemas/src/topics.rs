@@ -17,6 +17,14 @@ pub enum Topic {
     /// Events past both idempotency steps, keyed by advertiser + customer (customer id, else
     /// order id, else event id): the attribution step keeps each customer's first touch.
     EventsByCustomer,
+    /// Purchases and refunds after attribution, keyed by advertiser + order id (event id for a
+    /// purchase without one): the commission step matches each refund to its order's
+    /// commission.
+    Commissions,
+    /// Operations on the commission ledger, keyed by influencer: commissions booked and
+    /// reversed (from the commission step), payout requests, payments and fraud reviews (from
+    /// ingest). The ledger step keeps each influencer's open commissions and payouts.
+    Ledger,
     /// Newsletter promo impressions, keyed by offer + variation.
     Impressions,
     /// Every catalog change, keyed by entity id; one partition, never expires.
@@ -27,11 +35,13 @@ pub enum Topic {
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 7] = [
+    pub const ALL: [Topic; 9] = [
         Topic::Clicks,
         Topic::Events,
         Topic::EventsByOrder,
         Topic::EventsByCustomer,
+        Topic::Commissions,
+        Topic::Ledger,
         Topic::Impressions,
         Topic::Catalog,
         Topic::DeadLetter,
@@ -44,6 +54,8 @@ impl Topic {
             Topic::Events => "events",
             Topic::EventsByOrder => "events-by-order",
             Topic::EventsByCustomer => "events-by-customer",
+            Topic::Commissions => "commissions",
+            Topic::Ledger => "ledger",
             Topic::Impressions => "impressions",
             Topic::Catalog => "catalog",
             Topic::DeadLetter => "dead-letter",
@@ -58,6 +70,8 @@ impl Topic {
             | Topic::Events
             | Topic::EventsByOrder
             | Topic::EventsByCustomer
+            | Topic::Commissions
+            | Topic::Ledger
             | Topic::Impressions => 4,
             Topic::Catalog | Topic::DeadLetter => 1,
         }
@@ -71,11 +85,13 @@ impl Topic {
     /// Every topic the processor reads, each before the topics it hands records on to: a
     /// reader that finds one drained (committed to its end) and then reads the next sees
     /// everything the first handed on.
-    pub const PROCESSED: [Topic; 4] = [
+    pub const PROCESSED: [Topic; 6] = [
         Topic::Clicks,
         Topic::Events,
         Topic::EventsByOrder,
         Topic::EventsByCustomer,
+        Topic::Commissions,
+        Topic::Ledger,
     ];
 
     /// The topics whose partition count is configurable (`--partitions`): all but the

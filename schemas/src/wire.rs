@@ -83,16 +83,20 @@ pub enum Action {
     DropOff,
     /// Anything else, with a name.
     Custom,
+    /// An order refunded, whole or in part (`order_id`, optional `value`): reduces or voids
+    /// the order's commission, or books a clawback once it was paid.
+    Refund,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 6] = [
         Action::Purchase,
         Action::AddToCart,
         Action::Signup,
         Action::DropOff,
         Action::Custom,
+        Action::Refund,
     ];
 
     /// The action's wire name.
@@ -103,6 +107,7 @@ impl Action {
             Action::Signup => "signup",
             Action::DropOff => "drop_off",
             Action::Custom => "custom",
+            Action::Refund => "refund",
         }
     }
 

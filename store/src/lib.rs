@@ -25,8 +25,9 @@ pub mod rollups;
 pub mod source;
 
 use async_trait::async_trait;
+use clicktrail_schemas::ledger::LedgerRow;
 use clicktrail_schemas::rows::{ClickRow, EventRow};
-use clicktrail_schemas::tables::{Batch, CLICKS, EVENTS, Of};
+use clicktrail_schemas::tables::{Batch, CLICKS, EVENTS, LEDGER, Of};
 
 /// Rows produced by one processor batch.
 #[derive(Debug, Default, Clone)]
@@ -35,6 +36,8 @@ pub struct Rows {
     pub clicks: Vec<ClickRow>,
     /// Events with their attribution.
     pub events: Vec<EventRow>,
+    /// Commission ledger movements.
+    pub ledger: Vec<LedgerRow>,
 }
 
 impl Rows {
@@ -45,7 +48,7 @@ impl Rows {
 
     /// Each table's rows, in the order of `clicktrail_schemas::tables::ALL`: what a backend
     /// writes, without naming a table.
-    pub fn tables(&self) -> [Box<dyn Batch + '_>; 2] {
+    pub fn tables(&self) -> [Box<dyn Batch + '_>; 3] {
         [
             Box::new(Of {
                 table: &CLICKS,
@@ -54,6 +57,10 @@ impl Rows {
             Box::new(Of {
                 table: &EVENTS,
                 rows: &self.events,
+            }),
+            Box::new(Of {
+                table: &LEDGER,
+                rows: &self.ledger,
             }),
         ]
     }

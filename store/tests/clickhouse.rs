@@ -158,6 +158,7 @@ async fn a_replayed_batch_replaces_instead_of_doubling() {
     let rows = Rows {
         clicks: (0..10).map(click).collect(),
         events: (0..4).map(event).collect(),
+        ledger: Vec::new(),
     };
     let cp = Checkpoint {
         stream: "clicks/1".into(),

@@ -1,5 +1,7 @@
 //! The attribution step: reads `events-by-customer` and attributes each event
-//! ([`crate::attribution`]) with its customer's first touch, writing one row per event.
+//! ([`crate::attribution`]) with its customer's first touch, writing one row per event. Every
+//! purchase and refund, and every other conversion that earned a commission
+//! ([`crate::ledger::booking`]), goes on to the commission step (`commissions`).
 //!
 //! All of a customer's events carry the same key on `events-by-customer` (advertiser +
 //! customer id, else order id, else event id), so the first touch lives here.
@@ -11,8 +13,9 @@ use super::replay::ReplayGuard;
 use crate::attribution::{FirstTouch, attribute};
 use crate::pipeline::{Output, PartitionState, StateChanges, StepCtx};
 use clicktrail_bus::Message;
+use clicktrail_schemas::ledger::OrderEvent;
 use clicktrail_schemas::rows::{EventRow, Source};
-use clicktrail_schemas::wire::Forwarded;
+use clicktrail_schemas::wire::{Action, Forwarded, Position, WIRE_VERSION};
 use std::collections::HashMap;
 
 const TOUCH: u8 = b'f';
@@ -82,6 +85,22 @@ impl PartitionState for AttributionStep {
                 serde_json::to_vec(&t).expect("first touch serializes"),
             ));
             self.touches.insert(k, t);
+        }
+        let booking = crate::ledger::booking(&event, &decision.attribution, &ctx.catalog);
+        let claims_order = matches!(event.action, Action::Purchase | Action::Refund);
+        if claims_order || booking.is_some() {
+            let received_ms = event.received_at.timestamp_millis();
+            let order = OrderEvent {
+                v: WIRE_VERSION,
+                from: Position {
+                    partition: msg.partition,
+                    offset: msg.offset,
+                },
+                source: f.source,
+                event: event.clone(),
+                booking,
+            };
+            out.forward(&order, msg.partition, received_ms);
         }
         out.rows.events.push(EventRow {
             event,

@@ -6,9 +6,14 @@
 //! refused, so concurrent writers cannot both succeed.
 
 mod entities;
+mod plans;
 mod state;
 
 pub use entities::*;
+pub use plans::{
+    CommissionPlan, CommissionRate, DEFAULT_COOKIE_SECS, DEFAULT_HOLD_SECS, DEFAULT_MIN_CLICK_SECS,
+    Earned, plan_key,
+};
 pub use state::{
     Catalog, CatalogConflict, ResolvedLink, SharedCatalog, api_key_prefix, email_key, hash_api_key,
 };
@@ -108,6 +113,19 @@ pub enum CatalogChange {
         /// User id.
         id: String,
     },
+    /// Set a campaign's commission plan, or an influencer's override in it (replacing any).
+    CommissionPlanSet {
+        /// The plan.
+        plan: CommissionPlan,
+    },
+    /// Removed a campaign's plan or an influencer's override; conversions booked before keep
+    /// their commissions.
+    CommissionPlanRemoved {
+        /// Campaign.
+        campaign_id: String,
+        /// The influencer of an override; none for the campaign's plan.
+        influencer_id: Option<String>,
+    },
 }
 
 impl CatalogChange {
@@ -122,6 +140,8 @@ impl CatalogChange {
             | CatalogChange::InfluencerUnassigned { campaign_id, .. } => campaign_id.clone(),
             CatalogChange::LinkCreated { link } => link.id.clone(),
             CatalogChange::UserUpserted { user, .. } => user.id.clone(),
+            CatalogChange::CommissionPlanSet { plan } => plan.campaign_id.clone(),
+            CatalogChange::CommissionPlanRemoved { campaign_id, .. } => campaign_id.clone(),
             CatalogChange::CouponsCreated { coupons } => {
                 coupons.first().map(|c| c.id.clone()).unwrap_or_default()
             }

@@ -58,6 +58,8 @@ pub struct Catalog {
     /// Users by id.
     pub users: HashMap<String, User>,
     user_by_email: HashMap<String, String>,
+    /// Commission plans by (campaign id, influencer id or "" for the campaign's own).
+    pub plans: HashMap<(String, String), super::CommissionPlan>,
     /// Number of changes applied (refused ones included).
     pub applied: u64,
 }
@@ -203,6 +205,17 @@ impl Catalog {
                     .remove(id)
                     .ok_or_else(|| CatalogConflict::Missing("user", id.clone()))?;
                 self.user_by_email.remove(&email_key(&user.email));
+            }
+            CatalogChange::CommissionPlanSet { plan } => {
+                let key = super::plan_key(&plan.campaign_id, plan.influencer_id.as_deref());
+                self.plans.insert(key, plan.clone());
+            }
+            CatalogChange::CommissionPlanRemoved {
+                campaign_id,
+                influencer_id,
+            } => {
+                self.plans
+                    .remove(&super::plan_key(campaign_id, influencer_id.as_deref()));
             }
         }
         Ok(())

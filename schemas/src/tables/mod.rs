@@ -13,9 +13,11 @@
 
 pub mod clicks;
 pub mod events;
+pub mod ledger;
 
 pub use clicks::CLICKS;
 pub use events::EVENTS;
+pub use ledger::LEDGER;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, SchemaRef};
@@ -23,7 +25,7 @@ use chrono::{DateTime, Utc};
 use std::borrow::Cow;
 
 /// Every store table, in the order backends create and write them.
-pub static ALL: [&dyn Described; 2] = [&CLICKS, &EVENTS];
+pub static ALL: [&dyn Described; 3] = [&CLICKS, &EVENTS, &LEDGER];
 
 /// The store table named `name`, if there is one.
 pub fn by_name(name: &str) -> Option<&'static dyn Described> {

@@ -78,6 +78,20 @@ pub const MIGRATIONS: &[Migration] = &[
             EVENTS_HOURLY_BACKFILL,
         ],
     },
+    Migration {
+        version: 3,
+        description: "the commission ledger",
+        statements: &["CREATE TABLE IF NOT EXISTS {db}.ledger (
+            entry_id String, advertiser_id String, influencer_id String, campaign_id String,
+            item_id String, commission_id String, kind String, status String,
+            amount_minor Int64, currency String, at Int64, available_at Nullable(Int64),
+            payout_id Nullable(String), event_id Nullable(String), order_id Nullable(String),
+            click_id Nullable(String), action Nullable(String), rule Nullable(String),
+            note Nullable(String), src_partition UInt32, src_offset UInt64
+        ) ENGINE = ReplacingMergeTree()
+        PARTITION BY toYYYYMM(toDateTime(intDiv(at, 1000000)))
+        ORDER BY (advertiser_id, entry_id)"],
+    },
 ];
 
 // The rollups count distinct ids (`uniqExact`) and sum distinct (event id, amount) pairs, not

@@ -38,6 +38,7 @@ fn rows(from: u64, n: u64) -> Rows {
     Rows {
         clicks: (from..from + n).map(click).collect(),
         events: Vec::new(),
+        ledger: Vec::new(),
     }
 }
 

@@ -167,6 +167,7 @@ pub(super) struct Chain {
     pub(super) events: Log,
     pub(super) by_order: Log,
     pub(super) by_customer: Log,
+    pub(super) commissions: Log,
     pub(super) ids: Step<IdStep>,
     pub(super) orders: Step<OrderStep>,
     pub(super) customers: Step<AttributionStep>,
@@ -181,6 +182,7 @@ impl Chain {
             events: Log::new(Topic::Events),
             by_order: Log::new(Topic::EventsByOrder),
             by_customer: Log::new(Topic::EventsByCustomer),
+            commissions: Log::new(Topic::Commissions),
             ids: Step::new(&ctx),
             orders: Step::new(&ctx),
             customers: Step::new(&ctx),
@@ -212,6 +214,8 @@ impl Chain {
             match f.topic {
                 Topic::EventsByOrder => self.by_order.append(f.key, f.payload),
                 Topic::EventsByCustomer => self.by_customer.append(f.key, f.payload),
+                // Purchases and refunds go on to the commission step (tested in `ledger`).
+                Topic::Commissions => self.commissions.append(f.key, f.payload),
                 other => panic!("forwarded to {other}"),
             }
         }
