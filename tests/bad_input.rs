@@ -82,12 +82,15 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let (st, v) = raw(
         &s,
         Some(&key),
-        r#"[{"action": "signup"}, {"action": "purchase", "value": "9.999"}, {"action": "refund"}]"#,
+        r#"[{"action": "signup"}, {"action": "purchase", "value": "9.999"}, {"action": "refund"}, {"action": "chargeback"}]"#,
         &[],
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert_eq!(fields(&v), vec!["events[1].value", "events[2].action"]);
+    assert_eq!(
+        fields(&v),
+        vec!["events[1].value", "events[2].order_id", "events[3].action"]
+    );
     assert_eq!(
         v["fields"][0]["message"],
         json!("expected at most 2 decimal places")
@@ -198,7 +201,7 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = s
         .http
-        .post(s.url("/event/refund"))
+        .post(s.url("/event/chargeback"))
         .header("x-api-key", &key)
         .json(&json!({}))
         .send()

@@ -135,11 +135,11 @@ async fn post_events(State(state): State<IngestState>, headers: HeaderMap, body:
 }
 
 /// Alias for one action: `/event/add_to_cart`, `/event/purchase`, `/event/drop_off`,
-/// `/event/signup`. Same body and answers as `/api/v1/events`; `action` may be left out.
+/// `/event/signup`, `/event/refund`. Same body and answers as `/api/v1/events`; `action` may be left out.
 #[utoipa::path(
     post, path = "/event/{action}", tag = "events",
     params(
-        ("action" = String, Path, description = "add_to_cart, purchase, drop_off or signup"),
+        ("action" = String, Path, description = "add_to_cart, purchase, drop_off, signup or refund"),
         ("X-API-KEY" = String, Header, description = "The advertiser's API key"),
     ),
     request_body(content = Object, description = "An event or an array of events"),
@@ -163,9 +163,10 @@ async fn post_alias(
         "purchase" => Action::Purchase,
         "drop_off" => Action::DropOff,
         "signup" => Action::Signup,
+        "refund" => Action::Refund,
         other => {
             return respond(Err(ApiError::NotFound(format!(
-                "no event alias `{other}`: use add_to_cart, purchase, drop_off or signup"
+                "no event alias `{other}`: use add_to_cart, purchase, drop_off, signup or refund"
             ))));
         }
     };

@@ -10,6 +10,8 @@
 //!   uniqueness is decided by the catalog state machine in topic order. Diagnostics: the
 //!   dead-letter tail and the processor's lag per partition.
 //!
+//! - [`payouts`]: payout requests, payments, cancellations and fraud reviews, each a record on
+//!   the `ledger` topic; [`affiliate`]: whether a referral code is live, for checkouts.
 //! - [`accounts`]: login, logout, set-password links and password changes of users
 //!   (`/api/v1/auth/…`, `/api/v1/me/password`); users themselves are managed under
 //!   `/api/v1/admin/users` by admins, whose sessions the management API accepts as it accepts
@@ -21,7 +23,9 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod affiliate;
 pub mod events;
+pub mod payouts;
 pub mod validate;
 
 use axum::Router;
@@ -81,6 +85,8 @@ pub fn router(state: IngestState) -> Router {
         .merge(events::routes())
         .merge(admin::routes())
         .merge(accounts::routes())
+        .merge(payouts::routes())
+        .merge(affiliate::routes())
         .with_state(state)
 }
 

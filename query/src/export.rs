@@ -122,7 +122,10 @@ pub async fn clicks_csv(
 }
 
 /// `batch` as CSV, with the header row when `header`.
-fn csv_bytes(batch: &RecordBatch, header: bool) -> Result<axum::body::Bytes, std::io::Error> {
+pub(crate) fn csv_bytes(
+    batch: &RecordBatch,
+    header: bool,
+) -> Result<axum::body::Bytes, std::io::Error> {
     let mut buf = Vec::new();
     {
         let mut w = WriterBuilder::new().with_header(header).build(&mut buf);
@@ -148,7 +151,7 @@ pub fn neutralize_cell(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// `batch` with every text cell neutralized ([`neutralize_cell`]); other columns unchanged.
 /// Errors: only if Arrow refuses the rebuilt columns, which a same-shaped batch rules out.
-fn neutralize(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+pub(crate) fn neutralize(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()

@@ -9,14 +9,16 @@
 //! Modules: [`stats`] (overview, chart, breakdowns, funnel), [`export`] (CSV), [`audit`]
 //! (attribution of one event), [`sql`] (read-only analyst SQL), [`rollups`] (dashboards over
 //! the hourly rollups), [`limits`] (memory, time and concurrency bounds of every request),
-//! [`filters`], [`json`], [`web`] (the dashboards' pages and charts), [`me`] (a logged-in user's own API), [`freshness`] (answering once the pipeline stored what was sent). This crate plans; the store reads.
+//! [`filters`], [`json`], [`web`] (the dashboards' pages and charts), [`me`] (a logged-in user's own API), [`ledger`] (commission balances, movements, payouts) and [`affiliate`] (an influencer's earnings), [`freshness`] (answering once the pipeline stored what was sent). This crate plans; the store reads.
 
+pub mod affiliate;
 pub mod answers;
 pub mod audit;
 pub mod export;
 pub mod filters;
 pub mod freshness;
 pub mod json;
+pub mod ledger;
 pub mod limits;
 pub mod me;
 pub mod recent;
@@ -60,6 +62,8 @@ pub fn router(state: QueryState) -> Router {
         .merge(audit::routes())
         .merge(sql::routes())
         .merge(me::routes())
+        .merge(ledger::routes())
+        .merge(affiliate::routes())
         .merge(web::routes())
         // Inner: a request that waits for the pipeline does so holding its query slot.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -90,6 +94,8 @@ pub async fn run(state: QueryState, port: clicktrail_api::http::Port) -> std::io
         audit::attribution, sql::run_sql,
         me::me, me::links, me::coupons, me::overview, me::chart, me::funnel, me::per_campaign,
         me::per_link, me::per_sub_id, web::pictures::chart_svg, web::pictures::my_chart_svg, recent::recent_events,
+        ledger::balances, ledger::entries, ledger::payouts, ledger::payouts_csv, ledger::reviews,
+        affiliate::summary, affiliate::conversions, affiliate::payouts,
     ),
     components(schemas(sql::SqlRequest, me::Me, me::MyLink, me::MyCoupon)),
     tags(

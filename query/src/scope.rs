@@ -147,6 +147,17 @@ impl Scope {
         *self == Scope::All
     }
 
+    /// The rows this scope sees of `table`: [`Scope::predicate`], except that an influencer
+    /// sees their whole `ledger` (money they earned stays theirs after they leave a campaign).
+    pub fn predicate_for(&self, table: &str) -> Option<Expr> {
+        match self {
+            Scope::Influencer { influencer_id, .. } if table == "ledger" => {
+                Some(col("influencer_id").eq(lit(influencer_id.clone())))
+            }
+            _ => self.predicate(),
+        }
+    }
+
     /// The rows this scope sees, over the columns every store table and rollup has
     /// (`advertiser_id`, `influencer_id`, `campaign_id`); `None` for everything.
     pub fn predicate(&self) -> Option<Expr> {
@@ -182,7 +193,7 @@ pub async fn session(state: &QueryState, scope: &Scope) -> Result<SessionContext
     let names = ALL.iter().map(|t| t.name());
     for table in names.chain([CLICKS_HOURLY, EVENTS_HOURLY]) {
         let provider = state.source.table(table).await.map_err(crate::internal)?;
-        let provider: Arc<dyn TableProvider> = match scope.predicate() {
+        let provider: Arc<dyn TableProvider> = match scope.predicate_for(table) {
             None => provider,
             Some(p) => Arc::new(SealedTable::new(provider, p)),
         };

@@ -85,10 +85,10 @@ fn ratio(num: i64, den: i64) -> f64 {
 
 // Each row of `c` holds counts of clicks, each row of `e` stands for `n` events (see
 // `rollups::register`); `amount` is the events' value in minor units.
-const CLICK_COUNTS: &str = "sum(c.clicks) AS clicks, sum(c.unique_clicks) AS unique_clicks, \
+pub(crate) const CLICK_COUNTS: &str = "sum(c.clicks) AS clicks, sum(c.unique_clicks) AS unique_clicks, \
      sum(c.bot_clicks) AS bot_clicks";
 
-const EVENT_COUNTS: &str = "sum(e.n) FILTER (WHERE e.action = 'add_to_cart') AS add_to_carts, \
+pub(crate) const EVENT_COUNTS: &str = "sum(e.n) FILTER (WHERE e.action = 'add_to_cart') AS add_to_carts, \
      sum(e.n) FILTER (WHERE e.action = 'purchase') AS purchases, \
      sum(e.n) FILTER (WHERE e.action = 'signup') AS signups, \
      sum(e.n) FILTER (WHERE e.action = 'drop_off') AS drop_offs, \

@@ -1,5 +1,8 @@
 //! The redirector: `GET /r/{code}[/{sub_id}]` (and `/ref/…`) answers 302 to the campaign's
-//! destination with `ref_code` and `click_id` appended and the incoming query kept.
+//! destination with `ref_code` and `click_id` appended and the incoming query kept. The
+//! affiliate landing `/ref/…` also sets the attribution cookie `ct_ref` (the click id, for the
+//! campaign plan's cookie life, 7 days by default); both set the 24-hour `ct_vid` visitor
+//! cookie that makes a repeat visit the same visitor (one unique click).
 //!
 //! The hot path is one in-memory lookup (a `moka` cache in front of the followed catalog), one
 //! enqueue of the click record and one response; it never waits for the bus. Unknown or
@@ -21,7 +24,7 @@ use chrono::Utc;
 use clicktrail_api::client::{TrustedProxies, client_addr};
 use clicktrail_api::http::Port;
 use clicktrail_bus::{CatalogView, Producer, RecordProducer};
-use clicktrail_schemas::catalog::Campaign;
+use clicktrail_schemas::catalog::{Campaign, DEFAULT_COOKIE_SECS};
 use clicktrail_schemas::metric_names::redirector::CLICKS_DROPPED;
 use clicktrail_schemas::token::ClickKeys;
 use clicktrail_schemas::wire::{ClickRecord, WIRE_VERSION};
@@ -104,6 +107,8 @@ struct Target {
     influencer_id: String,
     destination: Url,
     campaign: Campaign,
+    /// Life of the `/ref/…` attribution cookie: the campaign plan's, else 7 days.
+    ref_cookie_secs: u64,
 }
 
 /// The redirect handler, shared by every connection.
@@ -152,7 +157,11 @@ impl Redirector {
 
     fn resolve(&self, code: &str) -> Option<Arc<Target>> {
         self.cache.get_with_by_ref(code, || {
-            let resolved = self.catalog.snapshot().resolve_code(code)?;
+            let catalog = self.catalog.snapshot();
+            let resolved = catalog.resolve_code(code)?;
+            let ref_cookie_secs = catalog
+                .campaign_plan(&resolved.campaign.id)
+                .map_or(DEFAULT_COOKIE_SECS, |p| p.cookie_secs);
             let destination = Url::parse(&resolved.campaign.destination_url).ok()?;
             Some(Arc::new(Target {
                 link_id: resolved.link.id,
@@ -161,6 +170,7 @@ impl Redirector {
                 influencer_id: resolved.link.influencer_id,
                 destination,
                 campaign: resolved.campaign,
+                ref_cookie_secs,
             }))
         })
     }
@@ -197,6 +207,7 @@ impl Redirector {
                 .body(Full::new(Bytes::new()))
                 .expect("static response");
         }
+        let landing = uri.path().starts_with("/ref/");
         let rest = uri
             .path()
             .strip_prefix("/r/")
@@ -268,6 +279,7 @@ impl Redirector {
             bot_reason: bot_reason.map(str::to_string),
             not_live: !target.campaign.is_live_at(now),
         };
+        let record_click_id = record.click_id.clone();
         if let Err(e) = self.producer.enqueue_record(&record) {
             metrics::counter!(CLICKS_DROPPED).increment(1);
             tracing::warn!(error = %e, "click not queued; redirect answered anyway");
@@ -280,7 +292,16 @@ impl Redirector {
             .body(Full::new(Bytes::new()))
             .expect("valid response");
         if new_cookie && let Ok(v) = HeaderValue::from_str(&visitor::set_cookie(&visitor_key)) {
-            resp.headers_mut().insert(header::SET_COOKIE, v);
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+        if landing && !is_head {
+            let https = headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+            let cookie = visitor::ref_cookie(&record_click_id, target.ref_cookie_secs, https);
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
         }
         resp
     }

@@ -53,6 +53,17 @@ pub fn set_cookie(key: &str) -> String {
     format!("{COOKIE}={key}; Max-Age={COOKIE_MAX_AGE_SECS}; Path=/; HttpOnly; SameSite=Lax")
 }
 
+/// Name of the `/ref/…` attribution cookie.
+pub const REF_COOKIE: &str = "ct_ref";
+
+/// The `Set-Cookie` value of the attribution cookie: the click id, for `max_age_secs`,
+/// first-party (no `Domain`), readable by the site's own scripts (not `HttpOnly`), `Secure`
+/// when the request came over HTTPS.
+pub fn ref_cookie(click_id: &str, max_age_secs: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{REF_COOKIE}={click_id}; Max-Age={max_age_secs}; Path=/; SameSite=Lax{secure}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,8 +126,8 @@ async fn migrations_are_versioned_and_idempotent() {
     assert!(again.migrate().await.unwrap().is_empty());
     assert_eq!(
         count(&s, "SELECT count() FROM schema_migrations FINAL").await,
-        2,
-        "the raw tables, then the hourly rollups"
+        3,
+        "the raw tables, then the hourly rollups, then the ledger"
     );
     let tables: Vec<String> = s
         .client()
@@ -145,6 +145,7 @@ async fn migrations_are_versioned_and_idempotent() {
             "events",
             "events_hourly",
             "events_hourly_mv",
+            "ledger",
             "processor_state",
             "schema_migrations"
         ]

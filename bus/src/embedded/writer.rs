@@ -193,12 +193,18 @@ fn stop(mut rx: mpsc::Receiver<Request>, passes: VecDeque<Pass>) {
 async fn serve(shared: &Arc<Shared>, batch: Vec<WriteReq>) -> bool {
     let closing = batch.iter().any(|r| r.close);
     let shared2 = shared.clone();
-    let (batch, result) = tokio::task::spawn_blocking(move || {
+    let joined = tokio::task::spawn_blocking(move || {
         let result = commit(&shared2, &batch);
         (batch, result)
     })
-    .await
-    .expect("log commit task panicked");
+    .await;
+    let (batch, result) = match joined {
+        Ok(done) => done,
+        // The runtime is shutting down and the commit never started: nothing was written, and
+        // the dropped requests answer their callers with a closed channel.
+        Err(e) if e.is_cancelled() => return true,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     match result {
         Ok(deliveries) => {
             shared.version.send_modify(|v| *v += 1);

@@ -13,6 +13,7 @@ pub mod diagnostics;
 pub mod influencers;
 pub mod links;
 pub mod page;
+pub mod plans;
 pub mod users;
 
 use crate::IngestState;
@@ -121,6 +122,10 @@ fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError>
         crate::accounts::change_password,
         diagnostics::dead_letter,
         diagnostics::pipeline,
+        plans::show, plans::set, plans::set_override, plans::remove, plans::remove_override,
+        crate::payouts::request_mine, crate::payouts::request_for, crate::payouts::mark_paid,
+        crate::payouts::cancel, crate::payouts::review,
+        crate::affiliate::validate,
     ),
     components(schemas(
         advertisers::NewAdvertiser, advertisers::AdvertiserPatch, advertisers::KeyView,
@@ -132,9 +137,14 @@ fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError>
         users::UserView, users::NewUser, users::UserPatch, users::Invitation,
         crate::accounts::Login, crate::accounts::SetPassword, crate::accounts::ChangePassword,
         crate::accounts::Session,
+        plans::NewPlan, plans::PlanView,
+        clicktrail_schemas::catalog::CommissionPlan, clicktrail_schemas::catalog::CommissionRate,
+        crate::payouts::PayoutRequest, crate::payouts::LedgerAccepted, crate::payouts::Payment,
+        crate::payouts::Cancellation, crate::payouts::Review, crate::affiliate::Validation,
     )),
     tags((name = "admin", description = "Catalog management (admin bearer token or an admin's session)"),
-        (name = "accounts", description = "Login, logout and passwords of users"))
+        (name = "accounts", description = "Login, logout and passwords of users"),
+        (name = "ledger", description = "Commission ledger: payout requests, payments, reviews"))
 )]
 pub struct AdminApi;
 
@@ -148,4 +158,5 @@ pub fn routes() -> Router<IngestState> {
         .merge(coupons::routes())
         .merge(diagnostics::routes())
         .merge(users::routes())
+        .merge(plans::routes())
 }
