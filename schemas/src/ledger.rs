@@ -197,6 +197,17 @@ impl OrderEvent {
     }
 }
 
+/// A refund that arrived before its purchase, applied when the purchase is booked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyRefund {
+    /// The refund event.
+    pub event_id: String,
+    /// Minor units of the commission to take back, above zero.
+    pub amount_minor: i64,
+    /// When the refund was received.
+    pub at: DateTime<Utc>,
+}
+
 /// One operation on an influencer's ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -217,6 +228,11 @@ pub enum LedgerOp {
         occurred_at: DateTime<Utc>,
         /// When it was received: the ledger's time for this operation.
         received_at: DateTime<Utc>,
+        /// Refunds of this order that reached the commission step before the purchase did
+        /// (events of one order may travel different partitions), taken back right after the
+        /// commission is booked, in the order they arrived.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        early_refunds: Vec<EarlyRefund>,
     },
     /// Take back part or all of a commission for a refund.
     Reverse {

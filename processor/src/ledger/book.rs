@@ -599,6 +599,38 @@ impl LedgerStep {
 /// Moves a requested payout's items to `to` and the payout to `state`; nothing when the
 /// payout is unknown or no longer requested (a second payment of the same payout).
 #[allow(clippy::too_many_arguments)]
+/// The refunds a booking carries (those that overtook their purchase), as reversals of the
+/// booked commission timed at the booking: they are applied right after it.
+fn early_reversals(rec: &mut LedgerRecord) -> Vec<LedgerRecord> {
+    let LedgerOp::Book {
+        booking,
+        advertiser_id,
+        order_id,
+        received_at,
+        early_refunds,
+        ..
+    } = &mut rec.op
+    else {
+        return Vec::new();
+    };
+    std::mem::take(early_refunds)
+        .into_iter()
+        .map(|r| LedgerRecord {
+            v: rec.v,
+            influencer_id: rec.influencer_id.clone(),
+            from: None,
+            op: LedgerOp::Reverse {
+                commission_id: booking.commission_id.clone(),
+                advertiser_id: advertiser_id.clone(),
+                amount_minor: r.amount_minor,
+                event_id: r.event_id,
+                order_id: order_id.clone().unwrap_or_default(),
+                at: r.at.max(*received_at),
+            },
+        })
+        .collect()
+}
+
 fn settle(
     acc: &mut Account,
     m: &mut Moves<'_>,
@@ -677,7 +709,7 @@ impl PartitionState for LedgerStep {
     }
 
     fn process(&mut self, msg: &Message, _ctx: &StepCtx, out: &mut Output) {
-        let Some(rec) = out.decode::<LedgerRecord>(msg) else {
+        let Some(mut rec) = out.decode::<LedgerRecord>(msg) else {
             return;
         };
         if let Some(from) = rec.from
@@ -690,7 +722,23 @@ impl PartitionState for LedgerStep {
             partition: msg.partition,
             offset: msg.offset,
         };
+        let booked = match &rec.op {
+            LedgerOp::Book { booking, .. } => self
+                .accounts
+                .get(&rec.influencer_id)
+                .is_some_and(|a| a.items.contains_key(&booking.commission_id)),
+            _ => false,
+        };
+        // A copy of a booking (its refunds included) changes nothing.
+        let early = if booked {
+            Vec::new()
+        } else {
+            early_reversals(&mut rec)
+        };
         self.apply(rec, source, &mut out.rows.ledger);
+        for r in early {
+            self.apply(r, source, &mut out.rows.ledger);
+        }
     }
 
     fn take_changes(&mut self) -> StateChanges {

@@ -6,18 +6,26 @@
 //! partial refunds add up to exactly the whole commission when the whole order is refunded
 //! (a refund without a value, or reaching the purchase value, takes back all that is left).
 //!
-//! Dead letters: `unknown_order` (no purchase of the order within the window),
+//! Events of one order travel different partitions before they meet here, so a refund sent
+//! right after its purchase may arrive first. Such a refund is dead-lettered `unknown_order`
+//! (an admin sees it at once) and also kept for the order window: if the purchase arrives
+//! within it, the refund is applied to it then, as if it had come second, so the ledger does
+//! not depend on the order in which partitions were read.
+//!
+//! Dead letters: `unknown_order` (no purchase of the order yet),
 //! `currency_mismatch` (a refund value in another currency than the purchase),
 //! `already_refunded` (the order was refunded in full before).
 //!
 //! Checkpoint entries: `t` → stream time (i64 BE ms), `o` + 16-byte order hash → the order
-//! (JSON), and the [`ReplayGuard`]'s `r` entries.
+//! (JSON), `e` + 16-byte order hash → the refunds waiting for that order (JSON), and the
+//! [`ReplayGuard`]'s `r` entries.
 
 use crate::events::replay::ReplayGuard;
 use crate::id_window::hash_id;
 use crate::pipeline::{Output, PartitionState, StateChanges, StepCtx};
+use chrono::{DateTime, Utc};
 use clicktrail_bus::Message;
-use clicktrail_schemas::ledger::{LedgerOp, LedgerRecord, OrderEvent};
+use clicktrail_schemas::ledger::{EarlyRefund, LedgerOp, LedgerRecord, OrderEvent};
 use clicktrail_schemas::money::share_half_even;
 use clicktrail_schemas::wire::{Action, Forwarded, Position, WIRE_VERSION};
 use serde::{Deserialize, Serialize};
@@ -25,6 +33,7 @@ use std::collections::{BTreeSet, HashMap};
 
 const STREAM_TIME: &[u8] = b"t";
 const ORDER: u8 = b'o';
+const WAITING: u8 = b'e';
 /// Kind byte of an order in the hashed key.
 const ORDER_KIND: u8 = b'c';
 
@@ -47,24 +56,84 @@ struct OrderCommission {
     reversed_minor: i64,
 }
 
+/// A refund that arrived before its purchase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Waiting {
+    event_id: String,
+    value_minor: Option<i64>,
+    currency: String,
+    received_at: DateTime<Utc>,
+}
+
 /// One partition of the commission step.
 #[derive(Default)]
 pub struct CommissionStep {
     stream_ms: Option<i64>,
     orders: HashMap<u128, OrderState>,
     by_age: BTreeSet<(i64, u128)>,
+    /// Refunds waiting for their purchase, by order; forgotten a window after the first.
+    waiting: HashMap<u128, Vec<Waiting>>,
+    waiting_by_age: BTreeSet<(i64, u128)>,
     window_ms: i64,
     guard: ReplayGuard,
     puts: HashMap<u128, ()>,
     deletes: Vec<u128>,
+    waiting_changed: BTreeSet<u128>,
     time_changed: bool,
 }
 
-fn key_of(hash: u128) -> Vec<u8> {
+fn key_of(kind: u8, hash: u128) -> Vec<u8> {
     let mut k = Vec::with_capacity(17);
-    k.push(ORDER);
+    k.push(kind);
     k.extend_from_slice(&hash.to_be_bytes());
     k
+}
+
+/// How a refund changes an order, or why it cannot: (dead-letter reason, detail).
+type RefundOutcome = Result<Option<i64>, (&'static str, String)>;
+
+/// Applies a refund of `value_minor` (all that is left when none) in `currency` to `order`;
+/// answers the minor units of commission to take back now, if any.
+fn refund_order(
+    order: &mut OrderState,
+    order_id: &str,
+    value_minor: Option<i64>,
+    currency: &str,
+) -> RefundOutcome {
+    if order.refunded_minor >= order.value_minor {
+        let detail = format!("order {order_id} was already refunded in full");
+        return Err(("already_refunded", detail));
+    }
+    let refunded = match value_minor {
+        Some(_) if currency != order.currency => {
+            let detail = format!(
+                "the refund is in {currency}, order {order_id} was paid in {}",
+                order.currency
+            );
+            return Err(("currency_mismatch", detail));
+        }
+        Some(v) => order
+            .refunded_minor
+            .saturating_add(v)
+            .min(order.value_minor),
+        None => order.value_minor,
+    };
+    order.refunded_minor = refunded;
+    let value = order.value_minor;
+    let Some(c) = order.commission.as_mut() else {
+        return Ok(None);
+    };
+    let due = if refunded >= value {
+        c.amount_minor
+    } else {
+        share_half_even(c.amount_minor, refunded, value)
+    };
+    let amount = due - c.reversed_minor;
+    if amount <= 0 {
+        return Ok(None);
+    }
+    c.reversed_minor = due;
+    Ok(Some(amount))
 }
 
 impl CommissionStep {
@@ -96,6 +165,56 @@ impl CommissionStep {
             self.puts.remove(&hash);
             self.deletes.push(hash);
         }
+        while let Some(&(first, hash)) = self.waiting_by_age.first() {
+            if first >= horizon {
+                break;
+            }
+            self.waiting_by_age.pop_first();
+            self.waiting.remove(&hash);
+            self.waiting_changed.insert(hash);
+        }
+    }
+
+    /// Keeps a refund whose purchase has not arrived yet.
+    fn wait(&mut self, hash: u128, w: Waiting) {
+        let list = self.waiting.entry(hash).or_default();
+        if list.is_empty() {
+            self.waiting_by_age
+                .insert((w.received_at.timestamp_millis(), hash));
+        }
+        list.push(w);
+        self.waiting_changed.insert(hash);
+    }
+
+    /// Applies the refunds that waited for `hash`'s purchase; answers the reversals.
+    fn take_waiting(&mut self, hash: u128, order_id: &str) -> Vec<EarlyRefund> {
+        let Some(list) = self.waiting.remove(&hash) else {
+            return Vec::new();
+        };
+        if let Some(first) = list.first() {
+            self.waiting_by_age
+                .remove(&(first.received_at.timestamp_millis(), hash));
+        }
+        self.waiting_changed.insert(hash);
+        let Some(order) = self.orders.get_mut(&hash) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for w in list {
+            match refund_order(order, order_id, w.value_minor, &w.currency) {
+                Ok(Some(amount_minor)) => out.push(EarlyRefund {
+                    event_id: w.event_id,
+                    amount_minor,
+                    at: w.received_at,
+                }),
+                Ok(None) => {}
+                // Already dead-lettered as unknown_order when it arrived.
+                Err((reason, detail)) => {
+                    tracing::warn!(%reason, %detail, "a refund that waited for its purchase does not apply")
+                }
+            }
+        }
+        out
     }
 
     fn remember(&mut self, hash: u128, order: OrderState) {
@@ -121,58 +240,42 @@ impl CommissionStep {
         };
         let hash = hash_id(ORDER_KIND, &event.advertiser_id, order_id);
         let Some(order) = self.orders.get_mut(&hash) else {
+            let days = self.window_ms / 86_400_000;
             let detail = format!(
-                "no purchase of order {order_id} is known for this advertiser within the order window"
+                "no purchase of order {order_id} is known for this advertiser yet; if it arrives \
+                 within the order window ({days} days) the refund is applied to it then"
+            );
+            self.wait(
+                hash,
+                Waiting {
+                    event_id: event.event_id.clone(),
+                    value_minor: event.value_minor,
+                    currency: event.currency.clone(),
+                    received_at: event.received_at,
+                },
             );
             return dead(out, "unknown_order", detail);
         };
-        if order.refunded_minor >= order.value_minor {
-            let detail = format!("order {order_id} was already refunded in full");
-            return dead(out, "already_refunded", detail);
-        }
-        let refunded = match event.value_minor {
-            Some(_) if event.currency != order.currency => {
-                let detail = format!(
-                    "the refund is in {}, order {order_id} was paid in {}",
-                    event.currency, order.currency
-                );
-                return dead(out, "currency_mismatch", detail);
-            }
-            Some(v) => order
-                .refunded_minor
-                .saturating_add(v)
-                .min(order.value_minor),
-            None => order.value_minor,
+        let commission = order.commission.clone();
+        let amount = match refund_order(order, order_id, event.value_minor, &event.currency) {
+            Ok(amount) => amount,
+            Err((reason, detail)) => return dead(out, reason, detail),
         };
-        order.refunded_minor = refunded;
-        let value = order.value_minor;
-        let mut reverse = None;
-        if let Some(c) = order.commission.as_mut() {
-            let due = if refunded >= value {
-                c.amount_minor
-            } else {
-                share_half_even(c.amount_minor, refunded, value)
-            };
-            let amount = due - c.reversed_minor;
-            if amount > 0 {
-                c.reversed_minor = due;
-                reverse = Some(LedgerRecord {
-                    v: WIRE_VERSION,
-                    influencer_id: c.influencer_id.clone(),
-                    from: Some(at),
-                    op: LedgerOp::Reverse {
-                        commission_id: c.commission_id.clone(),
-                        advertiser_id: event.advertiser_id.clone(),
-                        amount_minor: amount,
-                        event_id: event.event_id.clone(),
-                        order_id: order_id.to_string(),
-                        at: event.received_at,
-                    },
-                });
-            }
-        }
         self.puts.insert(hash, ());
-        if let Some(r) = reverse {
+        if let (Some(amount_minor), Some(c)) = (amount, commission) {
+            let r = LedgerRecord {
+                v: WIRE_VERSION,
+                influencer_id: c.influencer_id,
+                from: Some(at),
+                op: LedgerOp::Reverse {
+                    commission_id: c.commission_id,
+                    advertiser_id: event.advertiser_id.clone(),
+                    amount_minor,
+                    event_id: event.event_id.clone(),
+                    order_id: order_id.to_string(),
+                    at: event.received_at,
+                },
+            };
             out.forward(&r, at.partition, event.received_at.timestamp_millis());
         }
     }
@@ -195,6 +298,15 @@ impl PartitionState for CommissionStep {
                 let hash = u128::from_be_bytes(h);
                 s.by_age.insert((order.first_ms, hash));
                 s.orders.insert(hash, order);
+            } else if let Some(h) = k.strip_prefix(&[WAITING]) {
+                let h = <[u8; 16]>::try_from(h).map_err(|_| "bad waiting refund key")?;
+                let list: Vec<Waiting> = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
+                let hash = u128::from_be_bytes(h);
+                if let Some(first) = list.first() {
+                    s.waiting_by_age
+                        .insert((first.received_at.timestamp_millis(), hash));
+                }
+                s.waiting.insert(hash, list);
             } else if !s.guard.restore_entry(&k, &v)? {
                 return Err("unknown commission step entry".into());
             }
@@ -219,6 +331,7 @@ impl PartitionState for CommissionStep {
             return self.refund(&f, at, out);
         }
         let event = &f.event;
+        let mut early_refunds = Vec::new();
         if let (Action::Purchase, Some(order_id), Some(value)) =
             (event.action, event.order_id.as_deref(), event.value_minor)
         {
@@ -240,6 +353,7 @@ impl PartitionState for CommissionStep {
                         commission,
                     },
                 );
+                early_refunds = self.take_waiting(hash, order_id);
             }
         }
         if let Some(b) = f.booking {
@@ -255,6 +369,7 @@ impl PartitionState for CommissionStep {
                     action: f.event.action,
                     occurred_at: f.event.occurred_at,
                     received_at: f.event.received_at,
+                    early_refunds,
                 },
             };
             out.forward(&record, msg.partition, received_ms);
@@ -266,10 +381,21 @@ impl PartitionState for CommissionStep {
         for (hash, ()) in self.puts.drain() {
             if let Some(o) = self.orders.get(&hash) {
                 let v = serde_json::to_vec(o).expect("orders serialize");
-                changes.puts.push((key_of(hash), v));
+                changes.puts.push((key_of(ORDER, hash), v));
             }
         }
-        changes.deletes.extend(self.deletes.drain(..).map(key_of));
+        changes
+            .deletes
+            .extend(self.deletes.drain(..).map(|h| key_of(ORDER, h)));
+        for hash in std::mem::take(&mut self.waiting_changed) {
+            match self.waiting.get(&hash) {
+                Some(list) => {
+                    let v = serde_json::to_vec(list).expect("waiting refunds serialize");
+                    changes.puts.push((key_of(WAITING, hash), v));
+                }
+                None => changes.deletes.push(key_of(WAITING, hash)),
+            }
+        }
         if std::mem::take(&mut self.time_changed)
             && let Some(ms) = self.stream_ms
         {
@@ -281,6 +407,12 @@ impl PartitionState for CommissionStep {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.orders.len() * 256 + self.guard.memory_bytes()
+        self.orders.len() * 256
+            + self
+                .waiting
+                .values()
+                .map(|l| 64 + l.len() * 160)
+                .sum::<usize>()
+            + self.guard.memory_bytes()
     }
 }

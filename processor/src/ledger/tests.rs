@@ -77,6 +77,7 @@ fn book(b: Booking, at: i64) -> LedgerRecord {
         occurred_at: t(at),
         received_at: t(at),
         booking: b,
+        early_refunds: Vec::new(),
     })
 }
 
@@ -417,4 +418,77 @@ fn a_refund_of_an_unattributed_order_is_known_and_books_nothing() {
     ]);
     assert!(amounts.is_empty());
     assert_eq!(dead, ["unknown_order"]);
+}
+
+#[test]
+fn a_refund_that_overtakes_its_purchase_is_applied_when_the_purchase_arrives_even_after_a_restart()
+{
+    let ctx = ctx();
+    let mut s = CommissionStep::new(std::time::Duration::from_secs(90 * 86_400));
+    let mut out = Output::default();
+    let early = order_event(refund("r1", "A", Some(1_000), T0), None, 0);
+    s.process(&msg(&early, 0), &ctx, &mut out);
+    assert_eq!(
+        out.dead
+            .iter()
+            .map(|d| d.reason.as_str())
+            .collect::<Vec<_>>(),
+        ["unknown_order"]
+    );
+    // The waiting refund is in the checkpoint: a restarted step still knows it.
+    let changes = s.take_changes();
+    let mut s = CommissionStep::restore(0, changes.puts, &ctx).unwrap();
+    let b = booking("c1", 1_234, T0 + 5, None);
+    let p = order_event(purchase("p1", "A", 12_345, T0 + 5), Some(b), 1);
+    s.process(&msg(&p, 1), &ctx, &mut out);
+    let late = order_event(refund("r2", "A", None, T0 + 9), None, 2);
+    s.process(&msg(&late, 2), &ctx, &mut out);
+    let ops: Vec<LedgerOp> = out
+        .forward
+        .iter()
+        .filter(|f| f.topic == Topic::Ledger)
+        .map(|f| {
+            serde_json::from_slice::<LedgerRecord>(&f.payload)
+                .unwrap()
+                .op
+        })
+        .collect();
+    // 1,234 × 1,000 / 12,345 = 99.96 → 100 rides on the booking; the rest, 1,134, follows.
+    match &ops[..] {
+        [
+            LedgerOp::Book { early_refunds, .. },
+            LedgerOp::Reverse { amount_minor, .. },
+        ] => {
+            assert_eq!(
+                early_refunds
+                    .iter()
+                    .map(|r| (r.event_id.as_str(), r.amount_minor))
+                    .collect::<Vec<_>>(),
+                [("r1", 100)]
+            );
+            assert_eq!(*amount_minor, 1_134);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Once applied, the waiting refund is gone from the checkpoint.
+    let changes = s.take_changes();
+    assert!(changes.deletes.iter().any(|k| k.first() == Some(&b'e')));
+}
+
+#[test]
+fn the_ledger_books_a_commission_with_its_early_refunds_as_if_they_came_second() {
+    let mut l = Ledger::new();
+    let mut rec = book(booking("c1", 1_234, T0, None), T0);
+    if let LedgerOp::Book { early_refunds, .. } = &mut rec.op {
+        early_refunds.push(clicktrail_schemas::ledger::EarlyRefund {
+            event_id: "r1".into(),
+            amount_minor: 100,
+            at: t(T0 - 1_000),
+        });
+    }
+    l.send(rec.clone());
+    assert_eq!(l.balances(T0 + 1), bal(&[("pending", 1_134)]));
+    // A copy of the same booking, refunds and all, changes nothing.
+    l.send(rec);
+    assert_eq!(l.balances(T0 + 1), bal(&[("pending", 1_134)]));
 }
