@@ -5,8 +5,8 @@
 //! | class | routes | key | default |
 //! |---|---|---|---|
 //! | `redirect` | `/r/…`, `/ref/…` | client address | 500/s, bursts of 1,000 |
-//! | `events` | `/api/v1/events…` | API key | 1,000 requests/s, bursts of 2,000 |
-//! | `query` | stats, exports, audits | API key, admin token or session | 50/s, bursts of 100 |
+//! | `events` | `/api/v1/events…`, `/api/v1/affiliate/…` | API key | 1,000 requests/s, bursts of 2,000 |
+//! | `query` | stats, exports, audits, the ledger | API key, admin token or session | 50/s, bursts of 100 |
 //! | `sql` | `/api/v1/sql` | API key or admin token | 5/s, bursts of 25 |
 //! | `admin` | `/api/v1/admin/…` | admin token or session | 100/s, bursts of 200 |
 //! | `failed_auth` | any answer 401 | client address | 30 per minute |
@@ -57,13 +57,16 @@ impl Class {
         };
         if under("/r") || under("/ref") {
             Some(Class::Redirect)
-        } else if under("/api/v1/events") {
+        } else if under("/api/v1/events") || under("/api/v1/affiliate") {
             Some(Class::Events)
         } else if under("/api/v1/sql") {
             Some(Class::Sql)
         } else if under("/api/v1/admin") {
             Some(Class::Admin)
-        } else if under("/api/v1/stats") || under("/api/v1/export") || under("/api/v1/attribution")
+        } else if under("/api/v1/stats")
+            || under("/api/v1/export")
+            || under("/api/v1/attribution")
+            || under("/api/v1/ledger")
         {
             Some(Class::Query)
         } else {

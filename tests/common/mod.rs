@@ -89,10 +89,13 @@ impl Server {
             "/api/v1/export",
             "/api/v1/sql",
             "/api/v1/attribution",
+            "/api/v1/ledger",
         ]
         .iter()
         .any(|p| path.starts_with(p))
-            || (path.starts_with("/api/v1/me") && !path.starts_with("/api/v1/me/password"))
+            || (path.starts_with("/api/v1/me")
+                && !path.starts_with("/api/v1/me/password")
+                && !path.starts_with("/api/v1/me/payout-requests"))
         {
             "query"
         } else {
