@@ -1,4 +1,4 @@
-//! The tenant matrix: every stats, export, attribution, SQL and `/api/v1/me` route, for each
+//! The tenant matrix: every stats, export, attribution, ledger, SQL and `/api/v1/me` route, for each
 //! kind of caller (an advertiser's user, its API key, an influencer's user) and with another
 //! tenant's ids, answers 403/404 (400 for a filter only admins may use) or an answer without a
 //! single row, id or name of anyone else; an influencer's answers hold aggregates of their own
@@ -60,6 +60,21 @@ async fn no_caller_reads_another_tenants_rows() {
         )
         .await;
     assert!(coupon_b.is_array());
+
+    // A commission plan for each advertiser: every attributed purchase books a commission.
+    for campaign in [&a.campaign, &b.campaign] {
+        let r = s
+            .http
+            .put(s.url(&format!(
+                "/api/v1/admin/campaigns/{campaign}/commission-plan"
+            )))
+            .bearer_auth(common::ADMIN)
+            .json(&json!({"rate": {"type": "percent", "basis_points": 1000}, "min_click_secs": 0}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
 
     // Traffic and purchases of everyone. An influencer sees up to the last whole hour: Ann's
     // sale through her coupon three hours ago shows, this hour's click and sale not yet.
@@ -212,6 +227,11 @@ async fn no_caller_reads_another_tenants_rows() {
         "/api/v1/stats/chart.svg",
         "/api/v1/export/events.csv",
         "/api/v1/export/clicks.csv",
+        "/api/v1/ledger/balances",
+        "/api/v1/ledger/entries",
+        "/api/v1/ledger/payouts",
+        "/api/v1/ledger/payouts.csv",
+        "/api/v1/ledger/reviews",
     ];
     let mine = [
         "/api/v1/me/stats/overview",
@@ -221,6 +241,9 @@ async fn no_caller_reads_another_tenants_rows() {
         "/api/v1/me/stats/per-link",
         "/api/v1/me/stats/per-sub-id",
         "/api/v1/me/stats/chart.svg",
+        "/api/v1/me/affiliate",
+        "/api/v1/me/conversions",
+        "/api/v1/me/payouts",
     ];
     let mut checked = 0;
     for c in &callers {
@@ -293,6 +316,7 @@ async fn no_caller_reads_another_tenants_rows() {
             ),
             "SELECT * FROM clicks_hourly",
             "SELECT * FROM events_hourly",
+            "SELECT * FROM ledger",
         ] {
             let (status, body) = send(
                 Method::POST,

@@ -43,16 +43,30 @@ use url::Url;
 #[allow(dead_code)]
 fn doc_redirect() {}
 
-/// Follow a tracking link with a sub id (also under `/ref/{code}` and `/ref/{code}/{sub_id}`).
+/// Follow a tracking link with a sub id.
 #[utoipa::path(get, path = "/r/{code}/{sub_id}", tag = "redirect", params(("code" = String, Path), ("sub_id" = String, Path)),
     responses((status = 302, description = "Redirect"), (status = 404, description = "Unknown or deactivated code")))]
 #[allow(dead_code)]
 fn doc_redirect_sub() {}
 
+/// The affiliate landing: the same redirect, plus the first-party attribution cookie
+/// `ct_ref=<click id>` for the campaign plan's `cookie_secs` (7 days by default; readable by
+/// the shop's own scripts, `SameSite=Lax`) beside the 24-hour `ct_vid` visitor cookie.
+#[utoipa::path(get, path = "/ref/{code}", tag = "redirect", params(("code" = String, Path)),
+    responses((status = 302, description = "Redirect; sets ct_ref (attribution, the plan's cookie_secs) and ct_vid (24 hours)"), (status = 404, description = "Unknown or deactivated code (HTML page)")))]
+#[allow(dead_code)]
+fn doc_landing() {}
+
+/// The affiliate landing with a sub id.
+#[utoipa::path(get, path = "/ref/{code}/{sub_id}", tag = "redirect", params(("code" = String, Path), ("sub_id" = String, Path)),
+    responses((status = 302, description = "Redirect; sets ct_ref and ct_vid"), (status = 404, description = "Unknown or deactivated code")))]
+#[allow(dead_code)]
+fn doc_landing_sub() {}
+
 /// The redirector's OpenAPI description.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(doc_redirect, doc_redirect_sub),
+    paths(doc_redirect, doc_redirect_sub, doc_landing, doc_landing_sub),
     tags((name = "redirect", description = "Shopper redirects"))
 )]
 pub struct RedirectApi;
