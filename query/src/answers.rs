@@ -182,6 +182,11 @@ pub struct Audit {
     /// A recorded conflict, if any.
     #[schema(value_type = Option<Object>)]
     pub conflicts: Option<serde_json::Value>,
+    /// The commission the event booked, if any: `{commission_id, influencer_id, currency,
+    /// booked_minor, hold_rule, hold_detail, now: {state: minor units}}`; `hold_rule` names the
+    /// fraud rule that held it for review.
+    #[schema(value_type = Option<Object>)]
+    pub commission: Option<serde_json::Value>,
 }
 
 /// The answer to analyst SQL.

@@ -51,6 +51,7 @@ pub async fn attribution(
     let candidates = parse(row.remove("candidates"));
     let conflict = parse(row.remove("conflict"));
     let get = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
+    let commission = commission(&ctx, &event_id).await?;
     Ok(Json(json!({
         "event_id": get("event_id"),
         "advertiser_id": get("advertiser_id"),
@@ -68,5 +69,56 @@ pub async fn attribution(
         "window_secs": get("window_secs"),
         "candidates": candidates,
         "conflicts": conflict,
+        "commission": commission,
     })))
+}
+
+/// The commission the event booked, if any: `{commission_id, influencer_id, currency,
+/// booked_minor, hold_rule, hold_detail, now: {state: minor units}}`, where `hold_rule` is the
+/// fraud rule that held it for review (`click_injection`, `self_referral`) and `now` what is
+/// left of it in each state (`docs/commissions.md`).
+async fn commission(
+    ctx: &datafusion::prelude::SessionContext,
+    event_id: &str,
+) -> Result<Value, ApiError> {
+    crate::ledger::register(ctx, chrono::Utc::now()).await?;
+    let booked = crate::json::rows(
+        ctx,
+        &format!(
+            "SELECT commission_id, influencer_id, currency, amount_minor, rule, note FROM l \
+             WHERE kind = 'commission' AND event_id = {} LIMIT 1",
+            crate::ledger::quoted(event_id)
+        ),
+    )
+    .await?;
+    let Some(b) = booked.into_iter().next() else {
+        return Ok(Value::Null);
+    };
+    let id = b.get("commission_id").and_then(Value::as_str).unwrap_or("");
+    let states = crate::json::rows(
+        ctx,
+        &format!(
+            "SELECT state, sum(amount_minor) AS amount_minor FROM l WHERE item_id = {} \
+             GROUP BY state HAVING sum(amount_minor) <> 0 ORDER BY state",
+            crate::ledger::quoted(id)
+        ),
+    )
+    .await?;
+    let now: serde_json::Map<String, Value> = states
+        .iter()
+        .filter_map(|r| {
+            let state = r.get("state")?.as_str()?.to_string();
+            Some((state, r.get("amount_minor")?.clone()))
+        })
+        .collect();
+    let get = |k: &str| b.get(k).cloned().unwrap_or(Value::Null);
+    Ok(json!({
+        "commission_id": get("commission_id"),
+        "influencer_id": get("influencer_id"),
+        "currency": get("currency"),
+        "booked_minor": get("amount_minor"),
+        "hold_rule": get("rule"),
+        "hold_detail": get("note"),
+        "now": now,
+    }))
 }

@@ -3,6 +3,7 @@
 
 use clicktrail_schemas::CatalogChange;
 use clicktrail_schemas::attribution::TouchSource;
+use clicktrail_schemas::ledger::{LedgerOp, LedgerRecord, OrderEvent};
 use clicktrail_schemas::record::{Record, ToAttribution, ToOrderStep};
 use clicktrail_schemas::rows::{Attribution, EventRow, Source};
 use clicktrail_schemas::tables::EVENTS;
@@ -54,6 +55,20 @@ fn every_example_reads_and_writes_back_unchanged() {
     assert_eq!(change.key(), "lnk_f9xwexkw4682jzvj");
     let dead: DeadLetterRecord = round_trip("dead-letter.json");
     assert_eq!(dead.key(), "adv_cjm4vi2tj5h4c35t:order-1002-purchase");
+    let order: OrderEvent = round_trip("order-event.json");
+    assert_eq!(order.partition_key(), "adv_cjm4vi2tj5h4c35t:1001");
+    let op: LedgerRecord = round_trip("ledger-record.json");
+    assert_eq!(op.partition_key(), "inf_maya7kq2zp4x9w3t");
+    let LedgerOp::Book {
+        booking,
+        early_refunds,
+        ..
+    } = op.op
+    else {
+        panic!("a booking")
+    };
+    assert_eq!(Some(booking), order.booking);
+    assert_eq!(early_refunds[0].amount_minor, 100);
 }
 
 #[test]

@@ -373,9 +373,9 @@ async fn click_injection_and_self_referral_are_held_for_review() {
     let ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0";
     let click = click_id(&s.click(&format!("/r/{}", shop.codes[0]), ua).await);
     // 1: converted within milliseconds of its click.
-    event(&s, &shop.key, json!({"action": "purchase", "value": "80.00", "currency": "EUR", "order_id": "F1", "click_id": click})).await;
+    event(&s, &shop.key, json!({"event_id": "F1-ev", "action": "purchase", "value": "80.00", "currency": "EUR", "order_id": "F1", "click_id": click})).await;
     // 2: the customer is Carol (her login address, any case).
-    event(&s, &shop.key, json!({"action": "purchase", "value": "30.00", "currency": "EUR", "order_id": "F2", "coupon_code": "CAROL", "properties": {"email": "Carol@Creators.example"}})).await;
+    event(&s, &shop.key, json!({"event_id": "F2-ev", "action": "purchase", "value": "30.00", "currency": "EUR", "order_id": "F2", "coupon_code": "CAROL", "properties": {"email": "Carol@Creators.example"}})).await;
     // 3: an ordinary coupon sale, booked pending.
     event(&s, &shop.key, json!({"action": "purchase", "value": "10.00", "currency": "EUR", "order_id": "F3", "coupon_code": "CAROL", "customer_id": "someone-else"})).await;
     // 4: a click that converts after the threshold is not held.
@@ -418,6 +418,26 @@ async fn click_injection_and_self_referral_are_held_for_review() {
         .unwrap()["detail"]
         .clone();
     assert!(detail.as_str().unwrap().contains("under 10 s"), "{detail}");
+    // The event's audit shows the commission it booked, the rule that holds it and where it is.
+    for (event_id, rule, amount) in [
+        ("F1-ev", "click_injection", 800),
+        ("F2-ev", "self_referral", 300),
+    ] {
+        let a = s
+            .admin_get(&format!("/api/v1/attribution/{event_id}"))
+            .await;
+        let c = &a["commission"];
+        assert_eq!(
+            (
+                c["hold_rule"].clone(),
+                c["booked_minor"].clone(),
+                c["now"].clone()
+            ),
+            (json!(rule), json!(amount), json!({"review": amount})),
+            "{a}"
+        );
+        assert_eq!(c["influencer_id"], json!(carol));
+    }
 
     // The admin approves the click (it becomes pending, then available) and rejects the
     // self-referral (never paid).

@@ -596,9 +596,6 @@ impl LedgerStep {
     }
 }
 
-/// Moves a requested payout's items to `to` and the payout to `state`; nothing when the
-/// payout is unknown or no longer requested (a second payment of the same payout).
-#[allow(clippy::too_many_arguments)]
 /// The refunds a booking carries (those that overtook their purchase), as reversals of the
 /// booked commission timed at the booking: they are applied right after it.
 fn early_reversals(rec: &mut LedgerRecord) -> Vec<LedgerRecord> {
@@ -631,6 +628,9 @@ fn early_reversals(rec: &mut LedgerRecord) -> Vec<LedgerRecord> {
         .collect()
 }
 
+/// Moves a requested payout's items to `to` and the payout to `state`; nothing when the
+/// payout is unknown or no longer requested (a second payment of the same payout).
+#[allow(clippy::too_many_arguments)]
 fn settle(
     acc: &mut Account,
     m: &mut Moves<'_>,
