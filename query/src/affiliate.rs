@@ -53,7 +53,7 @@ async fn booked_in(
 /// and per sub id.
 #[utoipa::path(get, path = "/api/v1/me/affiliate", tag = "me", security(("session" = [])),
     params(("period" = Option<String>, Query, description = "today, 7d, 30d (default) or all"), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("tz" = Option<String>, Query)),
-    responses((status = 200, description = "`{period, clicks, unique_clicks, conversions, earnings: [{currency, pending, available, review, requested, paid, rejected}], balances: [...], per_sub_id: [{sub_id, clicks, unique_clicks, conversions, earnings: [{currency, amount_minor}]}]}`, minor units"),
+    responses((status = 200, description = "The influencer's figures, minor units", body = crate::ledger_answers::AffiliateSummary),
         (status = 401, description = "Not logged in"), (status = 403, description = "Not an influencer user")))]
 pub async fn summary(
     State(state): State<QueryState>,
@@ -159,7 +159,7 @@ pub async fn summary(
 /// booked, the action, the commission (net of refunds), its status now and the click's sub id.
 #[utoipa::path(get, path = "/api/v1/me/conversions", tag = "me", security(("session" = [])),
     params(("limit" = Option<u32>, Query)),
-    responses((status = 200, description = "`{conversions: [{date, action, commission_minor, currency, status, sub_id}]}`; `status` is pending, available, review, requested, paid, rejected or void (refunded in full)"),
+    responses((status = 200, description = "Recent commissions, newest first", body = crate::ledger_answers::MyConversions),
         (status = 401, description = "Not logged in"), (status = 403, description = "Not an influencer user")))]
 pub async fn conversions(
     State(state): State<QueryState>,
@@ -217,7 +217,7 @@ pub async fn conversions(
 
 /// The logged-in influencer's payouts and payout requests, newest first.
 #[utoipa::path(get, path = "/api/v1/me/payouts", tag = "me", security(("session" = [])),
-    responses((status = 200, description = "`{payouts: [{payout_id, advertiser_id, currency, amount_minor, status, request_id, requested_at, paid_at, reference, reason, items}]}`"),
+    responses((status = 200, description = "The influencer's payouts, newest first", body = crate::ledger_answers::Payouts),
         (status = 401, description = "Not logged in"), (status = 403, description = "Not an influencer user")))]
 pub async fn payouts(
     State(state): State<QueryState>,

@@ -162,7 +162,7 @@ async fn prepare(
 /// Balances per influencer, advertiser and currency, one amount per status.
 #[utoipa::path(get, path = "/api/v1/ledger/balances", tag = "ledger",
     params(("influencer_id" = Option<String>, Query), ("advertiser_id" = Option<String>, Query, description = "Admin only")),
-    responses((status = 200, description = "`{balances: [{influencer_id, advertiser_id, currency, pending, available, review, requested, paid, rejected}]}` in minor units"), (status = 401, description = "No credentials"), (status = 403, description = "An influencer (see /api/v1/me/affiliate)")))]
+    responses((status = 200, description = "Balances in minor units", body = crate::ledger_answers::Balances), (status = 401, description = "No credentials"), (status = 403, description = "An influencer (see /api/v1/me/affiliate)")))]
 pub async fn balances(
     State(state): State<QueryState>,
     headers: HeaderMap,
@@ -176,7 +176,7 @@ pub async fn balances(
 /// The latest movements (newest first), at most `limit` (default 100, at most 1,000).
 #[utoipa::path(get, path = "/api/v1/ledger/entries", tag = "ledger",
     params(("influencer_id" = Option<String>, Query), ("advertiser_id" = Option<String>, Query), ("kind" = Option<String>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, description = "`{entries: [...]}`: every column of the ledger plus `state`"), (status = 400, description = "Bad limit"), (status = 401, description = "No credentials")))]
+    responses((status = 200, description = "Movements, newest first", body = crate::ledger_answers::Entries), (status = 400, description = "Bad limit"), (status = 401, description = "No credentials")))]
 pub async fn entries(
     State(state): State<QueryState>,
     headers: HeaderMap,
@@ -219,7 +219,7 @@ fn status_filter(q: &HashMap<String, String>) -> Result<String, ApiError> {
 /// Payouts, newest first; `status=requested` lists the pending payout requests.
 #[utoipa::path(get, path = "/api/v1/ledger/payouts", tag = "ledger",
     params(("influencer_id" = Option<String>, Query), ("advertiser_id" = Option<String>, Query), ("status" = Option<String>, Query, description = "requested, paid, cancelled or refused")),
-    responses((status = 200, description = "`{payouts: [{payout_id, influencer_id, advertiser_id, currency, amount_minor, status, request_id, requested_at, paid_at, reference, reason, items}]}`"), (status = 400, description = "Bad status"), (status = 401, description = "No credentials")))]
+    responses((status = 200, description = "Payouts, newest first", body = crate::ledger_answers::Payouts), (status = 400, description = "Bad status"), (status = 401, description = "No credentials")))]
 pub async fn payouts(
     State(state): State<QueryState>,
     headers: HeaderMap,
@@ -276,7 +276,7 @@ pub async fn payouts_csv(
 /// Commissions held for review by a fraud rule, oldest first, with the rule and what it saw.
 #[utoipa::path(get, path = "/api/v1/ledger/reviews", tag = "ledger",
     params(("influencer_id" = Option<String>, Query), ("advertiser_id" = Option<String>, Query)),
-    responses((status = 200, description = "`{reviews: [{commission_id, influencer_id, advertiser_id, campaign_id, currency, amount_minor, rule, detail, event_id, order_id, at}]}`"), (status = 401, description = "No credentials")))]
+    responses((status = 200, description = "Held commissions, oldest first", body = crate::ledger_answers::Reviews), (status = 401, description = "No credentials")))]
 pub async fn reviews(
     State(state): State<QueryState>,
     headers: HeaderMap,

@@ -19,6 +19,7 @@ pub mod filters;
 pub mod freshness;
 pub mod json;
 pub mod ledger;
+pub mod ledger_answers;
 pub mod limits;
 pub mod me;
 pub mod recent;
