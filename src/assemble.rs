@@ -188,6 +188,10 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                             .http
                             .trusted(spec.settings.redirect.trust_forwarded_for),
                         geo_db: spec.settings.redirect.geo_db.clone(),
+                        scanner_networks: clicktrail_api::client::AddressRanges::parse(
+                            &spec.settings.redirect.scanner_networks,
+                        )
+                        .unwrap_or_default(),
                     },
                     catalog.clone(),
                     backends.front_producer().await?,

@@ -39,6 +39,8 @@ fn security(path: &str) -> Value {
         "/api/v1/export/",
         "/api/v1/sql",
         "/api/v1/attribution/",
+        "/api/v1/ledger/",
+        "/api/v1/promo/",
     ]
     .iter()
     .any(|p| path.starts_with(p))

@@ -1,4 +1,4 @@
-//! The tenant matrix: every stats, export, attribution, ledger, SQL and `/api/v1/me` route, for each
+//! The tenant matrix: every stats, export, attribution, ledger, promo, SQL and `/api/v1/me` route, for each
 //! kind of caller (an advertiser's user, its API key, an influencer's user) and with another
 //! tenant's ids, answers 403/404 (400 for a filter only admins may use) or an answer without a
 //! single row, id or name of anyone else; an influencer's answers hold aggregates of their own
@@ -116,6 +116,39 @@ async fn no_caller_reads_another_tenants_rows() {
             .await;
         assert_eq!(r.status(), StatusCode::OK);
     }
+    // A newsletter promo of Beta's, with a send and a click through it.
+    let beta_link = s
+        .admin_get(&format!("/api/v1/admin/links?campaign_id={}", b.campaign))
+        .await["items"][0]["id"]
+        .clone();
+    let beta_offer = s
+        .create(
+            "/api/v1/admin/offers",
+            json!({"link_id": beta_link, "name": "Beta secret offer"}),
+        )
+        .await;
+    let beta_var = s
+        .create(
+            &format!("/api/v1/admin/offers/{beta_offer}/variations"),
+            json!({"headline": "BETAHEADLINE", "cta": "Eat", "approved": true}),
+        )
+        .await;
+    s.sync_catalog().await;
+    let r = s
+        .http
+        .post(s.url("/api/v1/promo/impressions"))
+        .header("x-api-key", &b.key)
+        .json(&json!({"offer_id": beta_offer, "variation_id": beta_var,
+                      "newsletter_send_id": "beta-send-secret", "recipients": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    s.click(
+        &format!("/r/{}?promo_var={beta_var}", b.codes[0]),
+        "Mozilla/5.0 Matrix",
+    )
+    .await;
     s.drain().await;
 
     s.user(
@@ -182,6 +215,11 @@ async fn no_caller_reads_another_tenants_rows() {
         "order-ev-cid-secret".into(),
         "cid-sub".into(),
         "CIDSECRET".into(),
+        beta_offer.clone(),
+        beta_var.clone(),
+        "Beta secret offer".into(),
+        "BETAHEADLINE".into(),
+        "beta-send-secret".into(),
     ];
     // What an influencer never sees: other influencers, the campaign they are not in, and
     // anything personal or single-event of their own conversions.
@@ -277,6 +315,17 @@ async fn no_caller_reads_another_tenants_rows() {
         ] {
             paths.push(p.to_string());
         }
+        for q in [
+            String::new(),
+            format!("&offer_id={beta_offer}"),
+            format!("&variation_id={beta_var}"),
+            format!("&advertiser_id={}", b.advertiser),
+        ] {
+            paths.push(format!(
+                "/api/v1/promo/analytics?period=all&include_timeline=true{q}"
+            ));
+            paths.push(format!("/api/v1/promo/select?seed=1{q}"));
+        }
         for path in paths {
             let (status, body) = send(Method::GET, path.clone(), None).await;
             checked += 1;
@@ -286,8 +335,15 @@ async fn no_caller_reads_another_tenants_rows() {
                 continue;
             }
             if status == StatusCode::BAD_REQUEST {
+                let foreign_offer = path.starts_with("/api/v1/promo/select")
+                    && body.contains("offer_id")
+                    && body.contains("no such offer");
+                let unknown_for_select =
+                    path.starts_with("/api/v1/promo/select") && path.contains("variation_id=");
                 assert!(
-                    path.contains("advertiser_id=") && body.contains("advertiser_id"),
+                    (path.contains("advertiser_id=") && body.contains("advertiser_id"))
+                        || foreign_offer
+                        || unknown_for_select,
                     "{who}"
                 );
                 continue;
@@ -317,6 +373,8 @@ async fn no_caller_reads_another_tenants_rows() {
             "SELECT * FROM clicks_hourly",
             "SELECT * FROM events_hourly",
             "SELECT * FROM ledger",
+            "SELECT * FROM impressions",
+            "SELECT * FROM promo_clicks",
         ] {
             let (status, body) = send(
                 Method::POST,

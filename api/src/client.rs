@@ -75,6 +75,10 @@ impl TrustedProxies {
     }
 }
 
+/// A set of address ranges (`40.92.0.0/15`, `2001:db8::/32`, single addresses), parsed and
+/// matched as [`TrustedProxies`] are: used for the scanner networks of promo clicks.
+pub type AddressRanges = TrustedProxies;
+
 fn bits_of(ip: IpAddr) -> (u128, u8) {
     match ip {
         IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),

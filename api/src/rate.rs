@@ -57,7 +57,10 @@ impl Class {
         };
         if under("/r") || under("/ref") {
             Some(Class::Redirect)
-        } else if under("/api/v1/events") || under("/api/v1/affiliate") {
+        } else if under("/api/v1/events")
+            || under("/api/v1/affiliate")
+            || under("/api/v1/promo/impressions")
+        {
             Some(Class::Events)
         } else if under("/api/v1/sql") {
             Some(Class::Sql)
@@ -67,6 +70,7 @@ impl Class {
             || under("/api/v1/export")
             || under("/api/v1/attribution")
             || under("/api/v1/ledger")
+            || under("/api/v1/promo")
         {
             Some(Class::Query)
         } else {

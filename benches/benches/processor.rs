@@ -190,6 +190,7 @@ fn chain(rt: &tokio::runtime::Runtime, n: usize) -> Duration {
                 is_bot: false,
                 bot_reason: None,
                 not_live: false,
+                promo: None,
             };
             clicks.push((
                 click.visitor_key.clone().into_bytes(),

@@ -33,6 +33,10 @@ fn redirect(c: &mut Criterion) {
             visitor_salt: "salt".into(),
             trusted_proxies: clicktrail_api::client::TrustedProxies::none(),
             geo_db: None,
+            scanner_networks: clicktrail_api::client::AddressRanges::parse(
+                clicktrail_redirector::classify::DEFAULT_SCANNER_NETWORKS,
+            )
+            .unwrap(),
         },
         view,
         Arc::new(log.clone()),

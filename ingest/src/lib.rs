@@ -26,6 +26,7 @@ pub mod admin;
 pub mod affiliate;
 pub mod events;
 pub mod payouts;
+pub mod promo;
 pub mod validate;
 
 use axum::Router;
@@ -87,6 +88,7 @@ pub fn router(state: IngestState) -> Router {
         .merge(accounts::routes())
         .merge(payouts::routes())
         .merge(affiliate::routes())
+        .merge(promo::routes())
         .with_state(state)
 }
 
@@ -101,5 +103,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     let mut doc = events::EventsApi::openapi();
     doc.merge(admin::AdminApi::openapi());
+    doc.merge(promo::PromoApi::openapi());
     doc
 }

@@ -3,6 +3,7 @@
 use crate::dedup::ClickDedup;
 use crate::pipeline::{Output, PartitionState, StateChanges, StepCtx};
 use clicktrail_bus::Message;
+use clicktrail_schemas::promo::PromoClickRow;
 use clicktrail_schemas::rows::{ClickRow, Source};
 use clicktrail_schemas::wire::ClickRecord;
 
@@ -41,13 +42,17 @@ impl PartitionState for ClickState {
                 &click.link_id,
                 click.at.timestamp_millis(),
             );
+        let source = Source {
+            partition: msg.partition,
+            offset: msg.offset,
+        };
+        if let Some(promo) = PromoClickRow::of(&click, source) {
+            out.rows.promo_clicks.push(promo);
+        }
         out.rows.clicks.push(ClickRow {
             click,
             is_unique,
-            source: Source {
-                partition: msg.partition,
-                offset: msg.offset,
-            },
+            source,
         });
     }
 

@@ -6,7 +6,8 @@
 //! event ids (`events`), purchase orders (`events-by-order`), then attribution with the
 //! customer's first touch (`events-by-customer`, [`attribution`]); the commission ledger has
 //! two more ([`ledger`]): orders and refunds (`commissions`), then each influencer's account
-//! (`ledger`). State belongs to a
+//! (`ledger`); newsletter promo impressions have one, each send counted once ([`promo`]).
+//! State belongs to a
 //! partition: restored from the store's checkpoint on assignment, checkpointed with every batch
 //! together with the offsets it reflects.
 //!
@@ -21,6 +22,7 @@ pub mod extract;
 pub mod id_window;
 pub mod ledger;
 pub mod pipeline;
+pub mod promo;
 pub mod write;
 
 use clicktrail_bus::{CatalogView, ConsumerFactory, Producer};
@@ -106,9 +108,10 @@ pub async fn run(
         consumer(Topic::EventsByOrder).await?,
         consumer(Topic::EventsByCustomer).await?,
     );
-    let (commissions, accounts) = (
+    let (commissions, accounts, impressions) = (
         consumer(Topic::Commissions).await?,
         consumer(Topic::Ledger).await?,
+        consumer(Topic::Impressions).await?,
     );
     let keys = &config.click_keys;
     // Any pipeline failing permanently stops all: a half-running processor would look
@@ -162,6 +165,15 @@ pub async fn run(
         pipeline::run::<ledger::LedgerStep>(
             Topic::Ledger,
             wiring(accounts),
+            keys.clone(),
+            config.dedup,
+            windows,
+            limits,
+            shutdown.clone()
+        ),
+        pipeline::run::<promo::ImpressionStep>(
+            Topic::Impressions,
+            wiring(impressions),
             keys.clone(),
             config.dedup,
             windows,

@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod ledger_answers;
 pub mod limits;
 pub mod me;
+pub mod promo;
 pub mod recent;
 pub mod rollups;
 pub mod scope;
@@ -65,6 +66,7 @@ pub fn router(state: QueryState) -> Router {
         .merge(me::routes())
         .merge(ledger::routes())
         .merge(affiliate::routes())
+        .merge(promo::routes())
         .merge(web::routes())
         // Inner: a request that waits for the pipeline does so holding its query slot.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -97,6 +99,7 @@ pub async fn run(state: QueryState, port: clicktrail_api::http::Port) -> std::io
         me::per_link, me::per_sub_id, web::pictures::chart_svg, web::pictures::my_chart_svg, recent::recent_events,
         ledger::balances, ledger::entries, ledger::payouts, ledger::payouts_csv, ledger::reviews,
         affiliate::summary, affiliate::conversions, affiliate::payouts,
+        promo::select, promo::analytics,
     ),
     components(schemas(sql::SqlRequest, me::Me, me::MyLink, me::MyCoupon)),
     tags(

@@ -148,11 +148,16 @@ impl Scope {
     }
 
     /// The rows this scope sees of `table`: [`Scope::predicate`], except that an influencer
-    /// sees their whole `ledger` (money they earned stays theirs after they leave a campaign).
+    /// sees their whole `ledger` (money they earned stays theirs after they leave a campaign)
+    /// and no promo rows (`impressions`, `promo_clicks`).
     pub fn predicate_for(&self, table: &str) -> Option<Expr> {
         match self {
             Scope::Influencer { influencer_id, .. } if table == "ledger" => {
                 Some(col("influencer_id").eq(lit(influencer_id.clone())))
+            }
+            // Promo figures are the advertiser's: an influencer sees none of them.
+            Scope::Influencer { .. } if matches!(table, "impressions" | "promo_clicks") => {
+                Some(lit(false))
             }
             _ => self.predicate(),
         }

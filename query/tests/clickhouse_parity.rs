@@ -39,6 +39,7 @@ fn rows() -> Rows {
                 is_bot: i % 11 == 0,
                 bot_reason: (i % 11 == 0).then(|| "crawler_user_agent".into()),
                 not_live: false,
+                promo: None,
             },
             is_unique: i % 3 != 1,
             source: Source {
@@ -97,6 +98,7 @@ fn rows() -> Rows {
         clicks,
         events,
         ledger: Vec::new(),
+        ..Default::default()
     }
 }
 

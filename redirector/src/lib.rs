@@ -21,11 +21,12 @@ use axum::extract::{ConnectInfo, State};
 use axum::routing::any;
 use bytes::Bytes;
 use chrono::Utc;
-use clicktrail_api::client::{TrustedProxies, client_addr};
+use clicktrail_api::client::{AddressRanges, TrustedProxies, client_addr};
 use clicktrail_api::http::Port;
 use clicktrail_bus::{CatalogView, Producer, RecordProducer};
 use clicktrail_schemas::catalog::{Campaign, DEFAULT_COOKIE_SECS};
 use clicktrail_schemas::metric_names::redirector::CLICKS_DROPPED;
+use clicktrail_schemas::promo::PromoTouch;
 use clicktrail_schemas::token::ClickKeys;
 use clicktrail_schemas::wire::{ClickRecord, WIRE_VERSION};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
@@ -110,6 +111,9 @@ pub struct RedirectorConfig {
     pub trusted_proxies: TrustedProxies,
     /// A MaxMind-format country database.
     pub geo_db: Option<PathBuf>,
+    /// Networks whose clicks are flagged `scanner_network` (mail gateways); by default
+    /// [`classify::DEFAULT_SCANNER_NETWORKS`].
+    pub scanner_networks: AddressRanges,
 }
 
 /// What a code resolves to, with the destination parsed once.
@@ -263,11 +267,23 @@ impl Redirector {
         let (visitor_key, new_cookie) = match cookie_key {
             Some(k) => (k, false),
             None => (
-                visitor::hashed_key(&self.config.visitor_salt, &ip_prefix, &user_agent),
+                visitor::hashed_key(
+                    &visitor::daily_salt(&self.config.visitor_salt, now.date_naive()),
+                    &ip_prefix,
+                    &user_agent,
+                ),
                 true,
             ),
         };
-        let bot_reason = classify::bot_reason(is_head, &user_agent);
+        let bot_reason = classify::bot_reason(
+            is_head,
+            &user_agent,
+            self.config.scanner_networks.contains(ip),
+        );
+        let promo = uri
+            .query()
+            .and_then(promo_var)
+            .and_then(|v| self.promo_touch(&target.link_id, &v));
 
         let location = location::location(&target.destination, uri.query(), code, &click_id);
 
@@ -292,6 +308,7 @@ impl Redirector {
             is_bot: bot_reason.is_some(),
             bot_reason: bot_reason.map(str::to_string),
             not_live: !target.campaign.is_live_at(now),
+            promo,
         };
         let record_click_id = record.click_id.clone();
         if let Err(e) = self.producer.enqueue_record(&record) {
@@ -318,6 +335,27 @@ impl Redirector {
             }
         }
         resp
+    }
+}
+
+/// The `promo_var` parameter of a query string, if present and of a plausible length.
+fn promo_var(query: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "promo_var")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| (1..=64).contains(&v.len()))
+}
+
+impl Redirector {
+    /// The variation `variation_id` of an offer on link `link_id`, when it is approved and the
+    /// offer active; anything else is ignored (the click is recorded without it).
+    fn promo_touch(&self, link_id: &str, variation_id: &str) -> Option<PromoTouch> {
+        let catalog = self.catalog.snapshot();
+        let (offer, variation) = catalog.live_variation(variation_id)?;
+        (offer.link_id == link_id).then(|| PromoTouch {
+            offer_id: offer.id.clone(),
+            variation_id: variation.id.clone(),
+        })
     }
 }
 

@@ -25,6 +25,13 @@ pub fn truncate_ip(ip: IpAddr) -> String {
     }
 }
 
+/// The salt of hashed visitor keys on `day`: the configured salt and the UTC date, so a
+/// cookie-less visitor's key changes every day at 00:00 UTC and keys of different days cannot
+/// be linked without the configured salt.
+pub fn daily_salt(salt: &str, day: chrono::NaiveDate) -> String {
+    format!("{salt}\u{1f}{day}")
+}
+
 /// A salted hash of the truncated address and user agent: 32 hex characters.
 pub fn hashed_key(salt: &str, ip_prefix: &str, user_agent: &str) -> String {
     let mut h = Sha256::new();

@@ -27,6 +27,10 @@ async fn clicks_carry_the_country_of_the_client_address() {
             visitor_salt: "s".into(),
             trusted_proxies: clicktrail_api::client::TrustedProxies::everyone(),
             geo_db: Some(db.into()),
+            scanner_networks: clicktrail_api::client::AddressRanges::parse(
+                clicktrail_redirector::classify::DEFAULT_SCANNER_NETWORKS,
+            )
+            .unwrap(),
         },
         common::catalog("https://d.example/", "geo", None),
         Arc::new(log.clone()),

@@ -39,6 +39,10 @@ async fn the_redirector_role_redirects_and_records_the_click() {
             visitor_salt: "s".into(),
             trusted_proxies: clicktrail_api::client::TrustedProxies::everyone(),
             geo_db: None,
+            scanner_networks: clicktrail_api::client::AddressRanges::parse(
+                clicktrail_redirector::classify::DEFAULT_SCANNER_NETWORKS,
+            )
+            .unwrap(),
         },
         view,
         Arc::new(log.clone()),

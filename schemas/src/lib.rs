@@ -7,6 +7,7 @@
 //!   codes and coupon codes is decided here, in topic order, so every follower agrees.
 //! - [`token`]: the self-verifying click token.
 //! - [`ledger`]: the commission ledger's records on `commissions` and `ledger`, and its rows.
+//! - [`promo`]: newsletter promo impressions on `impressions`, and the promo rows.
 //! - [`money`]: decimal amounts to integer minor units under ISO 4217.
 //! - [`rows`]: the store's row types.
 //! - [`tables`]: each store table defined once (columns, types, key); [`arrow`] derives its
@@ -22,6 +23,7 @@ pub mod ids;
 pub mod ledger;
 pub mod metric_names;
 pub mod money;
+pub mod promo;
 pub mod record;
 pub mod rows;
 pub mod tables;

@@ -55,6 +55,8 @@ pub mod ingest {
     pub const REQUESTS_REFUSED: &str = "clicktrail_ingest_requests_refused_total";
     /// Catalog changes written, by operation.
     pub const CATALOG_WRITES: &str = "clicktrail_ingest_catalog_writes_total";
+    /// Newsletter promo impression records accepted (durable).
+    pub const IMPRESSIONS_ACCEPTED: &str = "clicktrail_ingest_impressions_accepted_total";
 }
 
 /// The processor.
@@ -67,6 +69,8 @@ pub mod processor {
     pub const DEAD_LETTERS: &str = "clicktrail_processor_dead_letters_total";
     /// Events dropped as duplicates of an `event_id` already processed.
     pub const DUPLICATE_EVENTS: &str = "clicktrail_processor_duplicate_events_total";
+    /// Impressions dropped because their (variation, newsletter send) was already counted.
+    pub const DUPLICATE_IMPRESSIONS: &str = "clicktrail_processor_duplicate_impressions_total";
     /// Records one step of the events chain handed on to the next, by topic.
     pub const FORWARDED: &str = "clicktrail_processor_forwarded_total";
     /// Copies a step of the events chain sent again after a restart, dropped by the next step.

@@ -77,6 +77,13 @@ impl Record for crate::ledger::LedgerRecord {
     }
 }
 
+impl Record for crate::promo::ImpressionRecord {
+    const TOPIC: Topic = Topic::Impressions;
+    fn partition_key(&self) -> String {
+        self.key()
+    }
+}
+
 impl Record for DeadLetterRecord {
     const TOPIC: Topic = Topic::DeadLetter;
     fn partition_key(&self) -> String {

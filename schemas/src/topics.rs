@@ -85,8 +85,9 @@ impl Topic {
     /// Every topic the processor reads, each before the topics it hands records on to: a
     /// reader that finds one drained (committed to its end) and then reads the next sees
     /// everything the first handed on.
-    pub const PROCESSED: [Topic; 6] = [
+    pub const PROCESSED: [Topic; 7] = [
         Topic::Clicks,
+        Topic::Impressions,
         Topic::Events,
         Topic::EventsByOrder,
         Topic::EventsByCustomer,

@@ -60,6 +60,10 @@ pub struct ClickRecord {
     pub bot_reason: Option<String>,
     /// The campaign was outside its live dates: redirected, never credited.
     pub not_live: bool,
+    /// The newsletter promo variation the link carried (`promo_var`), when it is a live
+    /// variation of an offer on this link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promo: Option<crate::promo::PromoTouch>,
 }
 
 impl ClickRecord {

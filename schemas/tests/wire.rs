@@ -4,6 +4,7 @@
 use clicktrail_schemas::CatalogChange;
 use clicktrail_schemas::attribution::TouchSource;
 use clicktrail_schemas::ledger::{LedgerOp, LedgerRecord, OrderEvent};
+use clicktrail_schemas::promo::ImpressionRecord;
 use clicktrail_schemas::record::{Record, ToAttribution, ToOrderStep};
 use clicktrail_schemas::rows::{Attribution, EventRow, Source};
 use clicktrail_schemas::tables::EVENTS;
@@ -51,6 +52,16 @@ fn every_example_reads_and_writes_back_unchanged() {
         ToAttribution(forwarded).partition_key(),
         event.customer_key()
     );
+    assert_eq!(click.promo, None);
+    let scanned: ClickRecord = round_trip("promo-click.json");
+    let promo = scanned.promo.expect("a promo click");
+    assert_eq!(promo.variation_id, "var_c6t9h2n4b8v3r7ym");
+    let impression: ImpressionRecord = round_trip("impression.json");
+    assert_eq!(
+        impression.partition_key(),
+        "ofr_w8d2k4m9p3x7q5zt/var_c6t9h2n4b8v3r7ym"
+    );
+    assert_eq!(impression.variation_id, promo.variation_id);
     let change: CatalogChange = round_trip("catalog-change.json");
     assert_eq!(change.key(), "lnk_f9xwexkw4682jzvj");
     let dead: DeadLetterRecord = round_trip("dead-letter.json");

@@ -90,6 +90,12 @@ pub struct RedirectArgs {
     /// MaxMind-format country database for click geo lookup.
     #[arg(long, env = "CLICKTRAIL_GEO_DB")]
     pub geo_db: Option<PathBuf>,
+    /// Networks (comma-separated addresses and CIDR ranges) whose clicks are flagged as mail
+    /// scanners and left out of promo CTRs; the default is Microsoft Exchange Online
+    /// Protection's ranges; an empty value flags none.
+    #[arg(long, env = "CLICKTRAIL_SCANNER_NETWORKS",
+        default_value = clicktrail_redirector::classify::DEFAULT_SCANNER_NETWORKS)]
+    pub scanner_networks: String,
 }
 
 impl RedirectArgs {
@@ -98,6 +104,9 @@ impl RedirectArgs {
             && !g.is_file()
         {
             problems.push(format!("--geo-db {} is not a file", g.display()));
+        }
+        if let Err(e) = clicktrail_api::client::AddressRanges::parse(&self.scanner_networks) {
+            problems.push(format!("--scanner-networks: {e}"));
         }
     }
 }

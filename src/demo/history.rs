@@ -161,6 +161,7 @@ fn click_at(
         is_bot: bot,
         bot_reason: bot.then(|| "crawler_user_agent".to_string()),
         not_live: false,
+        promo: None,
     };
     let shopper = (!bot).then(|| Shopper {
         roll: rng.random::<f64>(),

@@ -26,8 +26,9 @@ pub mod source;
 
 use async_trait::async_trait;
 use clicktrail_schemas::ledger::LedgerRow;
+use clicktrail_schemas::promo::{ImpressionRow, PromoClickRow};
 use clicktrail_schemas::rows::{ClickRow, EventRow};
-use clicktrail_schemas::tables::{Batch, CLICKS, EVENTS, LEDGER, Of};
+use clicktrail_schemas::tables::{Batch, CLICKS, EVENTS, IMPRESSIONS, LEDGER, Of, PROMO_CLICKS};
 
 /// Rows produced by one processor batch.
 #[derive(Debug, Default, Clone)]
@@ -38,6 +39,10 @@ pub struct Rows {
     pub events: Vec<EventRow>,
     /// Commission ledger movements.
     pub ledger: Vec<LedgerRow>,
+    /// Counted newsletter sends.
+    pub impressions: Vec<ImpressionRow>,
+    /// Clicks through promo variations.
+    pub promo_clicks: Vec<PromoClickRow>,
 }
 
 impl Rows {
@@ -48,7 +53,7 @@ impl Rows {
 
     /// Each table's rows, in the order of `clicktrail_schemas::tables::ALL`: what a backend
     /// writes, without naming a table.
-    pub fn tables(&self) -> [Box<dyn Batch + '_>; 3] {
+    pub fn tables(&self) -> [Box<dyn Batch + '_>; 5] {
         [
             Box::new(Of {
                 table: &CLICKS,
@@ -61,6 +66,14 @@ impl Rows {
             Box::new(Of {
                 table: &LEDGER,
                 rows: &self.ledger,
+            }),
+            Box::new(Of {
+                table: &IMPRESSIONS,
+                rows: &self.impressions,
+            }),
+            Box::new(Of {
+                table: &PROMO_CLICKS,
+                rows: &self.promo_clicks,
             }),
         ]
     }

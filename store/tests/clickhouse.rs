@@ -58,6 +58,7 @@ fn click(i: u64) -> ClickRow {
             is_bot: i.is_multiple_of(5),
             bot_reason: i.is_multiple_of(5).then(|| "crawler_user_agent".into()),
             not_live: false,
+            promo: None,
         },
         is_unique: !i.is_multiple_of(3),
         source: Source {
@@ -160,6 +161,7 @@ async fn a_replayed_batch_replaces_instead_of_doubling() {
         clicks: (0..10).map(click).collect(),
         events: (0..4).map(event).collect(),
         ledger: Vec::new(),
+        ..Default::default()
     };
     let cp = Checkpoint {
         stream: "clicks/1".into(),

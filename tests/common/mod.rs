@@ -90,6 +90,8 @@ impl Server {
             "/api/v1/sql",
             "/api/v1/attribution",
             "/api/v1/ledger",
+            "/api/v1/promo/select",
+            "/api/v1/promo/analytics",
         ]
         .iter()
         .any(|p| path.starts_with(p))

@@ -12,6 +12,7 @@ pub mod coupons;
 pub mod diagnostics;
 pub mod influencers;
 pub mod links;
+pub mod offers;
 pub mod page;
 pub mod plans;
 pub mod users;
@@ -98,7 +99,7 @@ fn require_text(
     }
 }
 
-fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError> {
+pub(crate) fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError> {
     if errors.is_empty() {
         Ok(())
     } else {
@@ -126,6 +127,8 @@ fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError>
         crate::payouts::request_mine, crate::payouts::request_for, crate::payouts::mark_paid,
         crate::payouts::cancel, crate::payouts::review,
         crate::affiliate::validate,
+        offers::create, offers::list, offers::show, offers::update, offers::add_variation,
+        offers::update_variation,
     ),
     components(schemas(
         advertisers::NewAdvertiser, advertisers::AdvertiserPatch, advertisers::KeyView,
@@ -138,6 +141,8 @@ fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<(), ApiError>
         crate::accounts::Login, crate::accounts::SetPassword, crate::accounts::ChangePassword,
         crate::accounts::Session,
         plans::NewPlan, plans::PlanView,
+        offers::NewOffer, offers::OfferPatch, offers::NewVariation, offers::VariationPatch,
+        offers::OfferView, clicktrail_schemas::catalog::Offer, clicktrail_schemas::catalog::Variation,
         clicktrail_schemas::catalog::CommissionPlan, clicktrail_schemas::catalog::CommissionRate,
         crate::payouts::PayoutRequest, crate::payouts::LedgerAccepted, crate::payouts::Payment,
         crate::payouts::Cancellation, crate::payouts::Review, crate::affiliate::Validation,
@@ -159,4 +164,5 @@ pub fn routes() -> Router<IngestState> {
         .merge(diagnostics::routes())
         .merge(users::routes())
         .merge(plans::routes())
+        .merge(offers::routes())
 }

@@ -7,6 +7,7 @@
 
 mod entities;
 mod plans;
+mod promos;
 mod state;
 
 pub use entities::*;
@@ -14,6 +15,7 @@ pub use plans::{
     CommissionPlan, CommissionRate, DEFAULT_COOKIE_SECS, DEFAULT_HOLD_SECS, DEFAULT_MIN_CLICK_SECS,
     Earned, plan_key,
 };
+pub use promos::{Offer, Variation};
 pub use state::{
     Catalog, CatalogConflict, ResolvedLink, SharedCatalog, api_key_prefix, email_key, hash_api_key,
 };
@@ -126,6 +128,16 @@ pub enum CatalogChange {
         /// The influencer of an override; none for the campaign's plan.
         influencer_id: Option<String>,
     },
+    /// Created or changed a promo offer; refused when its link does not exist.
+    OfferUpserted {
+        /// The offer as it now is.
+        offer: Offer,
+    },
+    /// Created or changed a variation of an offer; refused when the offer does not exist.
+    VariationUpserted {
+        /// The variation as it now is.
+        variation: Variation,
+    },
 }
 
 impl CatalogChange {
@@ -142,6 +154,8 @@ impl CatalogChange {
             CatalogChange::UserUpserted { user, .. } => user.id.clone(),
             CatalogChange::CommissionPlanSet { plan } => plan.campaign_id.clone(),
             CatalogChange::CommissionPlanRemoved { campaign_id, .. } => campaign_id.clone(),
+            CatalogChange::OfferUpserted { offer } => offer.id.clone(),
+            CatalogChange::VariationUpserted { variation } => variation.id.clone(),
             CatalogChange::CouponsCreated { coupons } => {
                 coupons.first().map(|c| c.id.clone()).unwrap_or_default()
             }

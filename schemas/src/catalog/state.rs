@@ -60,6 +60,10 @@ pub struct Catalog {
     user_by_email: HashMap<String, String>,
     /// Commission plans by (campaign id, influencer id or "" for the campaign's own).
     pub plans: HashMap<(String, String), super::CommissionPlan>,
+    /// Promo offers by id.
+    pub offers: HashMap<String, super::Offer>,
+    /// Promo variations by id.
+    pub variations: HashMap<String, super::Variation>,
     /// Number of changes applied (refused ones included).
     pub applied: u64,
 }
@@ -216,6 +220,22 @@ impl Catalog {
             } => {
                 self.plans
                     .remove(&super::plan_key(campaign_id, influencer_id.as_deref()));
+            }
+            CatalogChange::OfferUpserted { offer } => {
+                if !self.links.contains_key(&offer.link_id) {
+                    return Err(CatalogConflict::Missing("link", offer.link_id.clone()));
+                }
+                self.offers.insert(offer.id.clone(), offer.clone());
+            }
+            CatalogChange::VariationUpserted { variation } => {
+                if !self.offers.contains_key(&variation.offer_id) {
+                    return Err(CatalogConflict::Missing(
+                        "offer",
+                        variation.offer_id.clone(),
+                    ));
+                }
+                self.variations
+                    .insert(variation.id.clone(), variation.clone());
             }
         }
         Ok(())

@@ -13,11 +13,15 @@
 
 pub mod clicks;
 pub mod events;
+pub mod impressions;
 pub mod ledger;
+pub mod promo_clicks;
 
 pub use clicks::CLICKS;
 pub use events::EVENTS;
+pub use impressions::IMPRESSIONS;
 pub use ledger::LEDGER;
+pub use promo_clicks::PROMO_CLICKS;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, SchemaRef};
@@ -25,7 +29,7 @@ use chrono::{DateTime, Utc};
 use std::borrow::Cow;
 
 /// Every store table, in the order backends create and write them.
-pub static ALL: [&dyn Described; 3] = [&CLICKS, &EVENTS, &LEDGER];
+pub static ALL: [&dyn Described; 5] = [&CLICKS, &EVENTS, &LEDGER, &IMPRESSIONS, &PROMO_CLICKS];
 
 /// The store table named `name`, if there is one.
 pub fn by_name(name: &str) -> Option<&'static dyn Described> {

@@ -92,6 +92,26 @@ pub const MIGRATIONS: &[Migration] = &[
         PARTITION BY toYYYYMM(toDateTime(intDiv(at, 1000000)))
         ORDER BY (advertiser_id, entry_id)"],
     },
+    Migration {
+        version: 4,
+        description: "newsletter promo impressions and promo clicks",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS {db}.impressions (
+            advertiser_id String, offer_id String, variation_id String,
+            newsletter_send_id String, recipients UInt64, sent_at Int64, received_at Int64,
+            src_partition UInt32, src_offset UInt64
+        ) ENGINE = ReplacingMergeTree()
+        PARTITION BY toYYYYMM(toDateTime(intDiv(sent_at, 1000000)))
+        ORDER BY (advertiser_id, variation_id, newsletter_send_id)",
+            "CREATE TABLE IF NOT EXISTS {db}.promo_clicks (
+            click_id String, advertiser_id String, offer_id String, variation_id String,
+            link_id String, at Int64, visitor_key String, is_bot UInt8,
+            bot_reason Nullable(String), src_partition UInt32, src_offset UInt64
+        ) ENGINE = ReplacingMergeTree()
+        PARTITION BY toYYYYMM(toDateTime(intDiv(at, 1000000)))
+        ORDER BY (advertiser_id, click_id)",
+        ],
+    },
 ];
 
 // The rollups count distinct ids (`uniqExact`) and sum distinct (event id, amount) pairs, not

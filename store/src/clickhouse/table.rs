@@ -202,6 +202,7 @@ mod tests {
                 is_bot: true,
                 bot_reason: None,
                 not_live: false,
+                promo: None,
             },
             is_unique: true,
             source: Source {

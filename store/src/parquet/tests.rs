@@ -25,6 +25,7 @@ fn click(i: u64) -> ClickRow {
             is_bot: false,
             bot_reason: None,
             not_live: false,
+            promo: None,
         },
         is_unique: true,
         source: Source {
@@ -39,6 +40,7 @@ fn rows(from: u64, n: u64) -> Rows {
         clicks: (from..from + n).map(click).collect(),
         events: Vec::new(),
         ledger: Vec::new(),
+        ..Default::default()
     }
 }
 

@@ -4,7 +4,7 @@
 //! It measures redirects per second with p50/p99/p99.9 latency (clicktrail and nginx, and
 //! their ratios), ingested events per second one per request and batched, and events per
 //! second from ingest until queryable in ClickHouse with the delay from acknowledgement to
-//! visibility. Run it through `scripts/load`, which installs and starts the services and builds
+//! visibility, and newsletter promo impression records per second with their latency. Run it through `scripts/load`, which installs and starts the services and builds
 //! in release mode.
 
 mod drive;
@@ -169,9 +169,51 @@ async fn main() {
         "events",
     );
 
+    let promo = drive::run(
+        &client,
+        args.connections,
+        warmup,
+        time,
+        StatusCode::NO_CONTENT,
+        impressions(&roles.ingest, &shop),
+    )
+    .await;
+    report("promo impressions", &promo, "records");
+    let ended = Instant::now();
+    roles
+        .wait_stored(
+            &client,
+            "impressions",
+            "newsletter_send_id",
+            "imp-%",
+            promo.answered,
+        )
+        .await;
+    println!(
+        "  all {} impression records in ClickHouse {:.1} s after the run ended",
+        promo.answered,
+        ended.elapsed().as_secs_f64()
+    );
+
     roles.stop();
     drop(broker);
     drop(nginx);
+}
+
+/// Impression records of the shop's promo variation, one newsletter send each (a send per
+/// request, so every one is counted).
+fn impressions(ingest: &str, shop: &setup::Shop) -> MakeRequest {
+    let url = format!("{ingest}/api/v1/promo/impressions");
+    let (key, offer, variation) = (
+        shop.key.clone(),
+        shop.offer_id.clone(),
+        shop.variation_id.clone(),
+    );
+    Arc::new(move |c: &Client, n: u64| {
+        let body = json!({"offer_id": offer, "variation_id": variation,
+                          "newsletter_send_id": format!("imp-{n}"), "recipients": 5000});
+        (c.post(&url).header("x-api-key", &key).json(&body), 1)
+    })
 }
 
 /// Requests carrying `per` purchase events each, with ids unique to the run `tag`.

@@ -144,6 +144,9 @@ impl Drop for Broker {
 pub struct Shop {
     pub key: String,
     pub code: String,
+    /// A promo offer on the shop's link, and its one approved variation.
+    pub offer_id: String,
+    pub variation_id: String,
 }
 
 /// The four roles of one deployment.
@@ -288,19 +291,37 @@ impl Roles {
             json!({"influencer_id": inf}),
         )
         .await;
-        let code = self
+        let link = self
             .admin(
                 client,
                 "/api/v1/admin/links",
                 json!({"campaign_id": campaign, "influencer_id": inf}),
             )
-            .await["code"]
-            .as_str()
-            .expect("a code")
-            .to_string();
+            .await;
+        let code = link["code"].as_str().expect("a code").to_string();
+        let id = |v: Value| v["id"].as_str().expect("an id").to_string();
+        let offer_id = id(self
+            .admin(
+                client,
+                "/api/v1/admin/offers",
+                json!({"link_id": link["id"], "name": "Load offer"}),
+            )
+            .await);
+        let variation_id = id(self
+            .admin(
+                client,
+                &format!("/api/v1/admin/offers/{offer_id}/variations"),
+                json!({"headline": "Load", "cta": "Go", "approved": true}),
+            )
+            .await);
         let url = format!("{}/r/{code}", self.redirector);
         wait_http(client, &url, StatusCode::FOUND).await;
-        Shop { key, code }
+        Shop {
+            key,
+            code,
+            offer_id,
+            variation_id,
+        }
     }
 
     /// Distinct events in ClickHouse whose id matches the `LIKE` pattern.
