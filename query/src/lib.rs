@@ -99,7 +99,7 @@ pub async fn run(state: QueryState, port: clicktrail_api::http::Port) -> std::io
         me::per_link, me::per_sub_id, web::pictures::chart_svg, web::pictures::my_chart_svg, recent::recent_events,
         ledger::balances, ledger::entries, ledger::payouts, ledger::payouts_csv, ledger::reviews,
         affiliate::summary, affiliate::conversions, affiliate::payouts,
-        promo::select, promo::analytics,
+        promo::select, promo::analytics, promo::chart_svg,
     ),
     components(schemas(sql::SqlRequest, me::Me, me::MyLink, me::MyCoupon)),
     tags(

@@ -310,6 +310,79 @@
     await load();
   }
 
+  // ---------------------------------------------------------------- newsletter promos
+  /** A CTR with its interval: "0.25% (0.09–0.73%)"; "—" without recipients. */
+  const ctrText = (f) => f.impressions ? (f.ctr * 100).toFixed(2) + "% (" + (f.ctr_low * 100).toFixed(2) + "–" + (f.ctr_high * 100).toFixed(2) + "%)" : "—";
+  const revenueOf = (map) => revenueText(Object.entries(map || {}).map(([currency, amount_minor]) => ({ currency, amount_minor })));
+  const flaggedOf = (f) => Object.values(f.flagged_clicks || {}).reduce((a, b) => a + b, 0);
+
+  async function promos() {
+    restoreRange();
+    $("#range-interval").closest("div").hidden = true; // one point per day
+    $("#range-preset").addEventListener("change", showCustom);
+    const load = async () => {
+      let params;
+      try { params = rangeParams(); } catch (e) { status(e.message); return; }
+      history.replaceState(null, "", location.pathname + "?" + params.toString());
+      const q = new URLSearchParams(params); q.delete("interval");
+      status("Loading…");
+      try {
+        const a = await api("GET", "/api/v1/promo/analytics?include_timeline=true&" + q.toString());
+        lastPeriod = a.period;
+        const s = a.summary;
+        const card = (metric, label, value, text, note) => el("div", { class: "score", "data-metric": metric },
+          el("div", { class: "label" }, label), el("div", { class: "value", "data-value": value, title: text }, text),
+          el("div", { class: "delta" }, note));
+        const interval = s.impressions ? "95 %: " + (s.ctr_low * 100).toFixed(2) + "–" + (s.ctr_high * 100).toFixed(2) + "%" : "no sends";
+        $("#promo-scorecards").replaceChildren(
+          card("impressions", "Recipients", s.impressions, ints.format(s.impressions), ints.format(s.sends) + " sends"),
+          card("clicks", "Clicks", s.clicks, ints.format(s.clicks), "by people"),
+          card("unique_clicks", "Unique clicks", s.unique_clicks, ints.format(s.unique_clicks), "per visitor and day"),
+          card("ctr", "CTR", s.ctr, s.impressions ? (s.ctr * 100).toFixed(2) + "%" : "—", interval),
+          card("flagged", "Scanner clicks", flaggedOf(s), ints.format(flaggedOf(s)), "left out"),
+          card("conversions", "Conversions", s.conversions, ints.format(s.conversions), revenueOf(s.revenue)));
+        const box = $("#chart-ctr");
+        const width = Math.max(280, Math.min(1600, Math.round(box.clientWidth || 640)));
+        await chart(box, "/api/v1/promo/chart.svg?width=" + width + "&height=" + (width < 480 ? 240 : 280) + "&" + q.toString());
+        const heads = {};
+        for (const v of a.variations || []) heads[v.variation_id] = v.headline;
+        const counts = [
+          { key: "impressions", label: "Recipients", num: true, fmt: (r) => ints.format(r.impressions) },
+          { key: "clicks", label: "Clicks", num: true, fmt: (r) => ints.format(r.clicks) },
+          { key: "unique_clicks", label: "Unique clicks", num: true, fmt: (r) => ints.format(r.unique_clicks) },
+          { key: "ctr", label: "CTR (95 % interval)", num: true, fmt: ctrText },
+          { key: "flagged", label: "Scanner clicks", num: true, fmt: (r) => ints.format(flaggedOf(r)), sortValue: flaggedOf },
+          { key: "conversions", label: "Conversions", num: true, fmt: (r) => ints.format(r.conversions) },
+          { key: "revenue", label: "Revenue", num: true, fmt: (r) => revenueOf(r.revenue), sortValue: (r) => Object.values(r.revenue || {}).reduce((x, y) => x + Number(y), 0) },
+        ];
+        table($("#promo-offers"), [
+          { key: "name", label: "Offer", fmt: (r) => r.name || r.offer_id, asc: true },
+          ...counts,
+          { key: "best", label: "Best variation", fmt: (r) => (r.best_variation_id ? heads[r.best_variation_id] || r.best_variation_id : "—"), nosort: true },
+        ], a.offers.map((o) => ({ ...o, id: o.offer_id })), { sortKey: "ctr", caption: "Offers", empty: "No offers with figures in this period." });
+        const offerName = {};
+        for (const o of a.offers) offerName[o.offer_id] = o.name;
+        const verdict = (r) => {
+          if (!r.impressions) return "not sent";
+          if (!r.vs_leader) return "leader";
+          const v = r.vs_leader;
+          if (v.significant) return "behind (significant, p " + v.p_value.toFixed(3) + ")";
+          return v.more_recipients_needed ? "not yet: " + ints.format(v.more_recipients_needed) + " more recipients" : "not yet (p " + v.p_value.toFixed(3) + ")";
+        };
+        table($("#promo-variations"), [
+          { key: "headline", label: "Variation", fmt: (r) => r.headline + (r.approved ? "" : " (not approved)"), asc: true },
+          { key: "offer", label: "Offer", fmt: (r) => offerName[r.offer_id] || r.offer_id, sortValue: (r) => offerName[r.offer_id] || "" },
+          ...counts,
+          { key: "probability_best", label: "Chance best", num: true, fmt: (r) => (r.probability_best === null || r.probability_best === undefined ? "—" : pct(r.probability_best)), sortValue: (r) => r.probability_best || 0 },
+          { key: "verdict", label: "Against the leader", fmt: verdict, nosort: true },
+        ], (a.variations || []).map((v) => ({ ...v, id: v.variation_id })), { sortKey: "ctr", caption: "Variations", empty: "No variations with figures in this period." });
+        status("Updated " + new Date().toLocaleTimeString("en-GB", { timeZone: tz }) + ".");
+      } catch (e) { status(e.message); }
+    };
+    $("#range").addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
+    await load();
+  }
+
   async function recentEvents(params) {
     const q = new URLSearchParams(params); q.delete("interval"); q.set("limit", "20");
     const rows = (await api("GET", "/api/v1/stats/recent-events?" + q.toString())).rows;
@@ -403,7 +476,7 @@
     } catch (e) { status(e.message); }
   }
 
-  const names = { advertisers: new Map(), campaigns: new Map(), influencers: new Map() };
+  const names = { advertisers: new Map(), campaigns: new Map(), influencers: new Map(), links: new Map() };
   async function loadPickers() {
     const [a, c, i] = await Promise.all([all("/api/v1/admin/advertisers"), all("/api/v1/admin/campaigns"), all("/api/v1/admin/influencers")]);
     a.forEach((x) => names.advertisers.set(x.id, x.name));
@@ -416,6 +489,25 @@
       if (keep) s.value = keep;
     });
     fill(".pick-advertiser", a); fill(".pick-campaign", c); fill(".pick-influencer", i);
+    if ($(".pick-link") || $(".pick-offer")) {
+      const [l, o] = await Promise.all([all("/api/v1/admin/links"), all("/api/v1/admin/offers")]);
+      l.forEach((x) => names.links.set(x.id, "/r/" + x.code));
+      fill(".pick-link", l.filter((x) => x.active).map((x) => ({ id: x.id, name: "/r/" + x.code + " (" + nameOf("campaigns", x.campaign_id) + ", " + nameOf("influencers", x.influencer_id) + ")" })));
+      fill(".pick-offer", o.map((x) => ({ id: x.id, name: x.name + (x.active ? "" : " (inactive)") })));
+    }
+  }
+
+  /** Every variation of every offer, with approve and withdraw. */
+  async function variationsList() {
+    const offers = await all("/api/v1/admin/offers");
+    const rows = (await Promise.all(offers.map((o) => api("GET", "/api/v1/admin/offers/" + o.id))))
+      .flatMap((o) => o.variations.map((v) => ({ ...v, offer: o.name })));
+    table($("#variations"), [
+      { key: "headline", label: "Headline", asc: true }, { key: "offer", label: "Offer" }, { key: "cta", label: "Call to action" },
+      { key: "tone", label: "Tone" }, { key: "approved", label: "Approved", fmt: (r) => (r.approved ? "yes" : "no") },
+      { key: "actions", label: "Actions", nosort: true, fmt: (r) => action(r.approved ? "Withdraw" : "Approve", async () => {
+        await api("PATCH", "/api/v1/admin/variations/" + r.id, { approved: !r.approved }); await variationsList(); }) }],
+    rows, { sortKey: "headline", empty: "No variations yet." });
   }
   const nameOf = (kind, id) => (id ? names[kind].get(id) || id : "—");
 
@@ -506,6 +598,14 @@
         return api("POST", "/api/v1/admin/campaigns/" + f.elements.campaign_id.value + "/coupons", body);
       },
     },
+    offers: {
+      list: () => all("/api/v1/admin/offers"),
+      cols: [{ key: "name", label: "Name", asc: true }, { key: "advertiser_id", label: "Advertiser", fmt: (r) => nameOf("advertisers", r.advertiser_id) },
+        { key: "link_id", label: "Link", fmt: (r) => nameOf("links", r.link_id) }, { key: "weight", label: "Weight", num: true },
+        { key: "active", label: "Active", fmt: (r) => (r.active ? "yes" : "no") }],
+      actions: (r) => [action(r.active ? "Deactivate" : "Activate", () => api("PATCH", "/api/v1/admin/offers/" + r.id, { active: !r.active }))],
+      create: (f) => api("POST", "/api/v1/admin/offers", { link_id: f.elements.link_id.value, name: f.elements.name.value, weight: Number(f.elements.weight.value) }),
+    },
     users: {
       list: () => all("/api/v1/admin/users"),
       cols: [{ key: "name", label: "Name", asc: true }, { key: "email", label: "Email" }, { key: "role", label: "Role" },
@@ -593,6 +693,20 @@
       catch (e) { fail("#form-error", e); }
     });
     if (section === "keys") $("#f-advertiser").addEventListener("change", () => manageList().catch((e) => status(e.message)));
+    const variation = $("#variation-form");
+    if (variation) {
+      variationsList().catch((e) => status(e.message));
+      variation.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        $("#form-error").textContent = "";
+        const f = variation.elements;
+        try {
+          await api("POST", "/api/v1/admin/offers/" + f.offer_id.value + "/variations", { headline: f.headline.value, body: f.body.value,
+            cta: f.cta.value, tone: f.tone.value, approved: f.approved.checked });
+          variation.reset(); await loadPickers(); await variationsList(); status("Saved.");
+        } catch (e) { fail("#form-error", e); }
+      });
+    }
     const assign = $("#assign-form");
     if (assign) {
       const show = async () => {
@@ -659,7 +773,7 @@
     const out = $("#logout");
     if (out) out.addEventListener("click", async () => { try { await api("POST", "/api/v1/auth/logout"); } catch (_) { /* the cookies go anyway */ } location.assign("/login"); });
     const page = document.body.dataset.page;
-    const run = { login, "set-password": setPassword, account, dashboard: () => dashboard(false), my: () => dashboard(true), admin: health, manage }[page];
+    const run = { login, "set-password": setPassword, account, dashboard: () => dashboard(false), my: () => dashboard(true), promos, admin: health, manage }[page];
     if (run) Promise.resolve(run()).catch((e) => status(e.message));
   });
 })();

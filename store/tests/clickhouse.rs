@@ -127,8 +127,8 @@ async fn migrations_are_versioned_and_idempotent() {
     assert!(again.migrate().await.unwrap().is_empty());
     assert_eq!(
         count(&s, "SELECT count() FROM schema_migrations FINAL").await,
-        3,
-        "the raw tables, then the hourly rollups, then the ledger"
+        4,
+        "the raw tables, then the hourly rollups, then the ledger, then the promo tables"
     );
     let tables: Vec<String> = s
         .client()
@@ -146,8 +146,10 @@ async fn migrations_are_versioned_and_idempotent() {
             "events",
             "events_hourly",
             "events_hourly_mv",
+            "impressions",
             "ledger",
             "processor_state",
+            "promo_clicks",
             "schema_migrations"
         ]
     );

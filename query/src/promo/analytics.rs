@@ -69,7 +69,8 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn finish(&mut self) {
+    /// Computes the rates and the interval from the counts.
+    pub fn finish(&mut self) {
         self.ctr = ratio(self.unique_clicks, self.impressions);
         let (lo, hi) = wilson(self.unique_clicks, self.impressions);
         (self.ctr_low, self.ctr_high) = (round6(lo), round6(hi));

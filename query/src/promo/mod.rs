@@ -35,6 +35,7 @@ pub(crate) fn routes() -> Router<QueryState> {
     Router::new()
         .route("/api/v1/promo/select", get(select))
         .route("/api/v1/promo/analytics", get(analytics))
+        .route("/api/v1/promo/chart.svg", get(chart_svg))
 }
 
 /// How long adaptive selection reuses an offer's click and impression counts: 30 seconds.
@@ -259,23 +260,15 @@ fn flag(q: &HashMap<String, String>, name: &str, default: bool) -> Result<bool, 
     }
 }
 
-/// Promo figures: impressions, clicks, CTRs with intervals, the test of each variation against
-/// its offer's leader, conversions and revenue.
-#[utoipa::path(get, path = "/api/v1/promo/analytics", tag = "promo",
-    params(("offer_id" = Option<String>, Query), ("variation_id" = Option<String>, Query),
-        ("period" = Option<String>, Query, description = "today, 7d, 30d (default) or all"),
-        ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("tz" = Option<String>, Query),
-        ("advertiser_id" = Option<String>, Query, description = "Admin only"),
-        ("include_variations" = Option<bool>, Query, description = "Default true"),
-        ("include_timeline" = Option<bool>, Query, description = "Default false")),
-    responses((status = 200, description = "The figures", body = PromoAnalytics),
-        (status = 400, description = "Bad parameter, each named"), (status = 401, description = "No credentials")))]
-pub async fn analytics(
-    State(state): State<QueryState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<PromoAnalytics>, ApiError> {
-    let scope = Scope::of(&headers, &state)?;
+/// What an analytics request asks for.
+struct Asked {
+    selection: Selection,
+    variations: bool,
+    timeline: bool,
+}
+
+/// Reads an analytics request's parameters (all of them wrong at once).
+fn asked(scope: &Scope, q: &HashMap<String, String>) -> Result<Asked, ApiError> {
     let known = [
         "offer_id",
         "variation_id",
@@ -287,11 +280,11 @@ pub async fn analytics(
         "include_variations",
         "include_timeline",
     ];
-    let mut errors = unknown_params(&q, &known);
-    let variations = flag(&q, "include_variations", true)
+    let mut errors = unknown_params(q, &known);
+    let variations = flag(q, "include_variations", true)
         .map_err(|e| errors.push(e))
         .ok();
-    let timeline = flag(&q, "include_timeline", false)
+    let timeline = flag(q, "include_timeline", false)
         .map_err(|e| errors.push(e))
         .ok();
     if q.contains_key("advertiser_id") && !scope.is_all() {
@@ -318,34 +311,97 @@ pub async fn analytics(
         }
         Err(e) => return Err(e),
     };
-    if !errors.is_empty() {
-        return Err(ApiError::fields(errors));
+    match filters {
+        Some(filters) if errors.is_empty() => Ok(Asked {
+            selection: Selection {
+                filters,
+                offer_id: q.get("offer_id").cloned(),
+                variation_id: q.get("variation_id").cloned(),
+            },
+            variations: variations.unwrap_or(true),
+            timeline: timeline.unwrap_or(false),
+        }),
+        _ => Err(ApiError::fields(errors)),
     }
-    let filters = filters.expect("no errors");
-    let sel = Selection {
-        filters: filters.clone(),
-        offer_id: q.get("offer_id").cloned(),
-        variation_id: q.get("variation_id").cloned(),
-    };
+}
+
+/// Promo figures: impressions, clicks, CTRs with intervals, the test of each variation against
+/// its offer's leader, conversions and revenue.
+#[utoipa::path(get, path = "/api/v1/promo/analytics", tag = "promo",
+    params(("offer_id" = Option<String>, Query), ("variation_id" = Option<String>, Query),
+        ("period" = Option<String>, Query, description = "today, 7d, 30d (default) or all"),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("tz" = Option<String>, Query),
+        ("advertiser_id" = Option<String>, Query, description = "Admin only"),
+        ("include_variations" = Option<bool>, Query, description = "Default true"),
+        ("include_timeline" = Option<bool>, Query, description = "Default false")),
+    responses((status = 200, description = "The figures", body = PromoAnalytics),
+        (status = 400, description = "Bad parameter, each named"), (status = 401, description = "No credentials")))]
+pub async fn analytics(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<PromoAnalytics>, ApiError> {
+    let scope = Scope::of(&headers, &state)?;
+    let a = asked(&scope, &q)?;
     let ctx = session(&state, &scope).await?;
     let Computed {
         summary,
         offers,
-        variations: per_variation,
-        timeline: days,
-    } = compute(&ctx, &sel, &state.catalog.snapshot(), scope.advertiser()).await?;
+        variations,
+        timeline,
+    } = compute(
+        &ctx,
+        &a.selection,
+        &state.catalog.snapshot(),
+        scope.advertiser(),
+    )
+    .await?;
+    let f = &a.selection.filters;
+    let rfc = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     Ok(Json(PromoAnalytics {
         period: crate::answers::Period {
-            from: filters
-                .from
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-            to: filters
-                .to
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            from: f.from.map(rfc),
+            to: f.to.map(rfc),
         },
         summary,
         offers,
-        variations: variations.unwrap_or(true).then_some(per_variation),
-        timeline: timeline.unwrap_or(false).then_some(days),
+        variations: a.variations.then_some(variations),
+        timeline: a.timeline.then_some(timeline),
     }))
+}
+
+/// The CTR per day with its 95 % interval, as an SVG picture (the analytics' parameters,
+/// `width` and `height`).
+#[utoipa::path(get, path = "/api/v1/promo/chart.svg", tag = "promo",
+    params(("offer_id" = Option<String>, Query), ("variation_id" = Option<String>, Query),
+        ("period" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query),
+        ("tz" = Option<String>, Query), ("advertiser_id" = Option<String>, Query, description = "Admin only"),
+        ("width" = Option<u32>, Query, description = "pixels, 280 to 1600 (default 640)"),
+        ("height" = Option<u32>, Query, description = "pixels, 160 to 800 (default 260)")),
+    responses((status = 200, description = "An SVG picture", content_type = "image/svg+xml", body = String),
+        (status = 400, description = "Bad parameter")))]
+pub async fn chart_svg(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    Query(mut q): Query<HashMap<String, String>>,
+) -> Result<axum::response::Response, ApiError> {
+    let scope = Scope::of(&headers, &state)?;
+    let (width, height) = crate::web::pictures::size(&mut q)?;
+    let a = asked(&scope, &q)?;
+    let ctx = session(&state, &scope).await?;
+    let c = compute(
+        &ctx,
+        &a.selection,
+        &state.catalog.snapshot(),
+        scope.advertiser(),
+    )
+    .await?;
+    Ok(crate::web::pictures::svg_answer(
+        crate::web::ctr_chart::render(
+            &c.timeline,
+            width,
+            height,
+            "Click-through rate per day with its 95 % interval",
+        ),
+    ))
 }

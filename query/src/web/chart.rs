@@ -81,7 +81,11 @@ pub fn render(chart: &Value, kind: Kind, width: u32, height: u32, title: &str) -
         );
         let _ = root.present();
     }
-    // Give the picture its accessible name.
+    titled(svg, title)
+}
+
+/// `svg` with `title` as its accessible name (`aria-label` and a `<title>` element).
+pub(crate) fn titled(svg: String, title: &str) -> String {
     let escaped = title
         .replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -7,15 +7,17 @@
 //! | `/login`, `/set-password` | anyone | log in; set a password from an invitation or reset link |
 //! | `/account` | every user | who am I, change password |
 //! | `/dashboard` | advertiser users, admins | scorecards against the previous period, charts, funnel, tables, CSV exports, attribution audits |
+//! | `/promos` | advertiser users, admins | newsletter promos: CTR per day with its interval, offers compared, variations with intervals, probability of being best and significance |
 //! | `/my` | influencer users | their clicks and sales, "my traffic" and "my conversions", their campaigns' links and coupons |
 //! | `/admin` | admins | platform health: active advertisers, events this month, processor lag, dead letter, recent sign-ups |
-//! | `/admin/{advertisers,keys,campaigns,influencers,links,coupons,users}` | admins | manage the catalog |
+//! | `/admin/{advertisers,keys,campaigns,influencers,links,coupons,offers,users}` | admins | manage the catalog |
 //!
 //! Every page reads its figures from the JSON API with the session cookie, so a page shows
 //! exactly what its user's role may see (`docs/roles.md`). Pages answer with a strict
 //! Content-Security-Policy (scripts, styles and connections from the same origin only).
 
 pub mod chart;
+pub mod ctr_chart;
 pub mod pictures;
 
 use crate::QueryState;
@@ -34,7 +36,7 @@ use std::sync::OnceLock;
 const CSS: &str = include_str!("../../web/app.css");
 const JS: &str = include_str!("../../web/app.js");
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("../../web/base.html")),
     ("range.html", include_str!("../../web/range.html")),
     ("login.html", include_str!("../../web/login.html")),
@@ -47,16 +49,18 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("my.html", include_str!("../../web/my.html")),
     ("admin.html", include_str!("../../web/admin.html")),
     ("manage.html", include_str!("../../web/manage.html")),
+    ("promos.html", include_str!("../../web/promos.html")),
 ];
 
 /// The admin's management sections: path segment and label.
-const SECTIONS: [(&str, &str); 7] = [
+const SECTIONS: [(&str, &str); 8] = [
     ("advertisers", "Advertisers"),
     ("keys", "API keys"),
     ("campaigns", "Campaigns"),
     ("influencers", "Influencers"),
     ("links", "Links"),
     ("coupons", "Coupons"),
+    ("offers", "Promo offers"),
     ("users", "Users"),
 ];
 
@@ -92,6 +96,7 @@ pub(crate) fn pages() -> Router<QueryState> {
         .route("/set-password", get(set_password))
         .route("/account", get(account))
         .route("/dashboard", get(dashboard))
+        .route("/promos", get(promos))
         .route("/my", get(my))
         .route("/admin", get(admin))
         .route("/admin/{section}", get(manage))
@@ -160,10 +165,15 @@ fn nav(role: UserRole, current: &str) -> Vec<NavItem> {
         UserRole::Admin => &[
             ("/admin", "Health"),
             ("/dashboard", "Dashboard"),
+            ("/promos", "Promos"),
             ("/admin/advertisers", "Manage"),
             ("/account", "Account"),
         ],
-        UserRole::Advertiser => &[("/dashboard", "Dashboard"), ("/account", "Account")],
+        UserRole::Advertiser => &[
+            ("/dashboard", "Dashboard"),
+            ("/promos", "Promos"),
+            ("/account", "Account"),
+        ],
         UserRole::Influencer => &[("/my", "My dashboard"), ("/account", "Account")],
     };
     items
@@ -315,20 +325,7 @@ async fn dashboard(State(state): State<QueryState>, headers: HeaderMap) -> Respo
         &[UserRole::Admin, UserRole::Advertiser],
         |u| {
             let catalog = state.catalog.snapshot();
-            // An admin chooses the advertiser; an advertiser user sees its own.
-            let mut advertisers: Vec<Named> = if u.role == UserRole::Admin {
-                catalog
-                    .advertisers
-                    .values()
-                    .map(|a| Named {
-                        id: a.id.clone(),
-                        name: a.name.clone(),
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            advertisers.sort_by(|a, b| a.name.cmp(&b.name));
+            let advertisers = advertiser_choices(&catalog, &u);
             let heading = u
                 .advertiser_id
                 .as_ref()
@@ -341,6 +338,44 @@ async fn dashboard(State(state): State<QueryState>, headers: HeaderMap) -> Respo
                 user => user_ctx(&state, &u), nav => nav(u.role, "/dashboard"), advertisers => advertisers,
                 tables => [t("per-influencer", "By influencer", "Influencer"), t("per-campaign", "By campaign", "Campaign"),
                     t("per-link", "By link", "Link"), t("per-sub-id", "By sub id", "Sub id")] },
+            )
+        },
+    )
+}
+
+/// The advertisers a page's user may choose between: every one for an admin, none for an
+/// advertiser user (who sees its own).
+fn advertiser_choices(catalog: &clicktrail_schemas::Catalog, u: &SessionUser) -> Vec<Named> {
+    let mut advertisers: Vec<Named> = if u.role == UserRole::Admin {
+        catalog
+            .advertisers
+            .values()
+            .map(|a| Named {
+                id: a.id.clone(),
+                name: a.name.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    advertisers.sort_by(|a, b| a.name.cmp(&b.name));
+    advertisers
+}
+
+/// Newsletter promos: CTR over time, offers compared, variations with their intervals.
+async fn promos(State(state): State<QueryState>, headers: HeaderMap) -> Response {
+    guarded(
+        &state,
+        &headers,
+        "/promos",
+        &[UserRole::Admin, UserRole::Advertiser],
+        |u| {
+            let catalog = state.catalog.snapshot();
+            render(
+                "promos.html",
+                context! { title => "Promos", heading => "Newsletter promos", page => "promos",
+                version => version(), user => user_ctx(&state, &u), nav => nav(u.role, "/promos"),
+                advertisers => advertiser_choices(&catalog, &u) },
             )
         },
     )

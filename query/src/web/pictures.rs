@@ -24,7 +24,19 @@ fn picture(q: &mut HashMap<String, String>) -> Result<Picture, ApiError> {
         Some("conversions") => chart::Kind::Conversions,
         Some(_) => return Err(ApiError::field("kind", "expected traffic or conversions")),
     };
-    let mut size =
+    let (width, height) = size(q)?;
+    Ok(Picture {
+        kind,
+        width,
+        height,
+    })
+}
+
+/// Takes a picture's `width` (280 to 1600, default 640) and `height` (160 to 800, default
+/// 260) in pixels off a request's parameters.
+/// Errors: a size out of range or not a number, naming the parameter.
+pub(crate) fn size(q: &mut HashMap<String, String>) -> Result<(u32, u32), ApiError> {
+    let mut one =
         |name: &str, default: u32, range: std::ops::RangeInclusive<u32>| match q.remove(name) {
             None => Ok(default),
             Some(v) => v
@@ -38,11 +50,15 @@ fn picture(q: &mut HashMap<String, String>) -> Result<Picture, ApiError> {
                     )
                 }),
         };
-    Ok(Picture {
-        kind,
-        width: size("width", 640, 280..=1600)?,
-        height: size("height", 260, 160..=800)?,
-    })
+    Ok((
+        one("width", 640, 280..=1600)?,
+        one("height", 260, 160..=800)?,
+    ))
+}
+
+/// An SVG picture as an answer.
+pub(crate) fn svg_answer(body: String) -> Response {
+    svg(body)
 }
 
 fn svg(body: String) -> Response {
