@@ -232,16 +232,25 @@ fn draw(
         .label_font(font)
         .draw()?;
     if series.is_empty() {
-        let (w, h) = root.dim_in_pixel();
-        root.draw(&Text::new(
-            "No data in this period",
-            (w as i32 / 2, h as i32 / 2),
-            ("sans-serif", 14)
-                .into_font()
-                .color(&RGBColor(100, 116, 139))
-                .pos(Pos::new(HPos::Center, VPos::Center)),
-        ))?;
+        centred_note(root, "No data in this period")?;
     }
+    Ok(())
+}
+
+/// Writes `text` in the middle of `root`: what a chart without data says instead.
+pub(crate) fn centred_note(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    text: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (w, h) = root.dim_in_pixel();
+    root.draw(&Text::new(
+        text,
+        (w as i32 / 2, h as i32 / 2),
+        ("sans-serif", 14)
+            .into_font()
+            .color(&RGBColor(100, 116, 139))
+            .pos(Pos::new(HPos::Center, VPos::Center)),
+    ))?;
     Ok(())
 }
 

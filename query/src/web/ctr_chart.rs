@@ -3,7 +3,6 @@
 
 use crate::promo::analytics::Day;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 const LINE: RGBColor = RGBColor(37, 99, 235);
 const BAND: RGBColor = RGBColor(191, 219, 254);
@@ -93,15 +92,7 @@ fn draw(
         .label_font(font)
         .draw()?;
     if points.is_empty() {
-        let (w, h) = root.dim_in_pixel();
-        root.draw(&Text::new(
-            "No sends in this period",
-            (w as i32 / 2, h as i32 / 2),
-            ("sans-serif", 14)
-                .into_font()
-                .color(&RGBColor(100, 116, 139))
-                .pos(Pos::new(HPos::Center, VPos::Center)),
-        ))?;
+        super::chart::centred_note(root, "No sends in this period")?;
     }
     Ok(())
 }
