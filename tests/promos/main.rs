@@ -1,8 +1,8 @@
-//! Newsletter promos over HTTP, on the embedded default: offers and variations, selection,
-//! impressions (the same send twice), clicks through the redirect from people, a mail scanner,
-//! a HEAD request and a prefetch on delivery, a purchase through one click; then the analytics
-//! equal figures worked out by hand and statistics computed independently (mpmath at 30
-//! digits), rounded to six decimals as the API answers them.
+//! Newsletter promos over HTTP, on the embedded default and on Kafka + ClickHouse: offers and
+//! variations, selection, impressions (the same send twice), clicks through the redirect from
+//! people, a mail scanner, a HEAD request and a prefetch on delivery, a purchase through one
+//! click; then the analytics equal figures worked out by hand and statistics computed
+//! independently (mpmath at 30 digits), rounded to six decimals as the API answers them.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -143,8 +143,22 @@ fn close(v: &Value, expected: f64) {
 #[tokio::test]
 async fn promos_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
-    let p = promos(&s, "Letter shop").await;
+    end_to_end(&Server::start(dir.path()).await).await;
+}
+
+/// The same over the roles on Kafka and ClickHouse.
+#[tokio::test]
+async fn promos_end_to_end_on_kafka_and_clickhouse() {
+    let Some(svc) = common::services() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("promos_{}", std::process::id());
+    end_to_end(&Server::cluster(dir.path(), &svc, &db).await).await;
+}
+
+async fn end_to_end(s: &Server) {
+    let p = promos(s, "Letter shop").await;
     let key = &p.shop.key;
 
     // The admin API: an offer with its variations, a changed weight.
