@@ -216,7 +216,7 @@ async fn end_to_end(s: &Server) {
         (&p.a2, "issue-2", 500),
     ] {
         let (status, body) = impressions(
-            &s,
+            s,
             key,
             json!({"offer_id": p.a, "variation_id": var, "newsletter_send_id": send,
                    "recipients": n, "sent_at": hour_ago}),
@@ -235,29 +235,29 @@ async fn end_to_end(s: &Server) {
         (&p.a2, 4),
         (&p.a2, 5),
     ] {
-        let r = promo_click(&s, Method::GET, &p.shop.codes[0], var, visitor, BROWSER).await;
+        let r = promo_click(s, Method::GET, &p.shop.codes[0], var, visitor, BROWSER).await;
         if visitor == 2 {
             purchase_click = click_id(&r);
         }
     }
     // Not people: a mail gateway's user agent, a HEAD request.
     let scanner = "Mozilla/5.0 (compatible; Barracuda Sentinel (EE))";
-    promo_click(&s, Method::GET, &p.shop.codes[0], &p.a1, 7, scanner).await;
-    promo_click(&s, Method::HEAD, &p.shop.codes[0], &p.a2, 8, BROWSER).await;
+    promo_click(s, Method::GET, &p.shop.codes[0], &p.a1, 7, scanner).await;
+    promo_click(s, Method::HEAD, &p.shop.codes[0], &p.a2, 8, BROWSER).await;
     // Not promo clicks: an unapproved variation, an unknown one, another offer's on this link.
     for var in [&p.a3, &"var_unknown".to_string(), &p.b1] {
-        promo_click(&s, Method::GET, &p.shop.codes[0], var, 9, BROWSER).await;
+        promo_click(s, Method::GET, &p.shop.codes[0], var, 9, BROWSER).await;
     }
     // A send delivered now (200 recipients of A1) and a click on it at once: a prefetch.
     let (status, body) = impressions(
-        &s,
+        s,
         key,
         json!({"offer_id": p.a, "variation_id": p.a1, "newsletter_send_id": "issue-3",
                "recipients": 200}),
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    promo_click(&s, Method::GET, &p.shop.codes[0], &p.a1, 6, BROWSER).await;
+    promo_click(s, Method::GET, &p.shop.codes[0], &p.a1, 6, BROWSER).await;
 
     // A purchase through visitor 2's click: 49.99 EUR.
     let r = s
@@ -268,7 +268,7 @@ async fn end_to_end(s: &Server) {
         )
         .await;
     assert!(r.status().is_success());
-    refused::bad_impressions_store_nothing(&s, &p).await;
+    refused::bad_impressions_store_nothing(s, &p).await;
     s.drain().await;
 
     let r = s
@@ -401,7 +401,7 @@ async fn end_to_end(s: &Server) {
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let (status, _) = impressions(
-        &s,
+        s,
         &other.key,
         json!({"offer_id": p.a, "variation_id": p.a1, "newsletter_send_id": "x", "recipients": 5}),
     )
