@@ -32,6 +32,11 @@ use clicktrail_schemas::rows::Source;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod checkpoint;
+mod operations;
+
+use operations::{request_payout, review, settle};
+
 const STREAM_TIME: &[u8] = b"t";
 const ITEM: u8 = b'i';
 const PAYOUT: u8 = b'p';
@@ -398,123 +403,15 @@ impl LedgerStep {
                 currency,
                 ..
             } => {
-                m.op = format!("request\0{request_id}");
-                let mut groups: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-                for (id, item) in &acc.items {
-                    if item.status_at(at) == LedgerStatus::Available
-                        && item.net != 0
-                        && advertiser_id
-                            .as_ref()
-                            .is_none_or(|a| *a == item.advertiser_id)
-                        && currency.as_ref().is_none_or(|c| *c == item.currency)
-                    {
-                        groups
-                            .entry((item.advertiser_id.clone(), item.currency.clone()))
-                            .or_default()
-                            .push(id.clone());
-                    }
-                }
-                if groups.is_empty() {
-                    let nothing = Item {
-                        commission_id: String::new(),
-                        advertiser_id: advertiser_id.unwrap_or_default(),
-                        campaign_id: String::new(),
-                        currency: currency.unwrap_or_default(),
-                        net: 0,
-                        status: LedgerStatus::Available,
-                        available_at: None,
-                        payout_id: None,
-                        min_payout: None,
-                        click_id: None,
-                        at,
-                    };
-                    let pid = stable_id(
-                        "pay",
-                        &[&request_id, &nothing.advertiser_id, &nothing.currency],
-                    );
-                    m.push(
-                        "",
-                        &nothing,
-                        EntryKind::PayoutRefused,
-                        LedgerStatus::Available,
-                        0,
-                        Extra {
-                            payout_id: Some(pid),
-                            event_id: Some(request_id.clone()),
-                            note: Some("nothing is available to pay yet".into()),
-                            ..Extra::default()
-                        },
-                    );
-                }
-                for ((adv, cur), ids) in groups {
-                    let payout_id = stable_id("pay", &[&request_id, &adv, &cur]);
-                    let sum: i64 = ids.iter().map(|i| acc.items[i].net).sum();
-                    let min = ids.iter().filter_map(|i| acc.items[i].min_payout).max();
-                    let refusal = if sum <= 0 {
-                        Some(format!(
-                            "the available balance is {} {cur} after clawbacks",
-                            format_minor(sum, &cur)
-                        ))
-                    } else if min.is_some_and(|min| sum < min) {
-                        Some(format!(
-                            "the available {} {cur} is below the minimum payout of {} {cur}",
-                            format_minor(sum, &cur),
-                            format_minor(min.unwrap_or_default(), &cur)
-                        ))
-                    } else {
-                        None
-                    };
-                    if let Some(note) = refusal {
-                        let first = acc.items[&ids[0]].clone();
-                        let probe = Item {
-                            net: 0,
-                            campaign_id: String::new(),
-                            commission_id: String::new(),
-                            ..first
-                        };
-                        m.push(
-                            "",
-                            &probe,
-                            EntryKind::PayoutRefused,
-                            LedgerStatus::Available,
-                            0,
-                            Extra {
-                                payout_id: Some(payout_id),
-                                event_id: Some(request_id.clone()),
-                                note: Some(note),
-                                ..Extra::default()
-                            },
-                        );
-                        continue;
-                    }
-                    for id in &ids {
-                        let item = acc.items.get_mut(id).expect("grouped items exist");
-                        m.transfer(
-                            id,
-                            item,
-                            EntryKind::PayoutRequest,
-                            LedgerStatus::Requested,
-                            Extra {
-                                payout_id: Some(payout_id.clone()),
-                                event_id: Some(request_id.clone()),
-                                ..Extra::default()
-                            },
-                        );
-                        item.status = LedgerStatus::Requested;
-                        item.available_at = None;
-                        item.payout_id = Some(payout_id.clone());
-                        touched.push((ITEM, id.clone()));
-                    }
-                    touched.push((PAYOUT, payout_id.clone()));
-                    acc.payouts.insert(
-                        payout_id,
-                        Payout {
-                            state: PayoutState::Requested,
-                            items: ids,
-                            at,
-                        },
-                    );
-                }
+                request_payout(
+                    acc,
+                    &mut m,
+                    &mut touched,
+                    request_id,
+                    advertiser_id,
+                    currency,
+                    at,
+                );
             }
             LedgerOp::MarkPaid {
                 payout_id,
@@ -561,33 +458,7 @@ impl LedgerStep {
                 note,
                 ..
             } => {
-                m.op = format!("review\0{commission_id}");
-                let Some(item) = acc.items.get_mut(&commission_id) else {
-                    tracing::warn!(commission = %commission_id, "review of an unknown commission");
-                    return;
-                };
-                if item.status != LedgerStatus::Review {
-                    return;
-                }
-                let (kind, to) = if approve {
-                    (EntryKind::Approved, LedgerStatus::Pending)
-                } else {
-                    (EntryKind::Rejected, LedgerStatus::Rejected)
-                };
-                let keep_at = item.available_at;
-                m.transfer(
-                    &commission_id,
-                    item,
-                    kind,
-                    to,
-                    Extra {
-                        available_at: approve.then_some(keep_at).flatten(),
-                        note: Some(note),
-                        ..Extra::default()
-                    },
-                );
-                item.status = to;
-                touched.push((ITEM, commission_id));
+                review(acc, &mut m, &mut touched, commission_id, approve, note);
             }
         }
         for (kind, id) in touched {
@@ -626,155 +497,4 @@ fn early_reversals(rec: &mut LedgerRecord) -> Vec<LedgerRecord> {
             },
         })
         .collect()
-}
-
-/// Moves a requested payout's items to `to` and the payout to `state`; nothing when the
-/// payout is unknown or no longer requested (a second payment of the same payout).
-#[allow(clippy::too_many_arguments)]
-fn settle(
-    acc: &mut Account,
-    m: &mut Moves<'_>,
-    touched: &mut Vec<(u8, String)>,
-    payout_id: &str,
-    kind: EntryKind,
-    to: LedgerStatus,
-    state: PayoutState,
-    note: String,
-) {
-    let Some(p) = acc.payouts.get_mut(payout_id) else {
-        tracing::warn!(payout = %payout_id, "payout not known to the ledger");
-        return;
-    };
-    if p.state != PayoutState::Requested {
-        return;
-    }
-    for id in &p.items {
-        let Some(item) = acc.items.get_mut(id) else {
-            continue;
-        };
-        let paid = to == LedgerStatus::Paid;
-        m.transfer(
-            id,
-            item,
-            kind,
-            to,
-            Extra {
-                payout_id: paid.then(|| payout_id.to_string()),
-                note: Some(note.clone()),
-                ..Extra::default()
-            },
-        );
-        item.status = to;
-        if !paid {
-            item.payout_id = None;
-        }
-        touched.push((ITEM, id.clone()));
-    }
-    p.state = state;
-    touched.push((PAYOUT, payout_id.to_string()));
-}
-
-impl PartitionState for LedgerStep {
-    fn restore(
-        _partition: u32,
-        entries: Vec<(Vec<u8>, Vec<u8>)>,
-        ctx: &StepCtx,
-    ) -> Result<Self, String> {
-        let mut s = LedgerStep::new(ctx.windows.order);
-        for (k, v) in entries {
-            if k == STREAM_TIME {
-                let ms = <[u8; 8]>::try_from(v.as_slice()).map_err(|_| "bad stream time")?;
-                s.stream_ms = Some(i64::from_be_bytes(ms));
-                continue;
-            }
-            if s.guard.restore_entry(&k, &v)? {
-                continue;
-            }
-            let (kind, inf, id) = parse_key(&k).ok_or("unknown ledger step entry")?;
-            let acc = s.accounts.entry(inf).or_default();
-            match kind {
-                ITEM => {
-                    let item = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
-                    acc.items.insert(id, item);
-                }
-                PAYOUT => {
-                    let p = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
-                    acc.payouts.insert(id, p);
-                }
-                _ => return Err("unknown ledger step entry".into()),
-            }
-        }
-        s.swept_ms = s.stream_ms.unwrap_or_default();
-        Ok(s)
-    }
-
-    fn process(&mut self, msg: &Message, _ctx: &StepCtx, out: &mut Output) {
-        let Some(mut rec) = out.decode::<LedgerRecord>(msg) else {
-            return;
-        };
-        if let Some(from) = rec.from
-            && !self.guard.admit(from)
-        {
-            return;
-        }
-        self.advance(rec.op.at());
-        let source = Source {
-            partition: msg.partition,
-            offset: msg.offset,
-        };
-        let booked = match &rec.op {
-            LedgerOp::Book { booking, .. } => self
-                .accounts
-                .get(&rec.influencer_id)
-                .is_some_and(|a| a.items.contains_key(&booking.commission_id)),
-            _ => false,
-        };
-        // A copy of a booking (its refunds included) changes nothing.
-        let early = if booked {
-            Vec::new()
-        } else {
-            early_reversals(&mut rec)
-        };
-        self.apply(rec, source, &mut out.rows.ledger);
-        for r in early {
-            self.apply(r, source, &mut out.rows.ledger);
-        }
-    }
-
-    fn take_changes(&mut self) -> StateChanges {
-        let mut changes = self.guard.take_changes();
-        for (kind, inf, id) in std::mem::take(&mut self.dirty) {
-            let acc = self.accounts.get(&inf);
-            let value = match kind {
-                ITEM => acc
-                    .and_then(|a| a.items.get(&id))
-                    .map(|i| serde_json::to_vec(i).expect("items serialize")),
-                _ => acc
-                    .and_then(|a| a.payouts.get(&id))
-                    .map(|p| serde_json::to_vec(p).expect("payouts serialize")),
-            };
-            if let Some(v) = value {
-                changes.puts.push((entry_key(kind, &inf, &id), v));
-            }
-        }
-        for (kind, inf, id) in std::mem::take(&mut self.deleted) {
-            changes.deletes.push(entry_key(kind, &inf, &id));
-        }
-        if std::mem::take(&mut self.time_changed)
-            && let Some(ms) = self.stream_ms
-        {
-            changes
-                .puts
-                .push((STREAM_TIME.to_vec(), ms.to_be_bytes().to_vec()));
-        }
-        changes
-    }
-
-    fn memory_bytes(&self) -> usize {
-        self.accounts
-            .values()
-            .map(|a| a.items.len() * 320 + a.payouts.len() * 160)
-            .sum::<usize>()
-            + self.guard.memory_bytes()
-    }
 }

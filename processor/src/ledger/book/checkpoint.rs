@@ -1,0 +1,109 @@
+//! The ledger step's checkpoint: restoring a partition's accounts from its entries, and the
+//! entries changed since the last batch.
+
+use super::*;
+
+impl PartitionState for LedgerStep {
+    fn restore(
+        _partition: u32,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        ctx: &StepCtx,
+    ) -> Result<Self, String> {
+        let mut s = LedgerStep::new(ctx.windows.order);
+        for (k, v) in entries {
+            if k == STREAM_TIME {
+                let ms = <[u8; 8]>::try_from(v.as_slice()).map_err(|_| "bad stream time")?;
+                s.stream_ms = Some(i64::from_be_bytes(ms));
+                continue;
+            }
+            if s.guard.restore_entry(&k, &v)? {
+                continue;
+            }
+            let (kind, inf, id) = parse_key(&k).ok_or("unknown ledger step entry")?;
+            let acc = s.accounts.entry(inf).or_default();
+            match kind {
+                ITEM => {
+                    let item = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
+                    acc.items.insert(id, item);
+                }
+                PAYOUT => {
+                    let p = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
+                    acc.payouts.insert(id, p);
+                }
+                _ => return Err("unknown ledger step entry".into()),
+            }
+        }
+        s.swept_ms = s.stream_ms.unwrap_or_default();
+        Ok(s)
+    }
+
+    fn process(&mut self, msg: &Message, _ctx: &StepCtx, out: &mut Output) {
+        let Some(mut rec) = out.decode::<LedgerRecord>(msg) else {
+            return;
+        };
+        if let Some(from) = rec.from
+            && !self.guard.admit(from)
+        {
+            return;
+        }
+        self.advance(rec.op.at());
+        let source = Source {
+            partition: msg.partition,
+            offset: msg.offset,
+        };
+        let booked = match &rec.op {
+            LedgerOp::Book { booking, .. } => self
+                .accounts
+                .get(&rec.influencer_id)
+                .is_some_and(|a| a.items.contains_key(&booking.commission_id)),
+            _ => false,
+        };
+        // A copy of a booking (its refunds included) changes nothing.
+        let early = if booked {
+            Vec::new()
+        } else {
+            early_reversals(&mut rec)
+        };
+        self.apply(rec, source, &mut out.rows.ledger);
+        for r in early {
+            self.apply(r, source, &mut out.rows.ledger);
+        }
+    }
+
+    fn take_changes(&mut self) -> StateChanges {
+        let mut changes = self.guard.take_changes();
+        for (kind, inf, id) in std::mem::take(&mut self.dirty) {
+            let acc = self.accounts.get(&inf);
+            let value = match kind {
+                ITEM => acc
+                    .and_then(|a| a.items.get(&id))
+                    .map(|i| serde_json::to_vec(i).expect("items serialize")),
+                _ => acc
+                    .and_then(|a| a.payouts.get(&id))
+                    .map(|p| serde_json::to_vec(p).expect("payouts serialize")),
+            };
+            if let Some(v) = value {
+                changes.puts.push((entry_key(kind, &inf, &id), v));
+            }
+        }
+        for (kind, inf, id) in std::mem::take(&mut self.deleted) {
+            changes.deletes.push(entry_key(kind, &inf, &id));
+        }
+        if std::mem::take(&mut self.time_changed)
+            && let Some(ms) = self.stream_ms
+        {
+            changes
+                .puts
+                .push((STREAM_TIME.to_vec(), ms.to_be_bytes().to_vec()));
+        }
+        changes
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.accounts
+            .values()
+            .map(|a| a.items.len() * 320 + a.payouts.len() * 160)
+            .sum::<usize>()
+            + self.guard.memory_bytes()
+    }
+}
