@@ -97,6 +97,12 @@ fn validate(
     match offer {
         None => errors.push(FieldError::new("offer_id", "no such offer")),
         Some(o) if !o.active => errors.push(FieldError::new("offer_id", "the offer is not active")),
+        Some(o) if !catalog.links.get(&o.link_id).is_some_and(|l| l.active) => {
+            errors.push(FieldError::new(
+                "offer_id",
+                "the offer's tracking link is deactivated: readers would reach a 404",
+            ))
+        }
         Some(_) => {}
     }
     match catalog.variations.get(&req.variation_id) {

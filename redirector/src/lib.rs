@@ -338,10 +338,12 @@ impl Redirector {
     }
 }
 
-/// The `promo_var` parameter of a query string, if present and of a plausible length.
+/// The `promo_var` parameter of a query string, if present and of a plausible length; the
+/// last one given, as the destination receives it (`location`).
 fn promo_var(query: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "promo_var")
+        .filter(|(k, _)| k == "promo_var")
+        .last()
         .map(|(_, v)| v.into_owned())
         .filter(|v| (1..=64).contains(&v.len()))
 }
@@ -370,4 +372,21 @@ fn not_found(is_head: bool) -> Response<Full<Bytes>> {
             Bytes::from_static(NOT_FOUND_PAGE.as_bytes())
         }))
         .expect("static response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::promo_var;
+
+    #[test]
+    fn the_last_promo_var_counts_as_the_destination_receives_it() {
+        assert_eq!(promo_var("promo_var=var_a").as_deref(), Some("var_a"));
+        assert_eq!(
+            promo_var("promo_var=var_a&x=1&promo_var=var_b").as_deref(),
+            Some("var_b")
+        );
+        assert_eq!(promo_var("promo_var="), None);
+        assert_eq!(promo_var(&format!("promo_var={}", "a".repeat(65))), None);
+        assert_eq!(promo_var("other=1"), None);
+    }
 }

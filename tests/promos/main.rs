@@ -407,4 +407,68 @@ async fn end_to_end(s: &Server) {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Texts with control characters are refused, naming the field.
+    let r = s
+        .http
+        .patch(s.url(&format!("/api/v1/admin/variations/{}", p.a2)))
+        .bearer_auth(ADMIN)
+        .json(&json!({"headline": "Spring\u{0}\u{1b}[31m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("headline"));
+
+    // Offer B's link deactivated: B is never selected (its link would 404), its impressions
+    // are refused, and no new offer can point at that link.
+    let links = s
+        .admin_get(&format!(
+            "/api/v1/admin/links?campaign_id={}",
+            p.shop.campaign
+        ))
+        .await;
+    let b_link = links["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["code"] == p.shop.codes[1].as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.admin_post(
+        &format!("/api/v1/admin/links/{b_link}/deactivate"),
+        json!({}),
+    )
+    .await;
+    s.sync_catalog().await;
+    let r = s
+        .get_with_key(&format!("/api/v1/promo/select?offer_id={}", p.b), key)
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for seed in 0..10 {
+        let r = s
+            .get_with_key(&format!("/api/v1/promo/select?seed={seed}"), key)
+            .await;
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["offer_id"], json!(p.a), "{v}");
+    }
+    let (status, body) = impressions(
+        s,
+        key,
+        json!({"offer_id": p.b, "variation_id": p.b1, "newsletter_send_id": "b-1", "recipients": 5}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("offer_id"), "{body}");
+    let r = s
+        .http
+        .post(s.url("/api/v1/admin/offers"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"link_id": b_link, "name": "On a dead link"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }

@@ -96,6 +96,11 @@ fn require_text(
             field,
             format!("expected at most {max} characters"),
         ));
+    } else if value.chars().any(char::is_control) {
+        errors.push(clicktrail_api::error::FieldError::new(
+            field,
+            "must not contain control characters (line breaks, tabs, NUL, escapes)",
+        ));
     }
 }
 

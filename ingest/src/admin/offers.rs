@@ -125,9 +125,19 @@ fn validate_variation(v: &Variation, errors: &mut Vec<FieldError>) {
     require_text("cta", &v.cta, 80, errors);
     if v.body.chars().count() > 2000 {
         errors.push(FieldError::new("body", "expected at most 2000 characters"));
+    } else if v.body.chars().any(|c| c.is_control() && c != '\n') {
+        errors.push(FieldError::new(
+            "body",
+            "must not contain control characters other than line breaks",
+        ));
     }
     if v.tone.chars().count() > 40 {
         errors.push(FieldError::new("tone", "expected at most 40 characters"));
+    } else if v.tone.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            "tone",
+            "must not contain control characters",
+        ));
     }
 }
 
@@ -165,8 +175,13 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<OfferView>), ApiError> {
     let link = s.catalog.snapshot().links.get(&req.link_id).cloned();
     let mut errors = Vec::new();
-    if link.is_none() {
-        errors.push(FieldError::new("link_id", "no such tracking link"));
+    match &link {
+        None => errors.push(FieldError::new("link_id", "no such tracking link")),
+        Some(l) if !l.active => errors.push(FieldError::new(
+            "link_id",
+            "the link is deactivated: readers would reach a 404",
+        )),
+        Some(_) => {}
     }
     let o = Offer {
         id: new_id("ofr"),

@@ -148,6 +148,13 @@ pub async fn select(
         .filter(|o| o.active && visible(&o.advertiser_id))
         .filter(|o| q.get("offer_id").is_none_or(|id| &o.id == id))
         .filter(|o| !catalog.approved_variations(&o.id).is_empty())
+        // Only offers whose link redirects: a newsletter must not carry a link that 404s.
+        .filter(|o| {
+            catalog
+                .links
+                .get(&o.link_id)
+                .is_some_and(|l| catalog.resolve_code(&l.code).is_some())
+        })
         .collect();
     offers.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     if offers.is_empty() {
