@@ -240,6 +240,7 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
                         group: spec.settings.processor.group.clone(),
                     }),
                     public_url: public_url.clone(),
+                    producer: Some(backends.processor_producer()?),
                 }));
             }
         }
@@ -354,6 +355,12 @@ fn processor_config(args: &ProcessorArgs, secrets: &Secrets) -> anyhow::Result<P
         },
         event_id_window: Duration::from_secs(args.event_id_window_days * 86_400),
         order_window: Duration::from_secs(args.order_window_days * 86_400),
+        outbound: clicktrail_processor::outbound::OutboundSettings {
+            group: args.group.clone(),
+            signing_key: secrets.signing_key.clone(),
+            retry_base: Duration::from_millis(args.webhook_retry_base_ms),
+            timeout: Duration::from_secs(args.webhook_timeout_secs),
+        },
     })
 }
 

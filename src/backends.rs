@@ -137,8 +137,9 @@ impl Backends {
         }
     }
 
-    /// The processor's producer, for dead letters: the embedded log, or Kafka without a spool
-    /// (the processor retries its batch instead).
+    /// The processor's producer, for dead letters, and the query service's, for replays of
+    /// webhook deliveries: the embedded log, or Kafka without a spool (the processor retries
+    /// its batch instead; a replay is answered 503).
     pub fn processor_producer(&self) -> anyhow::Result<Arc<dyn Producer>> {
         match &self.set {
             Set::Embedded { log, .. } => Ok(Arc::new(log.clone())),

@@ -34,6 +34,8 @@ fn security(path: &str) -> Value {
         json!([{"session": []}, {"sessionCookie": []}])
     } else if path == "/api/v1/events" || path.starts_with("/event/") {
         json!([{"apiKey": []}])
+    } else if path.starts_with("/api/v1/browser/") {
+        json!([{"publishableKey": []}])
     } else if [
         "/api/v1/stats/",
         "/api/v1/export/",
@@ -41,6 +43,7 @@ fn security(path: &str) -> Value {
         "/api/v1/attribution/",
         "/api/v1/ledger/",
         "/api/v1/promo/",
+        "/api/v1/deliveries",
     ]
     .iter()
     .any(|p| path.starts_with(p))
@@ -85,6 +88,8 @@ fn complete(doc: &mut Value) {
                 "description": "A user's session token from POST /api/v1/auth/login; sees what the user's role sees (docs/roles.md)"},
             "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "ct_session",
                 "description": "The browser's session cookie; requests that change state also send X-CSRF-Token"},
+            "publishableKey": {"type": "apiKey", "in": "query", "name": "key",
+                "description": "A publishable key (pk_…) for web pages, accepted from its allowed origins only"},
         }),
     );
     let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});

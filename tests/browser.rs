@@ -10,6 +10,8 @@ mod browser;
 mod common;
 #[path = "dashboards/promos.rs"]
 mod promos;
+#[path = "dashboards/tracker.rs"]
+mod tracker;
 
 use browser::{Browser, api, card, demo_logins, loaded, log_in, range};
 use common::{ADMIN, Server};
@@ -457,6 +459,13 @@ async fn every_role_uses_the_dashboards_in_a_real_browser() {
     b.until(
         "the new admin's home",
         "return location.pathname === '/admin';",
+    )
+    .await;
+    // Once the page's own requests are answered (a user runs two queries at once at most).
+    b.until(
+        "the health page's tables",
+        "return document.querySelector('#signups').children.length > 0 \
+         && document.querySelector('#deliveries').children.length > 0;",
     )
     .await;
     let me = b

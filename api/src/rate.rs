@@ -6,9 +6,11 @@
 //! |---|---|---|---|
 //! | `redirect` | `/r/…`, `/ref/…` | client address | 500/s, bursts of 1,000 |
 //! | `events` | `/api/v1/events…`, `/api/v1/affiliate/…` | API key | 1,000 requests/s, bursts of 2,000 |
-//! | `query` | stats, exports, audits, the ledger | API key, admin token or session | 50/s, bursts of 100 |
+//! | `query` | stats, exports, audits, the ledger, the delivery log | API key, admin token or session | 50/s, bursts of 100 |
 //! | `sql` | `/api/v1/sql` | API key or admin token | 5/s, bursts of 25 |
 //! | `admin` | `/api/v1/admin/…` | admin token or session | 100/s, bursts of 200 |
+//! | `browser` | `/api/v1/browser/…` | publishable key (`key` in the query) | 200/s, bursts of 400 |
+//! | `browser_client` | `/api/v1/browser/…` | client address | 20/s, bursts of 40 |
 //! | `failed_auth` | any answer 401 | client address | 30 per minute |
 //!
 //! A request without credentials counts against its client address. After `failed_auth`
@@ -46,6 +48,10 @@ pub enum Class {
     Sql,
     /// The management API.
     Admin,
+    /// Events from web pages, per publishable key.
+    Browser,
+    /// Events from web pages, per client address (checked beside [`Class::Browser`]).
+    BrowserClient,
 }
 
 impl Class {
@@ -62,6 +68,8 @@ impl Class {
             || under("/api/v1/promo/impressions")
         {
             Some(Class::Events)
+        } else if under("/api/v1/browser") {
+            Some(Class::Browser)
         } else if under("/api/v1/sql") {
             Some(Class::Sql)
         } else if under("/api/v1/admin") {
@@ -71,6 +79,7 @@ impl Class {
             || under("/api/v1/attribution")
             || under("/api/v1/ledger")
             || under("/api/v1/promo")
+            || under("/api/v1/deliveries")
         {
             Some(Class::Query)
         } else {
@@ -86,6 +95,8 @@ impl Class {
             Class::Query => "query",
             Class::Sql => "sql",
             Class::Admin => "admin",
+            Class::Browser => "browser",
+            Class::BrowserClient => "browser_client",
         }
     }
 }
@@ -110,6 +121,8 @@ impl Default for RateLimits {
                 (Class::Query, 50, 100),
                 (Class::Sql, 5, 25),
                 (Class::Admin, 100, 200),
+                (Class::Browser, 200, 400),
+                (Class::BrowserClient, 20, 40),
             ],
             failed_auth_per_minute: 30,
             trusted: TrustedProxies::none(),
@@ -230,6 +243,24 @@ fn caller_key(req: &Request, addr: IpAddr) -> u64 {
     credential_hash(req.headers()).unwrap_or_else(|| address_key(addr))
 }
 
+/// The publishable key a browser request names (`key` in its query), hashed; else its client
+/// address's key.
+fn publishable_key(req: &Request, addr: IpAddr) -> u64 {
+    let named = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("key="))
+            .filter(|k| !k.is_empty())
+    });
+    match named {
+        Some(k) => {
+            let mut h = DefaultHasher::new();
+            ("publishable", k).hash(&mut h);
+            h.finish()
+        }
+        None => address_key(addr),
+    }
+}
+
 fn address_key(addr: IpAddr) -> u64 {
     let mut h = DefaultHasher::new();
     addr.hash(&mut h);
@@ -264,11 +295,20 @@ pub async fn enforce(State(limiter): State<RateLimiter>, mut req: Request, next:
         );
     }
     if let Some(class) = Class::of(req.uri().path()) {
-        let key = if class == Class::Redirect {
-            address_key(addr)
-        } else {
-            caller_key(&req, addr)
+        let key = match class {
+            Class::Redirect | Class::BrowserClient => address_key(addr),
+            Class::Browser => publishable_key(&req, addr),
+            _ => caller_key(&req, addr),
         };
+        if class == Class::Browser
+            && let Err(wait) = limiter.check(Class::BrowserClient, address_key(addr))
+        {
+            return too_many(
+                Class::BrowserClient.name(),
+                wait,
+                "too many browser requests from this address",
+            );
+        }
         if let Err(wait) = limiter.check(class, key) {
             return too_many(
                 class.name(),
@@ -295,6 +335,8 @@ mod tests {
         assert_eq!(Class::of("/api/v1/events"), Some(Class::Events));
         assert_eq!(Class::of("/api/v1/events/purchase"), Some(Class::Events));
         assert_eq!(Class::of("/api/v1/sql"), Some(Class::Sql));
+        assert_eq!(Class::of("/api/v1/browser/events"), Some(Class::Browser));
+        assert_eq!(Class::of("/t.js"), None);
         assert_eq!(Class::of("/api/v1/stats/overview"), Some(Class::Query));
         assert_eq!(Class::of("/api/v1/attribution/e1"), Some(Class::Query));
         assert_eq!(Class::of("/api/v1/admin/advertisers"), Some(Class::Admin));

@@ -55,6 +55,9 @@ fn purchase(click_id: String) -> EventRecord {
         click_id: Some(click_id),
         landing_url: Some("https://shop.example/p?ref_code=bench-b".into()),
         referrer: None,
+        sub_id: None,
+        source: Default::default(),
+        uncounted: false,
     }
 }
 
@@ -225,6 +228,10 @@ fn chain(rt: &tokio::runtime::Runtime, n: usize) -> Duration {
                 dedup: DedupOptions::default(),
                 event_id_window: IdWindows::default().event_id,
                 order_window: IdWindows::default().order,
+                outbound: clicktrail_processor::outbound::OutboundSettings::new(
+                    "bench",
+                    "bench-signing-key",
+                ),
             },
             ProcessorDeps {
                 consumers: consumers.clone(),

@@ -31,6 +31,7 @@ pub fn catalog_changes() -> Vec<CatalogChange> {
                 name: "Bench".into(),
                 status: Status::Active,
                 require_signature: true,
+                browser_purchases_count: false,
                 created_at: now,
             },
         },

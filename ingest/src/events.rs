@@ -47,7 +47,7 @@ pub struct Warning {
 /// What an accepted event's `click_id` and `ref_code` will not do: a `click_id` that is not a
 /// click token at all (for example a placeholder left in an integration) or names a link of
 /// no link of this advertiser, and a `ref_code` that is no link code of this advertiser.
-fn warnings(records: &[EventRecord], catalog: &Catalog) -> Vec<Warning> {
+pub(crate) fn warnings(records: &[EventRecord], catalog: &Catalog) -> Vec<Warning> {
     let mut out = Vec::new();
     for (index, r) in records.iter().enumerate() {
         if let Some(id) = r.click_id.as_deref() {
@@ -203,15 +203,34 @@ async fn accept(
             now.timestamp(),
         )?;
     }
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
+    let records = records_of(&bytes, &advertiser.id, fixed, now, MAX_BATCH)?;
+    let event_ids = send(state, &records).await?;
+    Ok(Accepted {
+        accepted: event_ids.len(),
+        event_ids,
+        warnings: warnings(&records, &catalog),
+    })
+}
+
+/// The events of a request body (one event, an array, or `{"events": [...]}`) for
+/// `advertiser_id`, all valid, at most `max` of them; else every field error at once (400), or
+/// 413 past `max`.
+pub(crate) fn records_of(
+    bytes: &[u8],
+    advertiser_id: &str,
+    fixed: Option<Action>,
+    now: chrono::DateTime<Utc>,
+    max: usize,
+) -> Result<Vec<EventRecord>, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::field("body", format!("malformed JSON: {e}")))?;
     let batch = validate::split_batch(value).map_err(|e| ApiError::fields(vec![e]))?;
     if batch.is_empty() {
         return Err(ApiError::field("events", "expected at least one event"));
     }
-    if batch.len() > MAX_BATCH {
+    if batch.len() > max {
         return Err(ApiError::TooLarge(format!(
-            "{} events in one request; at most {MAX_BATCH} are accepted",
+            "{} events in one request; at most {max} are accepted",
             batch.len()
         )));
     }
@@ -224,29 +243,34 @@ async fn accept(
         } else {
             format!("events[{i}].")
         };
-        if let Some(r) = validate::event(item, prefix, &advertiser.id, fixed, now, &mut errors) {
+        if let Some(r) = validate::event(item, prefix, advertiser_id, fixed, now, &mut errors) {
             records.push(r);
         }
     }
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }
+    Ok(records)
+}
+
+/// Appends `records` to the bus and returns their ids once durable (503 otherwise), counting
+/// them by action.
+pub(crate) async fn send(
+    state: &IngestState,
+    records: &[EventRecord],
+) -> Result<Vec<String>, ApiError> {
     let event_ids: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
     let mut by_action = std::collections::HashMap::<&'static str, u64>::new();
-    for r in &records {
+    for r in records {
         *by_action.entry(r.action.as_str()).or_default() += 1;
     }
     state
         .producer
-        .send_records(&records)
+        .send_records(records)
         .await
         .map_err(ApiError::not_durable)?;
     for (action, n) in by_action {
         metrics::counter!(EVENTS_ACCEPTED, "action" => action).increment(n);
     }
-    Ok(Accepted {
-        accepted: event_ids.len(),
-        event_ids,
-        warnings: warnings(&records, &catalog),
-    })
+    Ok(event_ids)
 }

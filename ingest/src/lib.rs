@@ -24,6 +24,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod affiliate;
+pub mod browser;
 pub mod events;
 pub mod payouts;
 pub mod promo;
@@ -89,6 +90,7 @@ pub fn router(state: IngestState) -> Router {
         .merge(payouts::routes())
         .merge(affiliate::routes())
         .merge(promo::routes())
+        .merge(browser::routes())
         .with_state(state)
 }
 
@@ -104,5 +106,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = events::EventsApi::openapi();
     doc.merge(admin::AdminApi::openapi());
     doc.merge(promo::PromoApi::openapi());
+    doc.merge(browser::BrowserApi::openapi());
     doc
 }

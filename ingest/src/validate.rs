@@ -24,7 +24,7 @@ pub const MIN_OCCURRED_AT_SECS: i64 = 946_684_800;
 pub const MAX_VALUE_MINOR: i64 = 1_000_000_000_000;
 
 /// Every field an event may have; any other is refused.
-pub const FIELDS: [&str; 17] = [
+pub const FIELDS: [&str; 18] = [
     "action",
     "name",
     "custom_name",
@@ -38,6 +38,7 @@ pub const FIELDS: [&str; 17] = [
     "coupon_code",
     "ref_code",
     "click_id",
+    "sub_id",
     "landing_url",
     "referrer",
     "timestamp",
@@ -292,6 +293,7 @@ pub fn event(
     let coupon_code = f.string("coupon_code", 64);
     let ref_code = f.string("ref_code", 64);
     let click_id = f.string("click_id", 256);
+    let sub_id = f.string("sub_id", 200);
     let landing_url = f.string("landing_url", MAX_URL_LEN);
     let referrer = f.string("referrer", MAX_URL_LEN);
 
@@ -323,6 +325,9 @@ pub fn event(
         click_id,
         landing_url,
         referrer,
+        sub_id,
+        source: Default::default(),
+        uncounted: false,
     };
     record.event_id = event_id.unwrap_or_else(|| derive_event_id(&record, given_occurred_at));
     Some(record)
@@ -346,6 +351,8 @@ struct EventContent<'a> {
     coupon_code: Option<&'a str>,
     ref_code: Option<&'a str>,
     click_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_id: Option<&'a str>,
     landing_url: Option<&'a str>,
     referrer: Option<&'a str>,
 }
@@ -366,6 +373,7 @@ fn derive_event_id(r: &EventRecord, occurred_at: Option<DateTime<Utc>>) -> Strin
         coupon_code: r.coupon_code.as_deref(),
         ref_code: r.ref_code.as_deref(),
         click_id: r.click_id.as_deref(),
+        sub_id: r.sub_id.as_deref(),
         landing_url: r.landing_url.as_deref(),
         referrer: r.referrer.as_deref(),
     };

@@ -6,7 +6,9 @@
 //! event ids (`events`), purchase orders (`events-by-order`), then attribution with the
 //! customer's first touch (`events-by-customer`, [`attribution`]); the commission ledger has
 //! two more ([`ledger`]): orders and refunds (`commissions`), then each influencer's account
-//! (`ledger`); newsletter promo impressions have one, each send counted once ([`promo`]).
+//! (`ledger`); newsletter promo impressions have one, each send counted once ([`promo`]);
+//! webhooks and postbacks are delivered from `outbound` by the delivery worker
+//! ([`outbound`]).
 //! State belongs to a
 //! partition: restored from the store's checkpoint on assignment, checkpointed with every batch
 //! together with the offsets it reflects.
@@ -21,6 +23,7 @@ pub mod events;
 pub mod extract;
 pub mod id_window;
 pub mod ledger;
+pub mod outbound;
 pub mod pipeline;
 pub mod promo;
 pub mod write;
@@ -55,6 +58,8 @@ pub struct ProcessorConfig {
     /// purchase within this time of the first goes to dead-letter. Default
     /// [`events::DEFAULT_ORDER_WINDOW`] (90 days); at least one hour.
     pub order_window: Duration,
+    /// How webhooks and postbacks are delivered.
+    pub outbound: outbound::OutboundSettings,
 }
 
 impl ProcessorConfig {
@@ -108,11 +113,18 @@ pub async fn run(
         consumer(Topic::EventsByOrder).await?,
         consumer(Topic::EventsByCustomer).await?,
     );
-    let (commissions, accounts, impressions) = (
+    let (commissions, accounts, impressions, outbound_consumer) = (
         consumer(Topic::Commissions).await?,
         consumer(Topic::Ledger).await?,
         consumer(Topic::Impressions).await?,
+        consumer(Topic::Outbound).await?,
     );
+    let deliveries = outbound::OutboundWiring {
+        consumer: outbound_consumer,
+        consumers: deps.consumers.clone(),
+        store: deps.store.clone(),
+        catalog: deps.catalog.clone(),
+    };
     let keys = &config.click_keys;
     // Any pipeline failing permanently stops all: a half-running processor would look
     // healthy while one topic silently piles up.
@@ -180,6 +192,7 @@ pub async fn run(
             limits,
             shutdown.clone()
         ),
+        async { outbound::run(config.outbound.clone(), deliveries, shutdown.clone()).await },
     )?;
     Ok(())
 }

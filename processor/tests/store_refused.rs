@@ -56,6 +56,9 @@ async fn a_refused_row_keeps_its_key_and_record_in_dead_letter() {
         click_id: None,
         landing_url: None,
         referrer: None,
+        sub_id: None,
+        source: Default::default(),
+        uncounted: false,
     };
     log.send_record(&event).await.unwrap();
 
@@ -69,6 +72,10 @@ async fn a_refused_row_keeps_its_key_and_record_in_dead_letter() {
             dedup: DedupOptions::default(),
             event_id_window: clicktrail_processor::events::DEFAULT_EVENT_ID_WINDOW,
             order_window: clicktrail_processor::events::DEFAULT_ORDER_WINDOW,
+            outbound: clicktrail_processor::outbound::OutboundSettings::new(
+                "processor",
+                "test-signing-key",
+            ),
         },
         ProcessorDeps {
             consumers: Arc::new(log.clone()),

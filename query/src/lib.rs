@@ -14,6 +14,7 @@
 pub mod affiliate;
 pub mod answers;
 pub mod audit;
+pub mod deliveries;
 pub mod export;
 pub mod filters;
 pub mod freshness;
@@ -53,6 +54,9 @@ pub struct QueryState {
     pub pipeline: Option<freshness::Pipeline>,
     /// Base URL shoppers reach the redirector at, for influencers' link URLs.
     pub public_url: String,
+    /// Where replays of webhook and postback deliveries are queued (`outbound`); none answers
+    /// them 503.
+    pub producer: Option<Arc<dyn clicktrail_bus::Producer>>,
 }
 
 /// Every query route.
@@ -62,6 +66,7 @@ pub fn router(state: QueryState) -> Router {
         .merge(stats::routes())
         .merge(export::routes())
         .merge(audit::routes())
+        .merge(deliveries::routes())
         .merge(sql::routes())
         .merge(me::routes())
         .merge(ledger::routes())
@@ -100,6 +105,7 @@ pub async fn run(state: QueryState, port: clicktrail_api::http::Port) -> std::io
         ledger::balances, ledger::entries, ledger::payouts, ledger::payouts_csv, ledger::reviews,
         affiliate::summary, affiliate::conversions, affiliate::payouts,
         promo::select, promo::analytics, promo::chart_svg,
+        deliveries::list, deliveries::replay,
     ),
     components(schemas(sql::SqlRequest, me::Me, me::MyLink, me::MyCoupon)),
     tags(
@@ -107,6 +113,7 @@ pub async fn run(state: QueryState, port: clicktrail_api::http::Port) -> std::io
         (name = "export", description = "CSV exports"),
         (name = "sql", description = "Read-only analyst SQL"),
         (name = "me", description = "The logged-in user's own figures, links and coupons"),
+        (name = "integrations", description = "The webhook and postback delivery log, and replays"),
     )
 )]
 pub struct QueryApi;

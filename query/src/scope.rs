@@ -149,14 +149,17 @@ impl Scope {
 
     /// The rows this scope sees of `table`: [`Scope::predicate`], except that an influencer
     /// sees their whole `ledger` (money they earned stays theirs after they leave a campaign)
-    /// and no promo rows (`impressions`, `promo_clicks`).
+    /// and no promo rows (`impressions`, `promo_clicks`) nor the advertiser's delivery log
+    /// (`deliveries`).
     pub fn predicate_for(&self, table: &str) -> Option<Expr> {
         match self {
             Scope::Influencer { influencer_id, .. } if table == "ledger" => {
                 Some(col("influencer_id").eq(lit(influencer_id.clone())))
             }
             // Promo figures are the advertiser's: an influencer sees none of them.
-            Scope::Influencer { .. } if matches!(table, "impressions" | "promo_clicks") => {
+            Scope::Influencer { .. }
+                if matches!(table, "impressions" | "promo_clicks" | "deliveries") =>
+            {
                 Some(lit(false))
             }
             _ => self.predicate(),

@@ -77,6 +77,9 @@ fn rows() -> Rows {
                 click_id: Some(format!("c{}", i + 5)),
                 landing_url: None,
                 referrer: None,
+                sub_id: None,
+                source: Default::default(),
+                uncounted: false,
             },
             attribution: Attribution {
                 attributed: i % 5 != 0,

@@ -442,12 +442,13 @@
   async function health() {
     try {
       const first = ymd(new Date()).slice(0, 8) + "01";
-      const [advertisers, month, lag, dead, users] = await Promise.all([
+      const [advertisers, month, lag, dead, users, deliveries] = await Promise.all([
         all("/api/v1/admin/advertisers"),
         api("GET", "/api/v1/stats/overview?from=" + first + "&tz=" + encodeURIComponent(tz)),
         api("GET", "/api/v1/admin/pipeline"),
         api("GET", "/api/v1/admin/dead-letter?limit=20"),
         all("/api/v1/admin/users"),
+        api("GET", "/api/v1/deliveries?limit=20"),
       ]);
       const events = ["add_to_carts", "purchases", "signups", "drop_offs", "custom_events"].reduce((s, k) => s + month[k], 0);
       const active = advertisers.filter((a) => a.status === "active").length;
@@ -467,6 +468,20 @@
         { key: "at", label: "When", fmt: (r) => date(r.at) }, { key: "reason", label: "Reason" },
         { key: "detail", label: "Detail" }, { key: "source_topic", label: "Topic" }],
         dead.map((d, i) => ({ ...d, id: "dl" + i })), { sortKey: "at", empty: "No failed ingestions." });
+      const advName = new Map(advertisers.map((a) => [a.id, a.name]));
+      const replay = (r) => el("button", { type: "button", class: "small", "aria-label": "Replay delivery " + r.delivery_id, on: { click: async (ev) => {
+        try { await api("POST", "/api/v1/deliveries/" + encodeURIComponent(r.delivery_id) + "/replay"); ev.target.textContent = "Queued"; ev.target.disabled = true; }
+        catch (e) { status(e.message); }
+      } } }, "Replay");
+      table($("#deliveries"), [
+        { key: "at", label: "When", fmt: (r) => date(r.at) },
+        { key: "advertiser_id", label: "Advertiser", fmt: (r) => advName.get(r.advertiser_id) || r.advertiser_id },
+        { key: "event", label: "Event" }, { key: "target_kind", label: "To", fmt: (r) => r.target_kind + " " + r.target_id },
+        { key: "attempt", label: "Attempt", num: true }, { key: "status", label: "Status", num: true },
+        { key: "outcome", label: "Outcome" },
+        { key: "response", label: "Last response", fmt: (r) => r.error || r.response || "—" },
+        { key: "replay", label: "Replay", nosort: true, fmt: replay }],
+        deliveries.rows.map((d) => ({ ...d, id: d.delivery_id + "/" + d.attempt })), { sortKey: "at", empty: "No deliveries yet." });
       table($("#signups"), [
         { key: "created_at", label: "Invited", fmt: (r) => date(r.created_at) }, { key: "name", label: "Name" },
         { key: "email", label: "Email" }, { key: "role", label: "Role" },

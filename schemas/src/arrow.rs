@@ -134,7 +134,9 @@ mod tests {
 
     #[test]
     fn schemas_match_the_stored_parquet_files() {
-        // Parquet files already written carry these schemas; a reader needs them unchanged.
+        // Parquet files already written carry these schemas; a reader needs them unchanged,
+        // but for nullable columns added since a file was written, which read as null there
+        // (events' `source`).
         assert_eq!(
             describe(&CLICKS.arrow_schema()),
             "click_id Utf8, at ts, link_id Utf8, code Utf8, sub_id Utf8?, advertiser_id Utf8, \
@@ -148,7 +150,7 @@ mod tests {
             "event_id Utf8, advertiser_id Utf8, action Utf8, custom_name Utf8?, occurred_at ts, \
              received_at ts, value_minor Int64?, currency Utf8, order_id Utf8?, customer_id Utf8?, \
              properties Utf8?, coupon_code Utf8?, ref_code Utf8?, click_id Utf8?, \
-             landing_url Utf8?, referrer Utf8?, attributed Boolean, attributed_by Utf8, \
+             landing_url Utf8?, referrer Utf8?, source Utf8?, attributed Boolean, attributed_by Utf8, \
              campaign_id Utf8?, influencer_id Utf8?, link_id Utf8?, coupon_id Utf8?, reason Utf8?, \
              candidates Utf8, credited_click_id Utf8?, click_at ts?, window_secs Int64?, \
              conflict Utf8?, src_partition UInt32, src_offset UInt64"

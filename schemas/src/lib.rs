@@ -23,6 +23,7 @@ pub mod ids;
 pub mod ledger;
 pub mod metric_names;
 pub mod money;
+pub mod outbound;
 pub mod promo;
 pub mod record;
 pub mod rows;

@@ -98,6 +98,13 @@ impl Record for CatalogChange {
     }
 }
 
+impl Record for crate::outbound::OutboundRecord {
+    const TOPIC: Topic = Topic::Outbound;
+    fn partition_key(&self) -> String {
+        self.advertiser_id.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,9 @@ pub enum Topic {
     Ledger,
     /// Newsletter promo impressions, keyed by offer + variation.
     Impressions,
+    /// Messages for advertisers' webhooks and postbacks, keyed by advertiser: the delivery
+    /// worker keeps each partition's pending deliveries.
+    Outbound,
     /// Every catalog change, keyed by entity id; one partition, never expires.
     Catalog,
     /// What could not be processed, keyed by source key.
@@ -35,7 +38,7 @@ pub enum Topic {
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 9] = [
+    pub const ALL: [Topic; 10] = [
         Topic::Clicks,
         Topic::Events,
         Topic::EventsByOrder,
@@ -43,6 +46,7 @@ impl Topic {
         Topic::Commissions,
         Topic::Ledger,
         Topic::Impressions,
+        Topic::Outbound,
         Topic::Catalog,
         Topic::DeadLetter,
     ];
@@ -57,6 +61,7 @@ impl Topic {
             Topic::Commissions => "commissions",
             Topic::Ledger => "ledger",
             Topic::Impressions => "impressions",
+            Topic::Outbound => "outbound",
             Topic::Catalog => "catalog",
             Topic::DeadLetter => "dead-letter",
         }
@@ -72,7 +77,8 @@ impl Topic {
             | Topic::EventsByCustomer
             | Topic::Commissions
             | Topic::Ledger
-            | Topic::Impressions => 4,
+            | Topic::Impressions
+            | Topic::Outbound => 4,
             Topic::Catalog | Topic::DeadLetter => 1,
         }
     }

@@ -155,10 +155,50 @@ pub struct EventRecord {
     pub ref_code: Option<String>,
     /// Click token passed back by the advertiser.
     pub click_id: Option<String>,
+    /// The sub id the affiliate or network tracks the click by (as it came to the landing
+    /// page, `sub_id`), passed back for postbacks' `{sub_id}`. At most 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_id: Option<String>,
     /// Landing page URL, searched for attribution parameters.
     pub landing_url: Option<String>,
     /// Referrer URL, searched for attribution parameters.
     pub referrer: Option<String>,
+    /// Where it was sent from: an advertiser's backend (API key) or a web page (publishable
+    /// key, through `t.js`). Absent on the wire for `server`.
+    #[serde(default, skip_serializing_if = "EventSource::is_server")]
+    pub source: EventSource,
+    /// A browser purchase its advertiser does not count toward revenue and commissions
+    /// (`browser_purchases_count` off, the default): it is stored as a purchase event with
+    /// no amount (the amount the page gave is kept in `properties`), claims no order and earns
+    /// no commission. Absent on the wire when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncounted: bool,
+}
+
+/// Where an event was sent from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventSource {
+    /// An advertiser's backend, authenticated by its API key.
+    #[default]
+    Server,
+    /// A web page, through the browser tracker and a publishable key.
+    Browser,
+}
+
+impl EventSource {
+    /// The name stored in the `source` column: `server` or `browser`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Server => "server",
+            EventSource::Browser => "browser",
+        }
+    }
+
+    /// Whether this is [`EventSource::Server`].
+    pub fn is_server(&self) -> bool {
+        *self == EventSource::Server
+    }
 }
 
 impl EventRecord {
@@ -169,9 +209,11 @@ impl EventRecord {
     }
 
     /// The purchase order this event claims: its `order_id` when it is a purchase.
+    /// An uncounted browser purchase claims none, so that the backend's purchase of the same
+    /// order is not taken for its duplicate.
     pub fn purchase_order(&self) -> Option<&str> {
         match self.action {
-            Action::Purchase => self.order_id.as_deref(),
+            Action::Purchase if !self.uncounted => self.order_id.as_deref(),
             _ => None,
         }
     }

@@ -62,6 +62,24 @@ fn every_example_reads_and_writes_back_unchanged() {
         "ofr_w8d2k4m9p3x7q5zt/var_c6t9h2n4b8v3r7ym"
     );
     assert_eq!(impression.variation_id, promo.variation_id);
+    let browser: EventRecord = round_trip("browser-event.json");
+    assert_eq!(
+        browser.source,
+        clicktrail_schemas::wire::EventSource::Browser
+    );
+    assert!(browser.uncounted);
+    assert_eq!(
+        browser.purchase_order(),
+        None,
+        "an uncounted purchase claims no order"
+    );
+    assert_eq!(event.source, clicktrail_schemas::wire::EventSource::Server);
+    let message: clicktrail_schemas::outbound::OutboundRecord = round_trip("outbound.json");
+    assert_eq!(message.partition_key(), "adv_cjm4vi2tj5h4c35t");
+    assert_eq!(
+        message.after.map(|a| a.topic),
+        Some(clicktrail_schemas::Topic::EventsByCustomer)
+    );
     let change: CatalogChange = round_trip("catalog-change.json");
     assert_eq!(change.key(), "lnk_f9xwexkw4682jzvj");
     let dead: DeadLetterRecord = round_trip("dead-letter.json");
@@ -119,7 +137,7 @@ fn event_rows_map_to_the_events_table() {
     assert_eq!(
         names.join(","),
         "event_id,advertiser_id,action,custom_name,occurred_at,received_at,value_minor,currency,order_id,customer_id,\
-         properties,coupon_code,ref_code,click_id,landing_url,referrer,attributed,attributed_by,campaign_id,\
+         properties,coupon_code,ref_code,click_id,landing_url,referrer,source,attributed,attributed_by,campaign_id,\
          influencer_id,link_id,coupon_id,reason,candidates,credited_click_id,click_at,window_secs,conflict,\
          src_partition,src_offset"
     );

@@ -32,9 +32,10 @@ pub struct CommonArgs {
     /// generates one once when not given; required by redirector.
     #[arg(long, env = "CLICKTRAIL_VISITOR_SALT", hide_env_values = true)]
     pub visitor_salt: Option<String>,
-    /// Key from which every API key's signing secret is derived, at least 32 characters, the
-    /// same on every ingest; serve generates one once when not given; required by ingest.
-    /// Replacing it changes every signing secret.
+    /// Key from which every API key's and webhook endpoint's signing secret is derived, at
+    /// least 32 characters, the same on every ingest and processor; serve generates one once
+    /// when not given; required by ingest and processor. Replacing it changes every signing
+    /// secret.
     #[arg(long, env = "CLICKTRAIL_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
     /// Longest a graceful shutdown may take, in seconds.
@@ -207,6 +208,18 @@ pub struct ProcessorArgs {
     /// Longest a record waits before its batch is written, in milliseconds.
     #[arg(long, env = "CLICKTRAIL_BATCH_MAX_WAIT_MS", default_value_t = 250)]
     pub batch_max_wait_ms: u64,
+    /// Delay before a failed webhook or postback delivery is retried, in milliseconds; each
+    /// later retry waits twice as long as the one before, at most 720 times this (15
+    /// attempts: about 32 hours with the default).
+    #[arg(
+        long,
+        env = "CLICKTRAIL_WEBHOOK_RETRY_BASE_MS",
+        default_value_t = 30_000
+    )]
+    pub webhook_retry_base_ms: u64,
+    /// Seconds a webhook or postback receiver has to answer.
+    #[arg(long, env = "CLICKTRAIL_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
     /// Visitor-link pairs per clicks partition per hour the dedup rate holds for.
     #[arg(
         long,
@@ -234,6 +247,11 @@ impl ProcessorArgs {
         }
         if self.batch_max_records == 0 {
             problems.push("--batch-max-records must be at least 1".to_string());
+        }
+        if self.webhook_retry_base_ms == 0 || self.webhook_timeout_secs == 0 {
+            problems.push(
+                "--webhook-retry-base-ms and --webhook-timeout-secs must be at least 1".to_string(),
+            );
         }
         if self.batch_max_wait_ms == 0 {
             problems.push("--batch-max-wait-ms must be at least 1".to_string());

@@ -49,6 +49,12 @@ pub struct HttpArgs {
     /// Management API requests per second per caller (0: no limit).
     #[arg(long, env = "CLICKTRAIL_RATE_ADMIN", default_value_t = 100)]
     pub rate_admin: u32,
+    /// Browser event requests per second per publishable key (0: no limit).
+    #[arg(long, env = "CLICKTRAIL_RATE_BROWSER_KEY", default_value_t = 200)]
+    pub rate_browser_key: u32,
+    /// Browser event requests per second per client address (0: no limit).
+    #[arg(long, env = "CLICKTRAIL_RATE_BROWSER_CLIENT", default_value_t = 20)]
+    pub rate_browser_client: u32,
     /// Failed authentications per minute per client address before it is refused (0: no
     /// limit).
     #[arg(long, env = "CLICKTRAIL_RATE_FAILED_AUTH", default_value_t = 30)]
@@ -115,6 +121,16 @@ impl HttpArgs {
                     Class::Admin,
                     self.rate_admin,
                     self.rate_admin.saturating_mul(2),
+                ),
+                (
+                    Class::Browser,
+                    self.rate_browser_key,
+                    self.rate_browser_key.saturating_mul(2),
+                ),
+                (
+                    Class::BrowserClient,
+                    self.rate_browser_client,
+                    self.rate_browser_client.saturating_mul(2),
                 ),
             ],
             failed_auth_per_minute: self.rate_failed_auth,

@@ -175,11 +175,12 @@ impl RoleArgs {
                 role.name()
             ));
         }
-        if role == Role::Ingest && self.common.signing_key.is_none() {
-            problems.push(
-                "--signing-key (CLICKTRAIL_SIGNING_KEY) of at least 32 characters is required by ingest"
-                    .to_string(),
-            );
+        if matches!(role, Role::Ingest | Role::Processor) && self.common.signing_key.is_none() {
+            problems.push(format!(
+                "--signing-key (CLICKTRAIL_SIGNING_KEY) of at least 32 characters is required by {} \
+                 (API keys' and webhook endpoints' secrets are derived from it)",
+                role.name()
+            ));
         }
         if role == Role::Redirector && self.common.visitor_salt.is_none() {
             problems.push(

@@ -26,9 +26,12 @@ pub mod source;
 
 use async_trait::async_trait;
 use clicktrail_schemas::ledger::LedgerRow;
+use clicktrail_schemas::outbound::DeliveryRow;
 use clicktrail_schemas::promo::{ImpressionRow, PromoClickRow};
 use clicktrail_schemas::rows::{ClickRow, EventRow};
-use clicktrail_schemas::tables::{Batch, CLICKS, EVENTS, IMPRESSIONS, LEDGER, Of, PROMO_CLICKS};
+use clicktrail_schemas::tables::{
+    Batch, CLICKS, DELIVERIES, EVENTS, IMPRESSIONS, LEDGER, Of, PROMO_CLICKS,
+};
 
 /// Rows produced by one processor batch.
 #[derive(Debug, Default, Clone)]
@@ -43,6 +46,8 @@ pub struct Rows {
     pub impressions: Vec<ImpressionRow>,
     /// Clicks through promo variations.
     pub promo_clicks: Vec<PromoClickRow>,
+    /// Webhook and postback delivery attempts.
+    pub deliveries: Vec<DeliveryRow>,
 }
 
 impl Rows {
@@ -53,7 +58,7 @@ impl Rows {
 
     /// Each table's rows, in the order of `clicktrail_schemas::tables::ALL`: what a backend
     /// writes, without naming a table.
-    pub fn tables(&self) -> [Box<dyn Batch + '_>; 5] {
+    pub fn tables(&self) -> [Box<dyn Batch + '_>; 6] {
         [
             Box::new(Of {
                 table: &CLICKS,
@@ -74,6 +79,10 @@ impl Rows {
             Box::new(Of {
                 table: &PROMO_CLICKS,
                 rows: &self.promo_clicks,
+            }),
+            Box::new(Of {
+                table: &DELIVERIES,
+                rows: &self.deliveries,
             }),
         ]
     }

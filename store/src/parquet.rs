@@ -38,6 +38,33 @@ fn table_names() -> impl Iterator<Item = &'static str> {
     ALL.iter().map(|t| t.name())
 }
 
+/// `batch` in the table's current `schema`: a nullable column added since the file was written
+/// reads as nulls (a column is only ever added, never removed or retyped; see
+/// `docs/ARCHITECTURE.md`, "Adding a table").
+fn conform(
+    batch: RecordBatch,
+    schema: &arrow_schema::SchemaRef,
+) -> Result<RecordBatch, StoreError> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => Ok(c.clone()),
+            None if f.is_nullable() => {
+                Ok(arrow_array::new_null_array(f.data_type(), batch.num_rows()))
+            }
+            None => Err(StoreError::Data(format!(
+                "a stored file lacks the column `{}`, which is not nullable",
+                f.name()
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| StoreError::Data(e.to_string()))
+}
+
 /// How long replaced files stay on disk for queries that already listed them.
 const RETIRE_GRACE: Duration = Duration::from_secs(120);
 
@@ -248,7 +275,8 @@ impl ParquetStore {
         let _guard = self.compacting.lock();
         self.purge_retired(RETIRE_GRACE)?;
         let mut replaced = 0;
-        for table in table_names() {
+        for described in ALL {
+            let table = described.name();
             let small: Vec<(String, u64)> = {
                 let txn = self.db.begin_read().map_err(unavailable)?;
                 let files = txn.open_table(FILES).map_err(unavailable)?;
@@ -275,10 +303,10 @@ impl ParquetStore {
                     .and_then(|b| b.build())
                     .map_err(unavailable)?;
                 for b in reader {
-                    batches.push(b.map_err(unavailable)?);
+                    batches.push(conform(b.map_err(unavailable)?, &described.arrow_schema())?);
                 }
             }
-            let schema = batches[0].schema();
+            let schema = described.arrow_schema();
             let merged =
                 arrow_select::concat::concat_batches(&schema, &batches).map_err(unavailable)?;
             let (name, n) = self.write_file(table, &merged)?;

@@ -89,6 +89,9 @@ fn event(i: u64) -> EventRow {
             click_id: None,
             landing_url: None,
             referrer: None,
+            sub_id: None,
+            source: Default::default(),
+            uncounted: false,
         },
         attribution: Attribution {
             attributed: true,
@@ -127,8 +130,19 @@ async fn migrations_are_versioned_and_idempotent() {
     assert!(again.migrate().await.unwrap().is_empty());
     assert_eq!(
         count(&s, "SELECT count() FROM schema_migrations FINAL").await,
-        4,
-        "the raw tables, then the hourly rollups, then the ledger, then the promo tables"
+        6,
+        "the raw tables, then the hourly rollups, then the ledger, then the promo tables, then \
+         events' source, then the delivery log"
+    );
+    assert_eq!(
+        count(
+            &s,
+            "SELECT count() FROM system.columns WHERE database = currentDatabase() \
+             AND table = 'events' AND name = 'source'"
+        )
+        .await,
+        1,
+        "events have the column added by a later migration"
     );
     let tables: Vec<String> = s
         .client()
@@ -143,6 +157,7 @@ async fn migrations_are_versioned_and_idempotent() {
             "clicks",
             "clicks_hourly",
             "clicks_hourly_mv",
+            "deliveries",
             "events",
             "events_hourly",
             "events_hourly_mv",

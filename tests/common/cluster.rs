@@ -88,6 +88,16 @@ impl Server {
     /// One process per role on Kafka and ClickHouse: redirector, ingest (whose link URLs
     /// point at the redirector), processor and query, with their own ClickHouse database.
     pub async fn cluster(data: &Path, svc: &Services, database: &str) -> Server {
+        Self::cluster_with(data, svc, database, &[]).await
+    }
+
+    /// [`Server::cluster`] with more arguments for the processor.
+    pub async fn cluster_with(
+        data: &Path,
+        svc: &Services,
+        database: &str,
+        processor_extra: &[&str],
+    ) -> Server {
         let redirector = spawn(
             "redirector",
             role_args("redirector", svc, database, data, &[]),
@@ -109,7 +119,7 @@ impl Server {
                 svc,
                 database,
                 data,
-                &["--kafka-instance-id", "processor-1"],
+                &[&["--kafka-instance-id", "processor-1"], processor_extra].concat(),
             ),
         );
         let query = spawn("query", role_args("query", svc, database, data, &[]));

@@ -92,6 +92,7 @@ impl Server {
             "/api/v1/ledger",
             "/api/v1/promo/select",
             "/api/v1/promo/analytics",
+            "/api/v1/deliveries",
         ]
         .iter()
         .any(|p| path.starts_with(p))

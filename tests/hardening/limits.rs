@@ -323,3 +323,158 @@ async fn slow_and_silent_clients_are_cut_off_and_connections_are_capped() {
         .await;
     assert_eq!(r.status(), StatusCode::FOUND);
 }
+
+/// A flood of browser events on one publishable key is refused (429) while another
+/// advertiser's pages are served; each client address has its own budget beside the key's.
+#[tokio::test]
+async fn a_flood_on_one_publishable_key_leaves_other_advertisers_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        &[
+            "--rate-browser-key",
+            "20",
+            "--rate-browser-client",
+            "10",
+            "--trusted-proxies",
+            "127.0.0.1",
+        ],
+    )
+    .await;
+    let mut keys = Vec::new();
+    for (name, origin) in [
+        ("Flooded", "https://a.example"),
+        ("Calm", "https://b.example"),
+    ] {
+        let shop = s
+            .shop(name, &format!("{origin}/"), &[&format!("{name} creator")])
+            .await;
+        let pk = s
+            .admin_post(
+                &format!(
+                    "/api/v1/admin/advertisers/{}/publishable-keys",
+                    shop.advertiser
+                ),
+                json!({"allowed_origins": [origin]}),
+            )
+            .await;
+        keys.push((pk["key"].as_str().unwrap().to_string(), origin, shop));
+    }
+    s.sync_catalog().await;
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    let send = |key: &str, origin: &str, client: String| {
+        let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        s.http
+            .post(s.url(&format!("/api/v1/browser/events?key={key}")))
+            .header("origin", origin)
+            .header("content-type", "text/plain")
+            .header("x-forwarded-for", client)
+            .body(format!(r#"{{"action":"add_to_cart","event_id":"e{n}"}}"#))
+    };
+    // The flood comes from many addresses, so only the key's own budget runs out; the other
+    // advertiser's pages are served all along.
+    let (flooded, origin_a, _) = &keys[0];
+    let (calm, origin_b, calm_shop) = &keys[1];
+    let mut statuses = Vec::new();
+    let mut first = None;
+    let mut calm_served = 0;
+    for i in 0..300 {
+        let r = send(flooded, origin_a, format!("203.0.113.{}", i % 100))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS && first.is_none() {
+            let after: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let body: Value = r.json().await.unwrap();
+            first = Some((after, body));
+            statuses.push(StatusCode::TOO_MANY_REQUESTS);
+        } else {
+            statuses.push(r.status());
+        }
+        if i % 30 == 29 {
+            let r = send(calm, origin_b, format!("198.51.100.{i}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
+            calm_served += 1;
+        }
+    }
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(ok >= 40, "the key's burst is served first ({ok})");
+    assert!(limited > 0 && ok + limited == 300, "{statuses:?}");
+    let (after, body) = first.unwrap();
+    assert!((1..=2).contains(&after), "Retry-After {after}");
+    assert_eq!(body["error"], json!("too_many_requests"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("browser"),
+        "{body}"
+    );
+    let mut again = Vec::new();
+    for i in 0..5 {
+        again.push(
+            send(flooded, origin_a, format!("198.51.100.{}", 200 + i))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert!(
+        again.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "still flooded: {again:?}"
+    );
+    // One address sending a lot on the calm key runs out of its own budget only.
+    let mut from_one = Vec::new();
+    for _ in 0..30 {
+        from_one.push(
+            send(calm, origin_b, "192.0.2.9".into())
+                .send()
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert!(
+        from_one.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{from_one:?}"
+    );
+    let r = send(calm, origin_b, "192.0.2.10".into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The served events of the calm advertiser are stored, as browser events.
+    s.drain().await;
+    let v: Value = s
+        .http
+        .post(s.url("/api/v1/sql"))
+        .header("x-api-key", &calm_shop.key)
+        .json(&json!({"query": "SELECT count(*) AS n, min(source) AS source FROM events"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let served = calm_served + from_one.iter().filter(|s| **s == StatusCode::OK).count() + 1;
+    assert_eq!(v["rows"][0]["n"], json!(served), "{v}");
+    assert_eq!(v["rows"][0]["source"], json!("browser"), "{v}");
+    let metrics = common::metrics(&s.http, &s.base).await;
+    for class in ["browser", "browser_client"] {
+        assert!(
+            metrics.contains(&format!(
+                "clicktrail_http_rate_limited_total{{class=\"{class}\"}}"
+            )),
+            "{class} counted"
+        );
+    }
+}

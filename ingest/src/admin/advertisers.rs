@@ -23,6 +23,10 @@ pub struct NewAdvertiser {
     /// Require HMAC-signed event requests (default false).
     #[serde(default)]
     pub require_signature: bool,
+    /// Count purchases sent from web pages toward revenue and commissions (default false:
+    /// they count as events only).
+    #[serde(default)]
+    pub browser_purchases_count: bool,
 }
 
 /// Changes to an advertiser; absent fields stay as they are.
@@ -36,6 +40,8 @@ pub struct AdvertiserPatch {
     pub status: Option<Status>,
     /// Require signed event requests.
     pub require_signature: Option<bool>,
+    /// Count purchases sent from web pages toward revenue and commissions.
+    pub browser_purchases_count: Option<bool>,
 }
 
 /// An API key as listed: never the secret.
@@ -113,6 +119,7 @@ pub async fn create(
         name: req.name.trim().to_string(),
         status: Status::Active,
         require_signature: req.require_signature,
+        browser_purchases_count: req.browser_purchases_count,
         created_at: Utc::now(),
     };
     s.write(CatalogChange::AdvertiserUpserted {
@@ -152,7 +159,7 @@ pub async fn show(
     find(&s, &id).map(Json)
 }
 
-/// Update an advertiser (name, status, signature requirement).
+/// Update an advertiser (name, status, signature requirement, whether browser purchases count).
 #[utoipa::path(patch, path = "/api/v1/admin/advertisers/{id}", tag = "admin", params(("id" = String, Path)), request_body = AdvertiserPatch, responses((status = 200, description = "Updated", body = Advertiser), (status = 404, description = "Unknown")))]
 pub async fn update(
     _: Admin,
@@ -172,6 +179,9 @@ pub async fn update(
     }
     if let Some(r) = p.require_signature {
         a.require_signature = r;
+    }
+    if let Some(b) = p.browser_purchases_count {
+        a.browser_purchases_count = b;
     }
     s.write(CatalogChange::AdvertiserUpserted {
         advertiser: a.clone(),

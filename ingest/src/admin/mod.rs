@@ -2,7 +2,8 @@
 //!
 //! One module per entity: [`advertisers`] (and API keys), [`campaigns`] (and assignments),
 //! [`influencers`], [`links`], [`coupons`], [`users`], [`diagnostics`] (dead-letter tail,
-//! processor lag). Authenticated by the admin bearer token or the session of an `admin` user
+//! processor lag), [`publishable`] (browser tracker keys), [`webhooks`] (webhook endpoints and
+//! postbacks). Authenticated by the admin bearer token or the session of an `admin` user
 //! (cookie with its CSRF token, or bearer session token).
 
 pub mod advertisers;
@@ -15,7 +16,9 @@ pub mod links;
 pub mod offers;
 pub mod page;
 pub mod plans;
+pub mod publishable;
 pub mod users;
+pub mod webhooks;
 
 use crate::IngestState;
 use axum::Router;
@@ -134,6 +137,9 @@ pub(crate) fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<()
         crate::affiliate::validate,
         offers::create, offers::list, offers::show, offers::update, offers::add_variation,
         offers::update_variation,
+        publishable::create, publishable::list, publishable::update,
+        webhooks::create_webhook, webhooks::list_webhooks, webhooks::update_webhook,
+        webhooks::create_postback, webhooks::list_postbacks, webhooks::update_postback,
     ),
     components(schemas(
         advertisers::NewAdvertiser, advertisers::AdvertiserPatch, advertisers::KeyView,
@@ -151,6 +157,11 @@ pub(crate) fn check(errors: Vec<clicktrail_api::error::FieldError>) -> Result<()
         clicktrail_schemas::catalog::CommissionPlan, clicktrail_schemas::catalog::CommissionRate,
         crate::payouts::PayoutRequest, crate::payouts::LedgerAccepted, crate::payouts::Payment,
         crate::payouts::Cancellation, crate::payouts::Review, crate::affiliate::Validation,
+        publishable::NewPublishableKey, publishable::PublishableKeyPatch,
+        clicktrail_schemas::catalog::PublishableKey,
+        webhooks::NewWebhook, webhooks::WebhookPatch, webhooks::WebhookView,
+        webhooks::NewPostback, webhooks::PostbackPatch, clicktrail_schemas::catalog::Postback,
+        clicktrail_schemas::catalog::WebhookEndpoint,
     )),
     tags((name = "admin", description = "Catalog management (admin bearer token or an admin's session)"),
         (name = "accounts", description = "Login, logout and passwords of users"),
@@ -170,4 +181,6 @@ pub fn routes() -> Router<IngestState> {
         .merge(users::routes())
         .merge(plans::routes())
         .merge(offers::routes())
+        .merge(publishable::routes())
+        .merge(webhooks::routes())
 }

@@ -23,6 +23,7 @@ fn catalog() -> Catalog {
                 name: "A".into(),
                 status: Status::Active,
                 require_signature: false,
+                browser_purchases_count: false,
                 created_at: now,
             },
         },
@@ -111,6 +112,9 @@ fn event(at: DateTime<Utc>) -> EventRecord {
         click_id: None,
         landing_url: None,
         referrer: None,
+        sub_id: None,
+        source: Default::default(),
+        uncounted: false,
     }
 }
 

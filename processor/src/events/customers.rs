@@ -1,7 +1,9 @@
 //! The attribution step: reads `events-by-customer` and attributes each event
 //! ([`crate::attribution`]) with its customer's first touch, writing one row per event. Every
 //! purchase and refund, and every other conversion that earned a commission
-//! ([`crate::ledger::booking`]), goes on to the commission step (`commissions`).
+//! ([`crate::ledger::booking`]), goes on to the commission step (`commissions`); every
+//! conversion someone subscribed to goes on to the delivery worker (`outbound`,
+//! [`crate::outbound`]).
 //!
 //! All of a customer's events carry the same key on `events-by-customer` (advertiser +
 //! customer id, else order id, else event id), so the first touch lives here.
@@ -11,9 +13,12 @@
 
 use super::replay::ReplayGuard;
 use crate::attribution::{FirstTouch, attribute};
+use crate::outbound::messages::conversion;
 use crate::pipeline::{Output, PartitionState, StateChanges, StepCtx};
 use clicktrail_bus::Message;
+use clicktrail_schemas::Topic;
 use clicktrail_schemas::ledger::OrderEvent;
+use clicktrail_schemas::outbound::StoredAt;
 use clicktrail_schemas::rows::{EventRow, Source};
 use clicktrail_schemas::wire::{Action, Forwarded, Position, WIRE_VERSION};
 use std::collections::HashMap;
@@ -101,6 +106,18 @@ impl PartitionState for AttributionStep {
                 booking,
             };
             out.forward(&order, msg.partition, received_ms);
+        }
+        let after = StoredAt {
+            topic: Topic::EventsByCustomer,
+            partition: msg.partition,
+            offset: msg.offset,
+        };
+        if let Some(message) = conversion(&event, &decision.attribution, &ctx.catalog, after) {
+            out.forward(
+                &message,
+                msg.partition,
+                event.received_at.timestamp_millis(),
+            );
         }
         out.rows.events.push(EventRow {
             event,

@@ -48,7 +48,8 @@ fn customer_identities(event: &EventRecord) -> Vec<String> {
 }
 
 /// The commission an attributed conversion earns, if its campaign (or the influencer's
-/// override there) has a plan that pays for it; none otherwise.
+/// override there) has a plan that pays for it; none otherwise, and none for a browser
+/// purchase its advertiser does not count (`uncounted`).
 ///
 /// Fraud rules, checked in this order, hold the commission for review instead of letting it
 /// become available after its hold:
@@ -61,7 +62,7 @@ pub fn booking(
     attribution: &Attribution,
     catalog: &Catalog,
 ) -> Option<Booking> {
-    if !attribution.attributed {
+    if !attribution.attributed || event.uncounted {
         return None;
     }
     let influencer = attribution.influencer_id.as_deref()?;

@@ -335,6 +335,9 @@ fn purchase(event_id: &str, order: &str, value: i64, at: i64) -> EventRecord {
         click_id: None,
         landing_url: None,
         referrer: None,
+        sub_id: None,
+        source: Default::default(),
+        uncounted: false,
     }
 }
 

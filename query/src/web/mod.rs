@@ -9,7 +9,7 @@
 //! | `/dashboard` | advertiser users, admins | scorecards against the previous period, charts, funnel, tables, CSV exports, attribution audits |
 //! | `/promos` | advertiser users, admins | newsletter promos: CTR per day with its interval, offers compared, variations with intervals, probability of being best and significance |
 //! | `/my` | influencer users | their clicks and sales, "my traffic" and "my conversions", their campaigns' links and coupons |
-//! | `/admin` | admins | platform health: active advertisers, events this month, processor lag, dead letter, recent sign-ups |
+//! | `/admin` | admins | platform health: active advertisers, events this month, processor lag, dead letter, webhook and postback deliveries (with replay), recent sign-ups |
 //! | `/admin/{advertisers,keys,campaigns,influencers,links,coupons,offers,users}` | admins | manage the catalog |
 //!
 //! Every page reads its figures from the JSON API with the session cookie, so a page shows

@@ -22,6 +22,7 @@ pub fn catalog(destination: &str, code: &str, ends_at: Option<DateTime<Utc>>) ->
                 name: "A".into(),
                 status: Status::Active,
                 require_signature: false,
+                browser_purchases_count: false,
                 created_at: now,
             },
         },

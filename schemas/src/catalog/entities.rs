@@ -25,6 +25,11 @@ pub struct Advertiser {
     pub status: Status,
     /// Whether event requests must carry an HMAC signature.
     pub require_signature: bool,
+    /// Whether purchases sent from web pages (publishable key, `source: browser`) count
+    /// toward revenue and commissions; by default they count as events only, since anyone
+    /// can send what a page sends.
+    #[serde(default)]
+    pub browser_purchases_count: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }
@@ -163,22 +168,28 @@ impl ApiKey {
     /// it. `signing_key` is the deployment's `--signing-key`; replacing it changes every
     /// key's signing secret. Keys from before carry their own, which is returned instead.
     pub fn signing_secret(&self, signing_key: &str) -> String {
-        use hmac::{Hmac, KeyInit, Mac};
         if !self.signing_secret.is_empty() {
             return self.signing_secret.clone();
         }
-        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(signing_key.as_bytes())
-            .expect("HMAC takes keys of any length");
-        mac.update(b"clicktrail signing secret v1\0");
-        mac.update(self.id.as_bytes());
-        let digest = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(6 + 64);
-        out.push_str("whsec_");
-        for b in digest {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        derived_secret(signing_key, b"clicktrail signing secret v1\0", &self.id)
     }
+}
+
+/// `whsec_` and 64 hex digits of HMAC-SHA256(`signing_key`, `purpose` followed by `id`): a
+/// secret of one entity that is never stored, derived again when needed.
+pub(super) fn derived_secret(signing_key: &str, purpose: &[u8], id: &str) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(signing_key.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(purpose);
+    mac.update(id.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut out = String::with_capacity(6 + 64);
+    out.push_str("whsec_");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 /// What a user of the web dashboards and the API may do and see (`docs/roles.md`).

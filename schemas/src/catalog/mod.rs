@@ -6,11 +6,15 @@
 //! refused, so concurrent writers cannot both succeed.
 
 mod entities;
+mod integrations;
 mod plans;
 mod promos;
 mod state;
 
 pub use entities::*;
+pub use integrations::{
+    POSTBACK_MACROS, Postback, PublishableKey, WebhookEndpoint, WebhookEvent, normalize_origin,
+};
 pub use plans::{
     CommissionPlan, CommissionRate, DEFAULT_COOKIE_SECS, DEFAULT_HOLD_SECS, DEFAULT_MIN_CLICK_SECS,
     Earned, plan_key,
@@ -138,6 +142,21 @@ pub enum CatalogChange {
         /// The variation as it now is.
         variation: Variation,
     },
+    /// Created or changed a publishable key; refused when its advertiser does not exist.
+    PublishableKeyUpserted {
+        /// The key as it now is.
+        key: PublishableKey,
+    },
+    /// Created or changed a webhook endpoint; refused when its advertiser does not exist.
+    WebhookUpserted {
+        /// The endpoint as it now is.
+        endpoint: WebhookEndpoint,
+    },
+    /// Created or changed a postback; refused when its advertiser does not exist.
+    PostbackUpserted {
+        /// The postback as it now is.
+        postback: Postback,
+    },
 }
 
 impl CatalogChange {
@@ -156,6 +175,9 @@ impl CatalogChange {
             CatalogChange::CommissionPlanRemoved { campaign_id, .. } => campaign_id.clone(),
             CatalogChange::OfferUpserted { offer } => offer.id.clone(),
             CatalogChange::VariationUpserted { variation } => variation.id.clone(),
+            CatalogChange::PublishableKeyUpserted { key } => key.key.clone(),
+            CatalogChange::WebhookUpserted { endpoint } => endpoint.id.clone(),
+            CatalogChange::PostbackUpserted { postback } => postback.id.clone(),
             CatalogChange::CouponsCreated { coupons } => {
                 coupons.first().map(|c| c.id.clone()).unwrap_or_default()
             }

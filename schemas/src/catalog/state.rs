@@ -64,6 +64,12 @@ pub struct Catalog {
     pub offers: HashMap<String, super::Offer>,
     /// Promo variations by id.
     pub variations: HashMap<String, super::Variation>,
+    /// Publishable keys by key.
+    pub publishable_keys: HashMap<String, super::PublishableKey>,
+    /// Webhook endpoints by id.
+    pub webhooks: HashMap<String, super::WebhookEndpoint>,
+    /// Postbacks by id.
+    pub postbacks: HashMap<String, super::Postback>,
     /// Number of changes applied (refused ones included).
     pub applied: u64,
 }
@@ -237,6 +243,18 @@ impl Catalog {
                 self.variations
                     .insert(variation.id.clone(), variation.clone());
             }
+            CatalogChange::PublishableKeyUpserted { key } => {
+                self.owned_by_advertiser(&key.advertiser_id)?;
+                self.publishable_keys.insert(key.key.clone(), key.clone());
+            }
+            CatalogChange::WebhookUpserted { endpoint } => {
+                self.owned_by_advertiser(&endpoint.advertiser_id)?;
+                self.webhooks.insert(endpoint.id.clone(), endpoint.clone());
+            }
+            CatalogChange::PostbackUpserted { postback } => {
+                self.owned_by_advertiser(&postback.advertiser_id)?;
+                self.postbacks.insert(postback.id.clone(), postback.clone());
+            }
         }
         Ok(())
     }
@@ -335,6 +353,18 @@ impl Catalog {
         match self.user_by_email.get(&email_key(&user.email)) {
             Some(id) if *id != user.id => Err(CatalogConflict::UserEmailTaken(user.email.clone())),
             _ => Ok(()),
+        }
+    }
+
+    /// Refuses a change whose advertiser does not exist.
+    fn owned_by_advertiser(&self, advertiser_id: &str) -> Result<(), CatalogConflict> {
+        if self.advertisers.contains_key(advertiser_id) {
+            Ok(())
+        } else {
+            Err(CatalogConflict::Missing(
+                "advertiser",
+                advertiser_id.to_string(),
+            ))
         }
     }
 

@@ -27,6 +27,8 @@ pub static EVENTS: Table<EventRow> = Table {
         Column::new("click_id", OptStr(|r| r.event.click_id.as_deref())),
         Column::new("landing_url", OptStr(|r| r.event.landing_url.as_deref())),
         Column::new("referrer", OptStr(|r| r.event.referrer.as_deref())),
+        // Nullable: rows stored before the column existed read as null (server).
+        Column::new("source", OptStr(|r| Some(r.event.source.as_str()))),
         Column::new("attributed", Bool(|r| r.attribution.attributed)),
         Column::new(
             "attributed_by",

@@ -12,12 +12,14 @@
 //! (`docs/ARCHITECTURE.md`, "Adding a table").
 
 pub mod clicks;
+pub mod deliveries;
 pub mod events;
 pub mod impressions;
 pub mod ledger;
 pub mod promo_clicks;
 
 pub use clicks::CLICKS;
+pub use deliveries::DELIVERIES;
 pub use events::EVENTS;
 pub use impressions::IMPRESSIONS;
 pub use ledger::LEDGER;
@@ -29,7 +31,14 @@ use chrono::{DateTime, Utc};
 use std::borrow::Cow;
 
 /// Every store table, in the order backends create and write them.
-pub static ALL: [&dyn Described; 5] = [&CLICKS, &EVENTS, &LEDGER, &IMPRESSIONS, &PROMO_CLICKS];
+pub static ALL: [&dyn Described; 6] = [
+    &CLICKS,
+    &EVENTS,
+    &LEDGER,
+    &IMPRESSIONS,
+    &PROMO_CLICKS,
+    &DELIVERIES,
+];
 
 /// The store table named `name`, if there is one.
 pub fn by_name(name: &str) -> Option<&'static dyn Described> {

@@ -112,6 +112,24 @@ pub const MIGRATIONS: &[Migration] = &[
         ORDER BY (advertiser_id, click_id)",
         ],
     },
+    Migration {
+        version: 5,
+        description: "where each event was sent from (server or browser)",
+        statements: &["ALTER TABLE {db}.events ADD COLUMN source Nullable(String) AFTER referrer"],
+    },
+    Migration {
+        version: 6,
+        description: "the webhook and postback delivery log",
+        statements: &["CREATE TABLE IF NOT EXISTS {db}.deliveries (
+            delivery_id String, message_id String, advertiser_id String, target_kind String,
+            target_id String, event String, url String, attempt UInt32, at Int64,
+            status Nullable(Int64), outcome String, error Nullable(String),
+            response Nullable(String), next_attempt_at Nullable(Int64), replay UInt8,
+            body String, src_partition UInt32, src_offset UInt64
+        ) ENGINE = ReplacingMergeTree()
+        PARTITION BY toYYYYMM(toDateTime(intDiv(at, 1000000)))
+        ORDER BY (advertiser_id, delivery_id, attempt)"],
+    },
 ];
 
 // The rollups count distinct ids (`uniqExact`) and sum distinct (event id, amount) pairs, not

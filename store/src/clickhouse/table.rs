@@ -159,7 +159,33 @@ mod tests {
             .filter(|s| s.trim_start().starts_with(&head))
             .collect();
         assert_eq!(found.len(), 1, "one migration creates `{table}`");
-        normalize(found[0])
+        let mut ddl = normalize(found[0]);
+        let alter = format!("ALTER TABLE {{db}}.{table} ADD COLUMN ");
+        for added in MIGRATIONS
+            .iter()
+            .flat_map(|m| m.statements.iter())
+            .filter_map(|s| s.trim_start().strip_prefix(&alter))
+        {
+            let (column, after) = added.rsplit_once(" AFTER ").expect("ADD COLUMN … AFTER");
+            let at = ddl
+                .find(&format!(" {after} "))
+                .expect("the AFTER column exists");
+            let mut depth = 0;
+            let comma = ddl[at..]
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    c == ',' && depth == 0
+                })
+                .map(|(i, _)| at + i)
+                .expect("a column after the AFTER column");
+            ddl.insert_str(comma + 1, &format!(" {},", normalize(column)));
+        }
+        ddl
     }
 
     #[test]

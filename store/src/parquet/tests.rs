@@ -158,3 +158,104 @@ async fn compaction_merges_small_files_and_keeps_every_row() {
         1
     );
 }
+
+fn event(id: &str) -> clicktrail_schemas::rows::EventRow {
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-21T13:30:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    clicktrail_schemas::rows::EventRow {
+        event: clicktrail_schemas::wire::EventRecord {
+            v: 1,
+            event_id: id.into(),
+            advertiser_id: "adv".into(),
+            action: clicktrail_schemas::wire::Action::Signup,
+            custom_name: None,
+            occurred_at: at,
+            received_at: at,
+            value_minor: None,
+            currency: "USD".into(),
+            order_id: None,
+            customer_id: None,
+            properties: None,
+            coupon_code: None,
+            ref_code: None,
+            click_id: None,
+            sub_id: None,
+            landing_url: None,
+            referrer: None,
+            source: Default::default(),
+            uncounted: false,
+        },
+        attribution: Default::default(),
+        source: Source {
+            partition: 0,
+            offset: 0,
+        },
+    }
+}
+
+/// An events file written before `source` existed (listed as a batch would list it) reads
+/// with `source` null beside newer rows, and compacts with them.
+#[tokio::test]
+async fn files_written_before_a_column_was_added_read_it_as_null() {
+    use clicktrail_schemas::tables::EVENTS;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ParquetStore::open(dir.path()).unwrap();
+    let mut old = EVENTS.to_batch(&[event("e-old")]).unwrap();
+    old.remove_column(old.schema().index_of("source").unwrap());
+    let (name, n) = store.write_file("events", &old).unwrap();
+    {
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(FILES)
+            .unwrap()
+            .insert(name.as_str(), n)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let newer = Rows {
+        events: vec![event("e-new")],
+        ..Rows::default()
+    };
+    store.write(&newer, &[]).await.unwrap();
+    #[cfg(feature = "query")]
+    {
+        use crate::source::TableSource;
+        let source = read::ParquetSource::new(store.clone());
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_table("events", source.table("events").await.unwrap())
+            .unwrap();
+        let batches = ctx
+            .sql("SELECT event_id, source FROM events ORDER BY event_id")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let shown = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(shown.contains("| e-new    | server |"), "{shown}");
+        assert!(shown.contains("| e-old    |        |"), "{shown}");
+    }
+    let replaced = store
+        .compact(CompactionPolicy {
+            small_file_rows: 1000,
+            min_files: 2,
+        })
+        .unwrap();
+    assert_eq!(replaced, 2);
+    assert_eq!(count_rows(&store, "events"), 2);
+    let merged = ParquetRecordBatchReaderBuilder::try_new(
+        File::open(&store.files("events").unwrap()[0]).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .next()
+    .unwrap()
+    .unwrap();
+    let source = merged
+        .column_by_name("source")
+        .expect("the merged file has the column");
+    assert_eq!(source.null_count(), 1);
+}

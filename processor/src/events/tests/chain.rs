@@ -54,6 +54,9 @@ pub(super) fn signup(event_id: &str, at_ms: i64) -> EventRecord {
         click_id: None,
         landing_url: None,
         referrer: None,
+        sub_id: None,
+        source: Default::default(),
+        uncounted: false,
     }
 }
 

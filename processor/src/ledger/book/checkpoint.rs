@@ -2,6 +2,9 @@
 //! entries changed since the last batch.
 
 use super::*;
+use crate::outbound::messages::payouts_paid;
+use clicktrail_schemas::Topic;
+use clicktrail_schemas::outbound::StoredAt;
 
 impl PartitionState for LedgerStep {
     fn restore(
@@ -37,7 +40,7 @@ impl PartitionState for LedgerStep {
         Ok(s)
     }
 
-    fn process(&mut self, msg: &Message, _ctx: &StepCtx, out: &mut Output) {
+    fn process(&mut self, msg: &Message, ctx: &StepCtx, out: &mut Output) {
         let Some(mut rec) = out.decode::<LedgerRecord>(msg) else {
             return;
         };
@@ -64,9 +67,19 @@ impl PartitionState for LedgerStep {
         } else {
             early_reversals(&mut rec)
         };
+        let before = out.rows.ledger.len();
         self.apply(rec, source, &mut out.rows.ledger);
         for r in early {
             self.apply(r, source, &mut out.rows.ledger);
+        }
+        let after = StoredAt {
+            topic: Topic::Ledger,
+            partition: msg.partition,
+            offset: msg.offset,
+        };
+        for paid in payouts_paid(&out.rows.ledger[before..], &ctx.catalog, after) {
+            let at = paid.created_at.timestamp_millis();
+            out.forward(&paid, msg.partition, at);
         }
     }
 
