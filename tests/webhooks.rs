@@ -181,7 +181,8 @@ async fn scenario(mut s: Server, kill: Kill<'_>) {
         .await;
     let secret = hook["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"), "{hook}");
-    s.admin_post(
+    let postback = s
+        .admin_post(
         &format!("/api/v1/admin/advertisers/{}/postbacks", shop.advertiser),
         json!({"campaign_id": shop.campaign, "url": format!("{base}/pb?c={{click_id}}&s={{sub_id}}&e={{event_id}}&a={{action}}&v={{amount}}&cur={{currency}}")}),
     )
@@ -415,4 +416,28 @@ async fn scenario(mut s: Server, kill: Kill<'_>) {
         .await
         .unwrap();
     assert_eq!(r404.status(), StatusCode::NOT_FOUND);
+    // A postback switched off is not called again, not even by a replay.
+    let pb_id = postback["id"].as_str().unwrap();
+    let pb_rows = log(&s, &shop.key, &format!("target_id={pb_id}")).await;
+    let r = s
+        .http
+        .patch(s.url(&format!("/api/v1/admin/postbacks/{pb_id}")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    s.sync_catalog().await;
+    let r = s
+        .http
+        .post(s.url(&format!(
+            "/api/v1/deliveries/{}/replay",
+            pb_rows[0]["delivery_id"].as_str().unwrap()
+        )))
+        .header("x-api-key", &shop.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
 }

@@ -117,6 +117,22 @@ pub fn parse_hop(hop: &str) -> Option<IpAddr> {
     }
 }
 
+/// The address a limit counts a client by: an IPv4 address as it is, an IPv6 address as its
+/// /64 (one subscriber holds a whole /64, RFC 6177), IPv4-mapped IPv6 as the IPv4 address.
+pub fn limit_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::from(o)
+            }
+        },
+        other => other,
+    }
+}
+
 /// The client's address: `peer` unless it is a trusted proxy, in which case the right-most
 /// `X-Forwarded-For` address that is not a trusted proxy (with everyone trusted, the
 /// left-most). An unparsable entry ends the walk at the last address vouched for.

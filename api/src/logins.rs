@@ -56,14 +56,7 @@ impl LoginLimiter {
             self.per_address.retain_recent();
         }
         // An IPv6 client holds a whole /64: it counts as one address.
-        let addr = match addr {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-                let mut o = v6.octets();
-                o[8..].fill(0);
-                IpAddr::from(o)
-            }
-            other => other,
-        };
+        let addr = crate::client::limit_key(addr);
         self.per_address
             .check_key(&addr)
             .map_err(|n| too_many(n.wait_time_from(clock.now()), "from this address"))?;

@@ -13,13 +13,14 @@
 //! | `browser_client` | `/api/v1/browser/…` | client address | 20/s, bursts of 40 |
 //! | `failed_auth` | any answer 401 | client address | 30 per minute |
 //!
-//! A request without credentials counts against its client address. After `failed_auth`
-//! failures in a minute, every request of that address is refused until the bucket refills
+//! A request without credentials counts against its client address; an IPv6 client counts by
+//! its /64. After `failed_auth` failures in a minute (a browser request's unknown publishable
+//! key excepted), every request of that address is refused until the bucket refills
 //! (guessing a token or key is thereby limited to 30 tries a minute per address). The client
 //! address is the peer's, or, when the peer is a trusted proxy, taken from `X-Forwarded-For`
 //! ([`crate::client`]). A limit of 0 turns the class's limit off.
 
-use crate::client::{TrustedProxies, client_addr};
+use crate::client::{TrustedProxies, client_addr, limit_key};
 use crate::error::ApiError;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
@@ -197,6 +198,7 @@ impl RateLimiter {
 
     /// How long `addr` is still refused after failed authentications.
     fn blocked_for(&self, addr: IpAddr) -> Option<Duration> {
+        let addr = limit_key(addr);
         let blocked = self.inner.blocked.lock().unwrap_or_else(|e| e.into_inner());
         let until = *blocked.get(&addr)?;
         until.checked_duration_since(Instant::now())
@@ -205,6 +207,7 @@ impl RateLimiter {
     /// Counts a failed authentication of `addr`; past the limit, blocks it until the bucket
     /// has room again.
     fn failed(&self, addr: IpAddr) {
+        let addr = limit_key(addr);
         let Some(failed) = &self.inner.failed else {
             return;
         };
@@ -243,12 +246,14 @@ fn caller_key(req: &Request, addr: IpAddr) -> u64 {
     credential_hash(req.headers()).unwrap_or_else(|| address_key(addr))
 }
 
-/// The publishable key a browser request names (`key` in its query), hashed; else its client
-/// address's key.
+/// The publishable key a browser request names (the first `key` of its query, decoded as the
+/// route decodes it, so that no spelling of one key gets a bucket of its own), hashed; else
+/// its client address's key.
 fn publishable_key(req: &Request, addr: IpAddr) -> u64 {
     let named = req.uri().query().and_then(|q| {
-        q.split('&')
-            .find_map(|pair| pair.strip_prefix("key="))
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(name, _)| name == "key")
+            .map(|(_, value)| value.into_owned())
             .filter(|k| !k.is_empty())
     });
     match named {
@@ -261,9 +266,10 @@ fn publishable_key(req: &Request, addr: IpAddr) -> u64 {
     }
 }
 
+/// The key of a client address: an IPv6 client counts by its /64 ([`limit_key`]).
 fn address_key(addr: IpAddr) -> u64 {
     let mut h = DefaultHasher::new();
-    addr.hash(&mut h);
+    limit_key(addr).hash(&mut h);
     h.finish()
 }
 
@@ -294,7 +300,8 @@ pub async fn enforce(State(limiter): State<RateLimiter>, mut req: Request, next:
             "too many failed authentications from this address",
         );
     }
-    if let Some(class) = Class::of(req.uri().path()) {
+    let class = Class::of(req.uri().path());
+    if let Some(class) = class {
         let key = match class {
             Class::Redirect | Class::BrowserClient => address_key(addr),
             Class::Browser => publishable_key(&req, addr),
@@ -317,8 +324,11 @@ pub async fn enforce(State(limiter): State<RateLimiter>, mut req: Request, next:
             );
         }
     }
+    let browser = class == Some(Class::Browser);
     let resp = next.run(req).await;
-    if resp.status() == StatusCode::UNAUTHORIZED {
+    // A page's unknown publishable key is its shop's mistake, not a visitor guessing
+    // credentials: it does not block the visitor's address.
+    if resp.status() == StatusCode::UNAUTHORIZED && !browser {
         limiter.failed(addr);
     }
     resp

@@ -8,10 +8,11 @@
 //! `source: browser`. A purchase counts toward revenue and commissions only when its
 //! advertiser set `browser_purchases_count`; otherwise it is stored as a purchase event without
 //! amount (the amount given is kept in `properties.declared_value_minor`), claims no order
-//! and earns nothing. Refunds are refused: they come from a backend with an API key.
+//! and earns nothing. Refunds are refused: they come from a backend with an API key. A page's
+//! `event_id` and `customer_id` live in a namespace of their own ([`BROWSER_ID_PREFIX`]).
 
 use crate::IngestState;
-use crate::events::{Accepted, records_of, send, warnings};
+use crate::events::{Accepted, records_of, refused, send, warnings};
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -22,7 +23,6 @@ use chrono::Utc;
 use clicktrail_api::body::read_limited;
 use clicktrail_api::error::{ApiError, ErrorBody};
 use clicktrail_schemas::catalog::PublishableKey;
-use clicktrail_schemas::metric_names::ingest::REQUESTS_REFUSED;
 use clicktrail_schemas::wire::{Action, EventRecord, EventSource};
 use serde::Deserialize;
 
@@ -122,13 +122,6 @@ fn with_cors(mut resp: Response, origin: &str) -> Response {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
-    resp
-}
-
-fn refused(e: ApiError) -> Response {
-    let resp = e.into_response();
-    metrics::counter!(REQUESTS_REFUSED, "status" => resp.status().as_str().to_string())
-        .increment(1);
     resp
 }
 
@@ -247,10 +240,21 @@ async fn accept(
     })
 }
 
-/// Marks a validated event as sent from a page; a purchase its advertiser does not count
-/// loses its amount (kept in `properties.declared_value_minor`) and is flagged `uncounted`.
+/// The namespace of the ids a page gives: its `event_id` and `customer_id` are stored as
+/// `web:<id>`, so that a page (anyone holding the public key) can neither take a backend
+/// event's id first, which would make the backend's event a duplicate, nor take over a
+/// backend customer's first touch.
+pub const BROWSER_ID_PREFIX: &str = "web:";
+
+/// Marks a validated event as sent from a page: its ids in [`BROWSER_ID_PREFIX`]'s namespace;
+/// a purchase its advertiser does not count loses its amount (kept in
+/// `properties.declared_value_minor`) and is flagged `uncounted`.
 pub fn mark_browser(r: &mut EventRecord, purchases_count: bool) {
     r.source = EventSource::Browser;
+    r.event_id = format!("{BROWSER_ID_PREFIX}{}", r.event_id);
+    if let Some(c) = r.customer_id.take() {
+        r.customer_id = Some(format!("{BROWSER_ID_PREFIX}{c}"));
+    }
     if r.action != Action::Purchase || purchases_count {
         return;
     }

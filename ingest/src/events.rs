@@ -176,13 +176,16 @@ async fn post_alias(
 fn respond(result: Result<Accepted, ApiError>) -> Response {
     match result {
         Ok(a) => Json(a).into_response(),
-        Err(e) => {
-            let resp = e.into_response();
-            metrics::counter!(REQUESTS_REFUSED, "status" => resp.status().as_str().to_string())
-                .increment(1);
-            resp
-        }
+        Err(e) => refused(e),
     }
+}
+
+/// The answer to a refused events request, counted by status.
+pub(crate) fn refused(e: ApiError) -> Response {
+    let resp = e.into_response();
+    metrics::counter!(REQUESTS_REFUSED, "status" => resp.status().as_str().to_string())
+        .increment(1);
+    resp
 }
 
 async fn accept(

@@ -106,6 +106,7 @@
   function track(action, props) {
     try {
       if (!key || !endpoint) { warn("not configured: " + action + " was not sent"); return Promise.resolve({ ok: false, status: 0 }); }
+      if (action === "refund") { warn("refunds are sent from a backend with an API key, not from a page"); return Promise.resolve({ ok: false, status: 0 }); }
       var body = JSON.stringify(build(action, props));
       var url = endpoint + "?key=" + encodeURIComponent(key);
       if (!w.fetch) {

@@ -167,14 +167,7 @@ pub async fn conversions(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let (scope, _) = Scope::me(&headers, &state)?;
-    let limit = match q.get("limit") {
-        None => 20,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=200).contains(l))
-            .ok_or_else(|| ApiError::field("limit", "expected a number from 1 to 200"))?,
-    };
+    let limit = crate::filters::limit(&q, 20, 200)?;
     let ctx = crate::scope::session(&state, &scope).await?;
     register(&ctx, chrono::Utc::now()).await?;
     let sql = format!(

@@ -24,6 +24,9 @@ pub fn routes() -> Router<QueryState> {
         .route("/api/v1/deliveries/{delivery_id}/replay", post(replay))
 }
 
+/// What an attempt's `outcome` may be.
+const OUTCOMES: [&str; 3] = ["delivered", "retrying", "failed"];
+
 const COLUMNS: &str = "delivery_id, message_id, advertiser_id, target_kind, target_id, event, \
     url, attempt, at, status, outcome, error, response, next_attempt_at, replay";
 
@@ -43,14 +46,16 @@ pub async fn list(
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let scope = Scope::of(&headers, &state)?;
-    let limit = match q.remove("limit") {
-        None => 100,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| ApiError::field("limit", "expected 1 to 500"))?,
-    };
+    let limit = crate::filters::limit(&q, 100, 500)?;
+    q.remove("limit");
+    if let Some(o) = q.get("outcome")
+        && !OUTCOMES.contains(&o.as_str())
+    {
+        return Err(ApiError::field(
+            "outcome",
+            "expected delivered, retrying or failed",
+        ));
+    }
     let mut filters = Vec::new();
     for field in ["message_id", "delivery_id", "target_id", "outcome"] {
         if let Some(v) = q.remove(field) {
@@ -79,13 +84,53 @@ pub async fn list(
     Ok(Json(json!({ "rows": list })))
 }
 
+/// Refuses a replay whose target was switched off or removed since (409), or, for a postback,
+/// whose URL template now points at another scheme, host or port than the recorded URL (a
+/// replay would go to the old address). A webhook's replay goes to its endpoint's URL of the
+/// moment.
+fn check_target(state: &QueryState, kind: &str, id: &str, url: &str) -> Result<(), ApiError> {
+    let catalog = state.catalog.snapshot();
+    let switched_off = || {
+        ApiError::Conflict(format!(
+            "the {kind} `{id}` was switched off or removed; it is not sent to again"
+        ))
+    };
+    if kind == "webhook" {
+        catalog
+            .webhooks
+            .get(id)
+            .filter(|w| w.active)
+            .ok_or_else(switched_off)?;
+        return Ok(());
+    }
+    let postback = catalog
+        .postbacks
+        .get(id)
+        .filter(|p| p.active)
+        .ok_or_else(switched_off)?;
+    let origin = |u: &str| {
+        url::Url::parse(u)
+            .map(|u| u.origin().ascii_serialization())
+            .ok()
+    };
+    let now = origin(&postback.url.replace(['{', '}'], ""));
+    if now.is_none() || now != origin(url) {
+        return Err(ApiError::Conflict(format!(
+            "the postback `{id}` now points elsewhere than when this delivery was made; \
+             its recorded URL is not called again"
+        )));
+    }
+    Ok(())
+}
+
 /// Replay a delivery: the same body (same idempotency id, `Idempotency-Key` and the body's
 /// `id`) sent again to the same endpoint or postback, signed anew and marked
 /// `X-Clicktrail-Replay: true`, as a delivery of its own with its own attempts in the log.
 #[utoipa::path(post, path = "/api/v1/deliveries/{delivery_id}/replay", tag = "integrations",
     params(("delivery_id" = String, Path)),
     responses((status = 202, description = "`{replay_of, message_id}`: queued", body = Object),
-        (status = 404, description = "No such delivery visible to the caller"), (status = 503, description = "Not durable; retry")))]
+        (status = 404, description = "No such delivery visible to the caller"),
+        (status = 409, description = "Its target was switched off, or a postback's URL now points elsewhere"), (status = 503, description = "Not durable; retry")))]
 pub async fn replay(
     State(state): State<QueryState>,
     headers: HeaderMap,
@@ -114,6 +159,12 @@ pub async fn replay(
             .unwrap_or_default()
             .to_string()
     };
+    check_target(
+        &state,
+        &text("target_kind"),
+        &text("target_id"),
+        &text("url"),
+    )?;
     let event: WebhookEvent = serde_json::from_value(json!(text("event")))
         .map_err(|e| internal(format!("a stored delivery names an unknown event: {e}")))?;
     let record = OutboundRecord {

@@ -43,6 +43,19 @@ const KNOWN: [&str; 9] = [
 /// The most buckets a chart answer is filled to; a longer period answers the buckets with data.
 pub const MAX_BUCKETS: usize = 5000;
 
+/// A list's `limit` parameter: `default` when absent, else a whole number from 1 to `max`.
+/// Errors: 400 naming `limit`, with the range expected.
+pub fn limit(q: &HashMap<String, String>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| ApiError::field("limit", format!("expected a number from 1 to {max}"))),
+    }
+}
+
 /// The first instant of `date` in `tz`: its midnight, or, where a daylight-saving change skips
 /// midnight, the first instant that exists after it.
 pub fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {

@@ -182,7 +182,7 @@ pub async fn entries(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = limit(&q)?;
+    let limit = crate::filters::limit(&q, 100, 1000)?;
     let (ctx, mut filter) = prepare(&state, &headers, &q).await?;
     if let Some(k) = q.get("kind") {
         filter.push_str(&format!(" AND kind = {}", quoted(k)));
@@ -192,17 +192,6 @@ pub async fn entries(
          ORDER BY at DESC, entry_id LIMIT {limit}"
     );
     Ok(Json(json!({ "entries": rows(&ctx, &sql).await? })))
-}
-
-fn limit(q: &HashMap<String, String>) -> Result<u32, ApiError> {
-    match q.get("limit") {
-        None => Ok(100),
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::field("limit", "expected a number from 1 to 1000")),
-    }
 }
 
 fn status_filter(q: &HashMap<String, String>) -> Result<String, ApiError> {

@@ -24,14 +24,8 @@ pub async fn recent_events(
     headers: HeaderMap,
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = match q.remove("limit") {
-        None => 20,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| ApiError::field("limit", "expected 1 to 200"))?,
-    };
+    let limit = crate::filters::limit(&q, 20, 200)?;
+    q.remove("limit");
     let scope = Scope::of(&headers, &state)?;
     let f = Filters::parse(&q, chrono::Utc::now())?;
     if f.advertiser_id.is_some() && !scope.is_all() {

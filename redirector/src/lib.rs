@@ -238,8 +238,10 @@ impl Redirector {
         let Some(target) = (!code.is_empty()).then(|| self.resolve(code)).flatten() else {
             return not_found(is_head);
         };
+        // The path's sub id, else the shopper's `sub_id` parameter (the last one given).
         let sub_id = sub_id
             .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .or_else(|| uri.query().and_then(query_sub_id))
             .filter(|s| !s.is_empty())
             .map(|mut s| {
                 s.truncate(s.floor_char_boundary(MAX_SUB_ID));
@@ -285,7 +287,13 @@ impl Redirector {
             .and_then(promo_var)
             .and_then(|v| self.promo_touch(&target.link_id, &v));
 
-        let location = location::location(&target.destination, uri.query(), code, &click_id);
+        let location = location::location(
+            &target.destination,
+            uri.query(),
+            code,
+            &click_id,
+            sub_id.as_deref(),
+        );
 
         let record = ClickRecord {
             v: WIRE_VERSION,
@@ -340,6 +348,14 @@ impl Redirector {
 
 /// The `promo_var` parameter of a query string, if present and of a plausible length; the
 /// last one given, as the destination receives it (`location`).
+/// The last `sub_id` parameter of a query, if any.
+fn query_sub_id(query: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "sub_id")
+        .last()
+        .map(|(_, v)| v.into_owned())
+}
+
 fn promo_var(query: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| k == "promo_var")

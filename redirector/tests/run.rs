@@ -77,7 +77,7 @@ async fn the_redirector_role_redirects_and_records_the_click() {
         .find_map(|l| l.strip_prefix("location: "))
         .unwrap();
     assert!(
-        location.starts_with("https://dest.example/p?x=1&utm=1&ref_code=abc&click_id="),
+        location.starts_with("https://dest.example/p?x=1&utm=1&sub_id=news&ref_code=abc&click_id="),
         "{location}"
     );
     assert!(get(addr, "/r/nope").await.starts_with("HTTP/1.1 404"));

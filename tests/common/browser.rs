@@ -92,8 +92,15 @@ impl Browser {
         })
     }
 
-    /// The browser's console messages of level SEVERE (errors) since the last call.
+    /// The browser's console messages of level SEVERE (errors) since the last read of the
+    /// console.
     pub async fn console_errors(&self) -> Vec<String> {
+        self.console("SEVERE").await
+    }
+
+    /// The browser's console messages of `level` (`SEVERE`, `WARNING`, `INFO`) since the last
+    /// read of the console (a read takes every message, of every level).
+    pub async fn console(&self, level: &str) -> Vec<String> {
         let id = self.c.session_id().await.unwrap().unwrap();
         let v: Value = reqwest::Client::new()
             .post(format!(
@@ -111,7 +118,7 @@ impl Browser {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|e| e["level"] == json!("SEVERE"))
+            .filter(|e| e["level"] == json!(level))
             .map(|e| e["message"].as_str().unwrap_or_default().to_string())
             .collect()
     }

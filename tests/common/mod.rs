@@ -252,6 +252,24 @@ impl Server {
             .unwrap()
     }
 
+    /// The rows analyst SQL answers `query` with `key`; anything but 200 fails the test.
+    pub async fn sql(&self, key: &str, query: &str) -> Vec<Value> {
+        let r = self
+            .http
+            .post(self.url("/api/v1/sql"))
+            .header("x-api-key", key)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{query}");
+        let v: Value = r.json().await.unwrap();
+        v["rows"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .clone()
+    }
+
     pub async fn post_events(&self, key: &str, body: &Value) -> Response {
         self.sync_catalog().await;
         self.http

@@ -4,7 +4,8 @@
 //! adds to cart and buys; the purchase is credited to that influencer, as a browser event that
 //! by default counts as an event and not as revenue, and as revenue once the advertiser says
 //! so. A page on an origin not on the publishable key's allow-list is refused by CORS and
-//! nothing it sends is stored.
+//! nothing it sends is stored. A visit without tracking data sends its events unattributed,
+//! with one console warning in debug mode.
 
 use crate::browser::Browser;
 use crate::common::{self, Server, click_id};
@@ -67,24 +68,6 @@ async fn tracked(b: &Browser, call: &str) -> Value {
     .await;
     b.until(call, "return window.__out !== null;").await;
     b.js("return window.__out;").await
-}
-
-async fn sql(s: &Server, key: &str, query: &str) -> Vec<Value> {
-    let v: Value = s
-        .http
-        .post(s.url("/api/v1/sql"))
-        .header("x-api-key", key)
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["rows"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{v}"))
-        .clone()
 }
 
 #[tokio::test]
@@ -229,12 +212,12 @@ async fn a_page_tracks_a_shopper_from_landing_to_purchase() {
         json!(shop.influencers[1]),
         "{audit}"
     );
-    let rows = sql(
-        &s,
-        &shop.key,
-        "SELECT action, source, value_minor, order_id, properties FROM events ORDER BY action",
-    )
-    .await;
+    let rows = s
+        .sql(
+            &shop.key,
+            "SELECT action, source, value_minor, order_id, properties FROM events ORDER BY action",
+        )
+        .await;
     assert_eq!(
         rows.len(),
         2,
@@ -282,13 +265,13 @@ async fn a_page_tracks_a_shopper_from_landing_to_purchase() {
     .await;
     assert_eq!(counted["status"], json!(200), "{counted}");
     s.drain().await;
-    let rows = sql(
-        &s,
-        &shop.key,
-        "SELECT order_id, source, value_minor, attributed, influencer_id FROM events \
+    let rows = s
+        .sql(
+            &shop.key,
+            "SELECT order_id, source, value_minor, attributed, influencer_id FROM events \
          WHERE action = 'purchase' ORDER BY order_id, source",
-    )
-    .await;
+        )
+        .await;
     let seen: Vec<(Value, Value, Value)> = rows
         .iter()
         .map(|r| {
@@ -311,4 +294,30 @@ async fn a_page_tracks_a_shopper_from_landing_to_purchase() {
     for r in &rows {
         assert_eq!(r["influencer_id"], json!(shop.influencers[1]), "{r}");
     }
+
+    // A visit without tracking data: events still go out (unattributed), nothing throws, and
+    // the debug mode says so once in the console, however many events follow.
+    b.js("sessionStorage.clear(); return true;").await;
+    b.c.goto(&format!("{site}/plain")).await.unwrap();
+    b.until(
+        "the tracker",
+        "return !!(window.clicktrail && window.clicktrail.loaded);",
+    )
+    .await;
+    let _ = b.console("WARNING").await;
+    assert_eq!(b.js("return clicktrail.ids().click_id;").await, Value::Null);
+    for call in [
+        "clicktrail.signup()",
+        "clicktrail.track('newsletter_opt_in', {list: 'weekly'})",
+    ] {
+        let sent = tracked(&b, call).await;
+        assert_eq!(sent["status"], json!(200), "{call}: {sent}");
+    }
+    let warnings = b.console("WARNING").await;
+    let ours: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.contains("clicktrail:"))
+        .collect();
+    assert_eq!(ours.len(), 1, "one warning in debug mode: {warnings:?}");
+    assert!(ours[0].contains("no click_id or ref_code"), "{ours:?}");
 }

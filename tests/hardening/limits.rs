@@ -454,20 +454,15 @@ async fn a_flood_on_one_publishable_key_leaves_other_advertisers_served() {
     assert_eq!(r.status(), StatusCode::OK);
     // The served events of the calm advertiser are stored, as browser events.
     s.drain().await;
-    let v: Value = s
-        .http
-        .post(s.url("/api/v1/sql"))
-        .header("x-api-key", &calm_shop.key)
-        .json(&json!({"query": "SELECT count(*) AS n, min(source) AS source FROM events"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rows = s
+        .sql(
+            &calm_shop.key,
+            "SELECT count(*) AS n, min(source) AS source FROM events",
+        )
+        .await;
     let served = calm_served + from_one.iter().filter(|s| **s == StatusCode::OK).count() + 1;
-    assert_eq!(v["rows"][0]["n"], json!(served), "{v}");
-    assert_eq!(v["rows"][0]["source"], json!("browser"), "{v}");
+    assert_eq!(rows[0]["n"], json!(served), "{rows:?}");
+    assert_eq!(rows[0]["source"], json!("browser"), "{rows:?}");
     let metrics = common::metrics(&s.http, &s.base).await;
     for class in ["browser", "browser_client"] {
         assert!(

@@ -217,3 +217,92 @@ async fn query_errors_never_carry_another_tenants_values() {
         );
     }
 }
+
+/// A page (anyone holding the shop's public key) can neither take a backend event's id first,
+/// which would make the backend's event a duplicate, nor a backend customer's first touch.
+#[tokio::test]
+async fn a_page_cannot_take_a_backend_events_id_or_customer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let shop = s
+        .shop("Paged", "https://paged.example/", &["Honest", "Forger"])
+        .await;
+    let pk = s
+        .admin_post(
+            &format!(
+                "/api/v1/admin/advertisers/{}/publishable-keys",
+                shop.advertiser
+            ),
+            json!({"allowed_origins": ["https://paged.example"]}),
+        )
+        .await;
+    s.sync_catalog().await;
+    let honest = click_id(
+        &s.click(&format!("/r/{}", shop.codes[0]), "Mozilla/5.0 H")
+            .await,
+    );
+    let forged = click_id(
+        &s.click(&format!("/r/{}", shop.codes[1]), "Mozilla/5.0 F")
+            .await,
+    );
+    // The page goes first, with the backend's next event id and customer.
+    let r = s
+        .http
+        .post(s.url(&format!(
+            "/api/v1/browser/events?key={}",
+            pk["key"].as_str().unwrap()
+        )))
+        .header("origin", "https://paged.example")
+        .body(json!({"action": "signup", "event_id": "order-77", "customer_id": "c-77", "click_id": forged}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["event_ids"], json!(["web:order-77"]), "{answer}");
+    s.drain().await;
+    // The backend's customer signs up through the honest link, then buys with no click.
+    for event in [
+        json!({"action": "signup", "event_id": "order-76", "customer_id": "c-77", "click_id": honest}),
+        json!({"action": "purchase", "event_id": "order-77", "customer_id": "c-77", "order_id": "77", "value": 20}),
+    ] {
+        let r = s.post_events(&shop.key, &event).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        s.drain().await;
+    }
+    let (status, v) = sql(
+        &s,
+        &shop.key,
+        "SELECT event_id, action, source, influencer_id FROM events ORDER BY event_id",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let rows: Vec<(Value, Value, Value, Value)> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["event_id"].clone(),
+                r["action"].clone(),
+                r["source"].clone(),
+                r["influencer_id"].clone(),
+            )
+        })
+        .collect();
+    let (h, f) = (json!(shop.influencers[0]), json!(shop.influencers[1]));
+    assert_eq!(
+        rows,
+        vec![
+            (
+                json!("order-76"),
+                json!("signup"),
+                json!("server"),
+                h.clone()
+            ),
+            (json!("order-77"), json!("purchase"), json!("server"), h),
+            (json!("web:order-77"), json!("signup"), json!("browser"), f),
+        ],
+        "the backend's purchase is stored and credited to its own customer's first touch"
+    );
+}

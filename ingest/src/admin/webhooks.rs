@@ -89,14 +89,19 @@ pub(super) fn routes() -> Router<IngestState> {
         .route("/api/v1/admin/postbacks/{id}", patch(update_postback))
 }
 
-/// Checks a URL (or template, with `macros` allowed in braces).
+/// Checks a URL (or a postback's template, with `macros` allowed in braces in its path and
+/// query only, so that no value sent with an event chooses where the request goes): absolute,
+/// `http` or `https`, a host, no user or password, no control characters, at most [`MAX_URL`]
+/// bytes.
 fn check_url(field: &str, url: &str, macros: bool, errors: &mut Vec<FieldError>) {
-    let mut probe = url.trim().to_string();
+    let url = url.trim();
+    let mut probe = url.to_string();
     if macros {
-        let mut rest = probe.as_str();
+        let mut rest = url;
         let mut unknown = Vec::new();
         while let Some(open) = rest.find('{') {
             let Some(close) = rest[open..].find('}') else {
+                unknown.push(rest[open..].chars().take(20).collect::<String>());
                 break;
             };
             let name = &rest[open + 1..open + close];
@@ -109,10 +114,23 @@ fn check_url(field: &str, url: &str, macros: bool, errors: &mut Vec<FieldError>)
             errors.push(FieldError::new(
                 field,
                 format!(
-                    "unknown macro {{{}}}: expected {}",
+                    "unknown or unclosed macro {{{}}}: expected {}",
                     unknown.join("}, {"),
                     POSTBACK_MACROS.map(|m| format!("{{{m}}}")).join(", ")
                 ),
+            ));
+            return;
+        }
+        let authority = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default();
+        if authority.contains('{') {
+            errors.push(FieldError::new(
+                field,
+                "macros may stand in the path and query only, not in the scheme, host or port",
             ));
             return;
         }
@@ -121,13 +139,20 @@ fn check_url(field: &str, url: &str, macros: bool, errors: &mut Vec<FieldError>)
         }
     }
     let ok = url.len() <= MAX_URL
+        && !url.chars().any(char::is_control)
         && url::Url::parse(&probe).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.username().is_empty()
+            matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
         });
     if !ok {
         errors.push(FieldError::new(
             field,
-            format!("expected an absolute http or https URL of at most {MAX_URL} bytes"),
+            format!(
+                "expected an absolute http or https URL without user or password, of at most \
+                 {MAX_URL} bytes"
+            ),
         ));
     }
 }
@@ -164,6 +189,7 @@ pub async fn create_webhook(
     check_events(&req.events, &mut errors);
     check(errors)?;
     let mut events = req.events;
+    events.sort_by_key(|e| e.as_str());
     events.dedup();
     let endpoint = WebhookEndpoint {
         id: new_id("whk"),
@@ -227,8 +253,10 @@ pub async fn update_webhook(
         check_url("url", url, false, &mut errors);
         w.url = url.trim().to_string();
     }
-    if let Some(events) = p.events {
+    if let Some(mut events) = p.events {
         check_events(&events, &mut errors);
+        events.sort_by_key(|e| e.as_str());
+        events.dedup();
         w.events = events;
     }
     check(errors)?;
@@ -268,13 +296,21 @@ pub async fn create_postback(
             format!("no campaign `{c}` of this advertiser"),
         ));
     }
-    if let Some(i) = &req.influencer_id
-        && !catalog.influencers.contains_key(i)
-    {
-        errors.push(FieldError::new(
-            "influencer_id",
-            format!("no influencer `{i}`"),
-        ));
+    if let Some(i) = &req.influencer_id {
+        let works_here = catalog.assignments.iter().any(|(c, inf)| {
+            inf == i
+                && req.campaign_id.as_ref().is_none_or(|want| want == c)
+                && catalog
+                    .campaigns
+                    .get(c)
+                    .is_some_and(|c| c.advertiser_id == id)
+        });
+        if !works_here {
+            errors.push(FieldError::new(
+                "influencer_id",
+                format!("influencer `{i}` is assigned to no campaign of this advertiser (or to this campaign)"),
+            ));
+        }
     }
     check(errors)?;
     let postback = Postback {

@@ -121,11 +121,19 @@ pub async fn attempt(
         )
         .timeout(timeout);
     match builder.send().await {
-        Ok(resp) => {
+        Ok(mut resp) => {
             let status = resp.status().as_u16();
-            let body = resp.bytes().await.unwrap_or_default();
-            let cut = &body[..body.len().min(RESPONSE_EXCERPT)];
-            let text = String::from_utf8_lossy(cut).into_owned();
+            // Only the excerpt is read: a receiver's answer may be of any size.
+            let mut kept = Vec::with_capacity(RESPONSE_EXCERPT);
+            while kept.len() < RESPONSE_EXCERPT {
+                match resp.chunk().await {
+                    Ok(Some(c)) => {
+                        kept.extend_from_slice(&c[..c.len().min(RESPONSE_EXCERPT - kept.len())])
+                    }
+                    _ => break,
+                }
+            }
+            let text = String::from_utf8_lossy(&kept).into_owned();
             let ok = (200..300).contains(&status);
             Answer {
                 status: Some(status),
@@ -219,5 +227,35 @@ mod tests {
         let answer = attempt(&client, &req, &[], Duration::from_secs(2)).await;
         assert_eq!(peer.await.unwrap(), [0x16, 0x03], "a TLS handshake");
         assert!(!answer.delivered() && answer.error.is_some(), "{answer:?}");
+    }
+
+    /// Only the excerpt of an answer is read: a receiver announcing 100 MB and sending 64 KB
+    /// of it is answered at once, as delivered, with 512 bytes kept.
+    #[tokio::test]
+    async fn only_the_excerpt_of_an_answer_is_read() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-length: 104857600\r\n\r\n";
+            conn.write_all(head.as_bytes()).await.unwrap();
+            conn.write_all(&[b'a'; 65536]).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let req = Request::Postback {
+            url: format!("http://127.0.0.1:{port}/pb"),
+        };
+        let started = std::time::Instant::now();
+        let answer = attempt(&reqwest::Client::new(), &req, &[], Duration::from_secs(10)).await;
+        assert!(answer.delivered(), "{answer:?}");
+        assert_eq!(answer.response.map(|r| r.len()), Some(RESPONSE_EXCERPT));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -6,13 +6,15 @@
 //! subscribed to its kind; for a credited conversion, every matching postback), kept in the
 //! partition's state and checkpointed with the offsets, so that a delivery accepted is never
 //! lost. A delivery waits until the processor group committed past the message's
-//! [`OutboundRecord::after`] position (its rows are stored), then is attempted ([`deliver`]);
+//! [`OutboundRecord::after`] position (its rows are stored), then is attempted ([`deliver`]) on
+//! a task of its own (`flight`: at most 64 at once, 4 per endpoint or postback);
 //! each attempt is a row of `deliveries`, written with the checkpoint that records the
 //! delivery's new state. A failure is retried after [`deliver::backoff`] until
 //! [`MAX_ATTEMPTS`]; a `kill -9` during an attempt means the attempt is made again after the
 //! restart (at least once, with the same idempotency id).
 
 pub mod deliver;
+mod flight;
 pub mod messages;
 mod state;
 
@@ -22,7 +24,8 @@ use clicktrail_schemas::Topic;
 use clicktrail_schemas::metric_names::processor::STORE_RETRIES;
 use clicktrail_schemas::outbound::{DeliveryRow, OutboundRecord};
 use clicktrail_store::{Checkpoint, Rows, Store, StoreError};
-use state::{Partition, Pending};
+use flight::Flight;
+use state::Partition;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +34,6 @@ use tokio_util::sync::CancellationToken;
 /// Attempts per delivery at most: with the default 30 s base, the last is made about 32 hours
 /// after the first.
 pub const MAX_ATTEMPTS: u32 = 15;
-/// Attempts made at once at most.
-pub const MAX_IN_FLIGHT: usize = 32;
 
 /// How the worker delivers.
 #[derive(Debug, Clone)]
@@ -88,6 +89,7 @@ pub async fn run(
         .map_err(|e| PipelineError::Config(format!("webhook client: {e}")))?;
     let mut parts: HashMap<u32, Partition> = HashMap::new();
     let mut gate = Gate::default();
+    let mut flight = Flight::default();
     loop {
         let polled = tokio::select! {
             _ = stop.cancelled() => {
@@ -131,26 +133,16 @@ pub async fn run(
             }
             Err(e) => return Err(e.into()),
         }
-        let now = chrono::Utc::now();
-        gate.refresh(&wiring, &settings.group, &parts).await;
-        let due: Vec<(u32, Pending)> = parts
-            .iter()
-            .flat_map(|(p, part)| part.due(now, &gate.committed).map(|d| (*p, d.clone())))
-            .take(MAX_IN_FLIGHT)
-            .collect();
         let mut rows = Vec::new();
-        if !due.is_empty() {
-            let catalog = wiring.catalog.snapshot();
-            let attempts = due
-                .iter()
-                .map(|(_, d)| state::attempt(&client, d, &catalog, &settings));
-            let answers = futures::future::join_all(attempts).await;
-            for ((p, d), answer) in due.into_iter().zip(answers) {
-                if let Some(part) = parts.get_mut(&p) {
-                    rows.push(part.record(d, answer, &settings));
-                }
+        for (p, mut d, answer, url) in flight.finished() {
+            if let Some(part) = parts.get_mut(&p) {
+                d.url = url;
+                rows.push(part.record(d, answer, &settings));
             }
         }
+        gate.refresh(&wiring, &settings.group, &parts).await;
+        let catalog = wiring.catalog.snapshot();
+        flight.start(&parts, &gate.committed, &client, &catalog, &settings);
         if !rows.is_empty() || parts.values().any(|p| p.dirty) {
             checkpoint(&mut wiring, &mut parts, rows).await;
         }

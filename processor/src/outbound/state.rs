@@ -7,7 +7,7 @@ use crate::pipeline::StateChanges;
 use chrono::{DateTime, Utc};
 use clicktrail_schemas::Catalog;
 use clicktrail_schemas::Topic;
-use clicktrail_schemas::outbound::{DeliveryRow, OutboundRecord, StoredAt};
+use clicktrail_schemas::outbound::{DeliveryRow, Macros, OutboundRecord, StoredAt};
 use clicktrail_schemas::rows::Source;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -24,8 +24,13 @@ pub struct Pending {
     /// `webhook` or `postback`.
     pub target_kind: String,
     pub target_id: String,
-    /// The endpoint's URL, or the postback's expanded URL.
+    /// The URL of the last attempt (at first the endpoint's URL, or the postback's expanded
+    /// URL, when the message was read): every attempt goes to the target's URL of the moment.
     pub url: String,
+    /// A postback's macro values, to expand its template of the moment; none for a webhook or
+    /// a replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macros: Option<Macros>,
     /// The webhook body (empty for a postback).
     pub body: String,
     /// Attempts made so far.
@@ -121,6 +126,7 @@ impl Partition {
             target_kind: kind.to_string(),
             target_id: target.to_string(),
             url,
+            macros: None,
             body,
             attempts: 0,
             next_at: Utc::now(),
@@ -159,7 +165,9 @@ impl Partition {
                 let id = delivery_id(&[&r.message_id, &p.id]);
                 if !self.pending.contains_key(&id) {
                     let url = deliver::expand(&p.url, macros);
-                    self.put(base("postback", &p.id, url, String::new(), id));
+                    let mut d = base("postback", &p.id, url, String::new(), id);
+                    d.macros = Some(macros.clone());
+                    self.put(d);
                 }
             }
         }
@@ -257,30 +265,43 @@ impl Partition {
     }
 }
 
-/// One attempt of `d`: the webhook's secret is its endpoint's, derived now; an endpoint
+/// One attempt of `d`, to its target's URL of the moment (the postback's template expanded
+/// again), and that URL; a webhook is signed with its endpoint's secret, derived now. A target
 /// switched off or removed meanwhile gets no more attempts.
 pub async fn attempt(
     client: &reqwest::Client,
     d: &Pending,
     catalog: &Catalog,
     s: &OutboundSettings,
-) -> Answer {
+) -> (Answer, String) {
+    let gone = |what: &str| Answer {
+        status: None,
+        response: None,
+        error: Some(format!("the {what} was switched off or removed")),
+        give_up: true,
+    };
     let req = if d.target_kind == "webhook" {
         let Some(endpoint) = catalog.webhooks.get(&d.target_id).filter(|w| w.active) else {
-            return Answer {
-                status: None,
-                response: None,
-                error: Some("the endpoint was switched off or removed".into()),
-                give_up: true,
-            };
+            return (gone("endpoint"), d.url.clone());
         };
         Request::Webhook {
-            url: d.url.clone(),
+            url: endpoint.url.clone(),
             body: d.body.clone(),
             secret: endpoint.secret(&s.signing_key),
         }
     } else {
-        Request::Postback { url: d.url.clone() }
+        let Some(postback) = catalog.postbacks.get(&d.target_id).filter(|p| p.active) else {
+            return (gone("postback"), d.url.clone());
+        };
+        Request::Postback {
+            url: match &d.macros {
+                Some(m) => deliver::expand(&postback.url, m),
+                None => d.url.clone(),
+            },
+        }
+    };
+    let url = match &req {
+        Request::Webhook { url, .. } | Request::Postback { url } => url.clone(),
     };
     let headers = [
         ("idempotency-key", d.message_id.clone()),
@@ -288,5 +309,8 @@ pub async fn attempt(
         ("x-clicktrail-attempt", (d.attempts + 1).to_string()),
         ("x-clicktrail-replay", d.replay.to_string()),
     ];
-    deliver::attempt(client, &req, &headers, s.timeout).await
+    (
+        deliver::attempt(client, &req, &headers, s.timeout).await,
+        url,
+    )
 }

@@ -32,35 +32,51 @@ impl PublishableKey {
     }
 }
 
-/// The canonical form of an origin for an allow-list, or what is wrong with it: `http` or
-/// `https`, a host, an optional port, nothing else (no path, query, user or fragment; a
-/// trailing `/` is dropped). Browsers send `Origin` in this form (RFC 6454, section 6.1).
+/// The canonical form of an origin for an allow-list, as browsers send it in `Origin` (RFC
+/// 6454, section 6.1: `scheme://host[:port]`, lower case, no default port), or what is wrong
+/// with it: `http` or `https`, a host (a domain name of letters, digits and hyphens, or an IP
+/// address), an optional port, nothing else (no path, query, user or fragment; a trailing `/`
+/// is dropped).
 pub fn normalize_origin(raw: &str) -> Result<String, String> {
-    let raw = raw.trim().trim_end_matches('/').to_ascii_lowercase();
+    let raw = raw.trim();
+    let not_origin = || {
+        format!(
+            "`{raw}` is not an origin: expected scheme://host[:port] with no path, query or user"
+        )
+    };
     let rest = raw
         .strip_prefix("https://")
         .or_else(|| raw.strip_prefix("http://"))
+        .or_else(|| {
+            raw.get(..8)
+                .filter(|p| p.eq_ignore_ascii_case("https://"))
+                .map(|_| &raw[8..])
+        })
+        .or_else(|| {
+            raw.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("http://"))
+                .map(|_| &raw[7..])
+        })
         .ok_or("expected an origin starting with http:// or https://")?;
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
-        _ => (rest, None),
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', '\\']) {
+        return Err(not_origin());
+    }
+    let u = url::Url::parse(raw).map_err(|_| not_origin())?;
+    let host_ok = match u.host() {
+        Some(url::Host::Domain(d)) => d.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        }),
+        Some(_) => true,
+        None => false,
     };
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
-    if !host_ok {
-        return Err(format!(
-            "`{raw}` is not an origin: expected scheme://host[:port] with no path, query or user"
-        ));
+    if !host_ok || u.port() == Some(0) {
+        return Err(not_origin());
     }
-    if let Some(p) = port
-        && p.parse::<u16>().map_or(true, |p| p == 0)
-    {
-        return Err(format!("`{raw}` has an invalid port: expected 1 to 65535"));
-    }
-    Ok(raw)
+    Ok(u.origin().ascii_serialization())
 }
 
 /// What a webhook endpoint subscribes to; its name is the webhook body's `type`.
@@ -206,6 +222,12 @@ mod tests {
             normalize_origin("http://127.0.0.1:8080").unwrap(),
             "http://127.0.0.1:8080"
         );
+        // Default ports are dropped, as browsers drop them.
+        assert_eq!(
+            normalize_origin("https://x.com:443").unwrap(),
+            "https://x.com"
+        );
+        assert_eq!(normalize_origin("http://[::1]:80").unwrap(), "http://[::1]");
         for bad in [
             "shop.example.com",
             "ftp://x",
@@ -216,6 +238,11 @@ mod tests {
             "https://x.com:99999",
             "https://",
             "*",
+            "https://[::1",
+            "https://..",
+            "https://-",
+            "https://a]:[b",
+            "https://x.com.",
         ] {
             assert!(normalize_origin(bad).is_err(), "{bad}");
         }
