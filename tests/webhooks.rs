@@ -209,6 +209,27 @@ async fn scenario(mut s: Server, kill: Kill<'_>) {
         "{bad}"
     );
 
+    // Commissions of 10 % held one second; a second endpoint hears when they become available.
+    let hook2 = s
+        .admin_post(
+            &format!("/api/v1/admin/advertisers/{}/webhooks", shop.advertiser),
+            json!({"url": format!("{base}/hook2"), "events": ["commission.available"]}),
+        )
+        .await;
+    let plan = s
+        .http
+        .put(s.url(&format!(
+            "/api/v1/admin/campaigns/{}/commission-plan",
+            shop.campaign
+        )))
+        .bearer_auth(ADMIN)
+        .json(&json!({"rate": {"type": "percent", "basis_points": 1000}, "hold_secs": 1, "min_click_secs": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert!(plan.status().is_success(), "{:?}", plan.text().await);
+    s.sync_catalog().await;
+
     // Ben's shopper buys; someone nobody referred signs up; an add to cart is no conversion.
     let click = click_id(&s.click(&format!("/r/{}", shop.codes[1]), SHOPPER).await);
     let r1 = s
@@ -287,6 +308,26 @@ async fn scenario(mut s: Server, kill: Kill<'_>) {
     }
 
     // The postback: once, for the credited purchase only, every macro URL-encoded.
+    // The purchase's commission, once its hold ended: announced, signed with that endpoint's
+    // secret.
+    let got = until(&r, "commission.available", |got| {
+        got.iter().any(|g| g.path == "/hook2")
+    })
+    .await;
+    let available = got.iter().find(|g| g.path == "/hook2").unwrap();
+    let body: Value = serde_json::from_str(&available.body).unwrap();
+    assert_eq!(body["type"], json!("commission.available"), "{body}");
+    assert_eq!(body["data"]["amount_minor"], json!(499), "{body}");
+    assert_eq!(body["data"]["currency"], json!("EUR"), "{body}");
+    assert_eq!(body["data"]["influencer_id"], json!(shop.influencers[1]));
+    let sig = available.headers["x-clicktrail-signature"]
+        .to_str()
+        .unwrap();
+    let t: i64 = sig[2..sig.find(',').unwrap()].parse().unwrap();
+    assert_eq!(
+        sig,
+        sign(hook2["secret"].as_str().unwrap(), t, &available.body)
+    );
     let pbs: Vec<&Got> = got.iter().filter(|g| g.path == "/pb").collect();
     assert_eq!(pbs.len(), 1, "{pbs:#?}");
     assert_eq!(

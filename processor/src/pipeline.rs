@@ -163,7 +163,22 @@ pub trait PartitionState: Send + Sized + 'static {
     fn take_changes(&mut self) -> StateChanges;
     /// Approximate bytes held.
     fn memory_bytes(&self) -> usize;
+    /// Called about every [`TICK`] of wall-clock time, records or not: what the step does
+    /// at a moment rather than on a record (announcing a commission whose hold ended). Returns
+    /// whether it changed its state or `out`, which then is written and checkpointed as a
+    /// batch. Nothing by default.
+    fn tick(
+        &mut self,
+        _now: chrono::DateTime<chrono::Utc>,
+        _ctx: &StepCtx,
+        _out: &mut Output,
+    ) -> bool {
+        false
+    }
 }
+
+/// How often [`PartitionState::tick`] is called.
+pub const TICK: Duration = Duration::from_secs(1);
 
 /// Where a pipeline reads from and writes to.
 pub struct Wiring {
@@ -215,6 +230,12 @@ struct Pipeline<S> {
     states: HashMap<u32, S>,
     /// Next offset per partition with processed, unwritten records.
     pending: BTreeMap<u32, u64>,
+    /// Next offset of every assigned partition, for checkpoints of partitions that ticked
+    /// without records.
+    positions: HashMap<u32, u64>,
+    /// Partitions whose tick changed something not yet written.
+    ticked: BTreeMap<u32, ()>,
+    last_tick: Instant,
     out: Output,
     opened: Option<Instant>,
 }
@@ -243,6 +264,9 @@ pub async fn run<S: PartitionState>(
         limits,
         states: HashMap::new(),
         pending: BTreeMap::new(),
+        positions: HashMap::new(),
+        ticked: BTreeMap::new(),
+        last_tick: Instant::now(),
         out: Output::default(),
         opened: None,
     };
@@ -268,6 +292,7 @@ pub async fn run<S: PartitionState>(
                 p.flush().await?;
                 for part in parts {
                     p.states.remove(&part);
+                    p.positions.remove(&part);
                 }
                 p.report_partitions();
             }
@@ -277,6 +302,9 @@ pub async fn run<S: PartitionState>(
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => return Err(e.into()),
+        }
+        if p.last_tick.elapsed() >= TICK {
+            p.tick();
         }
         let due = p.opened.is_some_and(|t| t.elapsed() >= p.limits.max_wait);
         if p.out.len() >= p.limits.max_records || due {
@@ -325,6 +353,7 @@ impl<S: PartitionState> Pipeline<S> {
             self.wiring.consumer.seek(part, offset)?;
             tracing::info!(stream = %name, offset, "partition assigned");
             self.states.insert(part, state);
+            self.positions.insert(part, offset);
             restored_at.push((part, offset));
         }
         // The group's position follows the checkpoint even when a commit was lost in the
@@ -348,12 +377,31 @@ impl<S: PartitionState> Pipeline<S> {
             };
             state.process(m, &ctx, &mut self.out);
             self.pending.insert(m.partition, m.offset + 1);
+            self.positions.insert(m.partition, m.offset + 1);
         }
         metrics::counter!(RECORDS, "topic" => self.topic.name()).increment(records.len() as u64);
         self.opened.get_or_insert_with(Instant::now);
     }
 
+    /// Ticks every partition's state; a partition whose state changed joins the open batch.
+    fn tick(&mut self) {
+        self.last_tick = Instant::now();
+        let ctx = self.ctx();
+        let now = chrono::Utc::now();
+        for (&part, state) in &mut self.states {
+            if state.tick(now, &ctx, &mut self.out) {
+                self.ticked.insert(part, ());
+                self.opened.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+
     async fn flush(&mut self) -> Result<(), PipelineError> {
+        for (part, ()) in std::mem::take(&mut self.ticked) {
+            if let Some(&at) = self.positions.get(&part) {
+                self.pending.entry(part).or_insert(at);
+            }
+        }
         if self.pending.is_empty() {
             return Ok(());
         }

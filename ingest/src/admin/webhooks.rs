@@ -24,7 +24,7 @@ pub struct NewWebhook {
     /// Where deliveries go: an absolute `http` or `https` URL.
     pub url: String,
     /// The events it receives: `conversion.attributed`, `conversion.unattributed`,
-    /// `payout.paid` (at least one).
+    /// `commission.available`, `payout.paid` (at least one).
     #[schema(value_type = Vec<String>)]
     pub events: Vec<WebhookEvent>,
 }
@@ -161,7 +161,8 @@ fn check_events(events: &[WebhookEvent], errors: &mut Vec<FieldError>) {
     if events.is_empty() {
         errors.push(FieldError::new(
             "events",
-            "expected at least one of conversion.attributed, conversion.unattributed, payout.paid",
+            "expected at least one of conversion.attributed, conversion.unattributed, \
+             commission.available, payout.paid",
         ));
     }
 }

@@ -32,6 +32,7 @@ use clicktrail_schemas::rows::Source;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod available;
 mod checkpoint;
 mod operations;
 
@@ -58,6 +59,9 @@ struct Item {
     min_payout: Option<i64>,
     click_id: Option<String>,
     at: DateTime<Utc>,
+    /// Whether `commission.available` was announced for it (`available`).
+    #[serde(default)]
+    announced: bool,
 }
 
 impl Item {
@@ -102,25 +106,6 @@ pub struct LedgerStep {
     dirty: BTreeSet<(u8, String, String)>,
     deleted: BTreeSet<(u8, String, String)>,
     time_changed: bool,
-}
-
-fn entry_key(kind: u8, influencer: &str, id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(3 + influencer.len() + id.len());
-    k.push(kind);
-    k.push(0);
-    k.extend_from_slice(influencer.as_bytes());
-    k.push(0);
-    k.extend_from_slice(id.as_bytes());
-    k
-}
-
-fn parse_key(k: &[u8]) -> Option<(u8, String, String)> {
-    let (&kind, rest) = k.split_first()?;
-    let rest = rest.strip_prefix(&[0])?;
-    let sep = rest.iter().position(|b| *b == 0)?;
-    let inf = std::str::from_utf8(&rest[..sep]).ok()?;
-    let id = std::str::from_utf8(&rest[sep + 1..]).ok()?;
-    Some((kind, inf.to_string(), id.to_string()))
 }
 
 /// The movements of one operation.
@@ -308,6 +293,7 @@ impl LedgerStep {
                     min_payout: b.min_payout_minor,
                     click_id: b.click_id.clone(),
                     at,
+                    announced: false,
                 };
                 m.op = format!("book\0{}", b.commission_id);
                 m.push(

@@ -1,6 +1,7 @@
 //! The messages the processor's steps decide: one per conversion (a purchase or signup that
 //! counts) for an advertiser with a webhook subscribed to its kind or, when it is credited, a
-//! matching postback; one per payout marked paid for an advertiser subscribed to it.
+//! matching postback; one per payout marked paid, and one per commission whose hold ended, for
+//! an advertiser subscribed to it.
 
 use clicktrail_schemas::Catalog;
 use clicktrail_schemas::catalog::WebhookEvent;
@@ -159,4 +160,42 @@ pub fn payouts_paid(
             }
         })
         .collect()
+}
+
+/// The `commission.available` message of a commission whose hold ended, when its advertiser
+/// has an endpoint subscribed: `amount_minor` is what is left of it (net of refunds).
+#[allow(clippy::too_many_arguments)]
+pub fn commission_available(
+    advertiser_id: &str,
+    influencer_id: &str,
+    commission_id: &str,
+    campaign_id: &str,
+    amount_minor: i64,
+    currency: &str,
+    available_at: chrono::DateTime<chrono::Utc>,
+    catalog: &Catalog,
+) -> Option<OutboundRecord> {
+    let event = WebhookEvent::CommissionAvailable;
+    if catalog.webhook_targets(advertiser_id, event).is_empty() {
+        return None;
+    }
+    Some(OutboundRecord {
+        v: WIRE_VERSION,
+        message_id: message_id(event, advertiser_id, commission_id),
+        event,
+        advertiser_id: advertiser_id.to_string(),
+        created_at: available_at,
+        data: json!({
+            "commission_id": commission_id,
+            "influencer_id": influencer_id,
+            "campaign_id": campaign_id,
+            "amount_minor": amount_minor,
+            "amount": format_minor(amount_minor, currency),
+            "currency": currency,
+            "available_at": available_at,
+        }),
+        credited: None,
+        after: None,
+        replay: None,
+    })
 }

@@ -88,6 +88,9 @@ pub enum WebhookEvent {
     /// A purchase or signup credited to no one.
     #[serde(rename = "conversion.unattributed")]
     ConversionUnattributed,
+    /// A commission's hold ended: it may be paid out.
+    #[serde(rename = "commission.available")]
+    CommissionAvailable,
     /// An influencer was paid (a payout marked paid).
     #[serde(rename = "payout.paid")]
     PayoutPaid,
@@ -99,6 +102,7 @@ impl WebhookEvent {
         match self {
             WebhookEvent::ConversionAttributed => "conversion.attributed",
             WebhookEvent::ConversionUnattributed => "conversion.unattributed",
+            WebhookEvent::CommissionAvailable => "commission.available",
             WebhookEvent::PayoutPaid => "payout.paid",
         }
     }

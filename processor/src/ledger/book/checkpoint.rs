@@ -83,6 +83,10 @@ impl PartitionState for LedgerStep {
         }
     }
 
+    fn tick(&mut self, now: DateTime<Utc>, ctx: &StepCtx, out: &mut Output) -> bool {
+        self.announce(now, &ctx.catalog, out)
+    }
+
     fn take_changes(&mut self) -> StateChanges {
         let mut changes = self.guard.take_changes();
         for (kind, inf, id) in std::mem::take(&mut self.dirty) {
@@ -119,4 +123,24 @@ impl PartitionState for LedgerStep {
             .sum::<usize>()
             + self.guard.memory_bytes()
     }
+}
+
+/// The checkpoint key of an item or payout: kind, NUL, influencer, NUL, id.
+fn entry_key(kind: u8, influencer: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + influencer.len() + id.len());
+    k.push(kind);
+    k.push(0);
+    k.extend_from_slice(influencer.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn parse_key(k: &[u8]) -> Option<(u8, String, String)> {
+    let (&kind, rest) = k.split_first()?;
+    let rest = rest.strip_prefix(&[0])?;
+    let sep = rest.iter().position(|b| *b == 0)?;
+    let inf = std::str::from_utf8(&rest[..sep]).ok()?;
+    let id = std::str::from_utf8(&rest[sep + 1..]).ok()?;
+    Some((kind, inf.to_string(), id.to_string()))
 }

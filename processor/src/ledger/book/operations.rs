@@ -46,6 +46,7 @@ pub(super) fn request_payout(
             min_payout: None,
             click_id: None,
             at,
+            announced: false,
         };
         let pid = stable_id(
             "pay",
