@@ -93,3 +93,140 @@ impl Flight {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::state::Partition;
+    use chrono::Utc;
+    use clicktrail_schemas::CatalogChange;
+    use clicktrail_schemas::catalog::{Advertiser, Status, WebhookEndpoint, WebhookEvent};
+    use clicktrail_schemas::outbound::OutboundRecord;
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A receiver on a free loopback port that answers 200 at once, or never.
+    async fn receiver(answers: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                if answers {
+                    tokio::spawn(async move {
+                        let mut buf = [0u8; 8192];
+                        let _ = conn.read(&mut buf).await;
+                        let _ = conn
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                    });
+                } else {
+                    held.push(conn);
+                }
+            }
+        });
+        url
+    }
+
+    fn message(n: usize, event: WebhookEvent) -> OutboundRecord {
+        OutboundRecord {
+            v: 1,
+            message_id: format!("msg_{n}"),
+            event,
+            advertiser_id: "adv".into(),
+            created_at: Utc::now(),
+            data: serde_json::json!({}),
+            credited: None,
+            after: None,
+            replay: None,
+        }
+    }
+
+    /// A receiver that never answers holds [`MAX_PER_TARGET`] attempts, and another endpoint's
+    /// deliveries go out meanwhile.
+    #[tokio::test]
+    async fn a_hanging_receiver_holds_up_only_its_own_deliveries() {
+        let (hanging, answering) = (receiver(false).await, receiver(true).await);
+        let mut catalog = Catalog::default();
+        let now = Utc::now();
+        let advertiser = Advertiser {
+            id: "adv".into(),
+            name: "A".into(),
+            status: Status::Active,
+            require_signature: false,
+            browser_purchases_count: false,
+            created_at: now,
+        };
+        catalog
+            .apply(&CatalogChange::AdvertiserUpserted { advertiser })
+            .unwrap();
+        for (id, url, event) in [
+            ("whk_hang", &hanging, WebhookEvent::ConversionAttributed),
+            ("whk_fast", &answering, WebhookEvent::ConversionUnattributed),
+        ] {
+            let endpoint = WebhookEndpoint {
+                id: id.into(),
+                advertiser_id: "adv".into(),
+                url: url.clone(),
+                events: vec![event],
+                active: true,
+                created_at: now,
+            };
+            catalog
+                .apply(&CatalogChange::WebhookUpserted { endpoint })
+                .unwrap();
+        }
+        let mut part = Partition::restore(0, Vec::new());
+        for n in 0..10 {
+            part.accept(
+                &message(n, WebhookEvent::ConversionAttributed),
+                0,
+                n as u64,
+                &catalog,
+            );
+        }
+        part.accept(
+            &message(99, WebhookEvent::ConversionUnattributed),
+            0,
+            99,
+            &catalog,
+        );
+        let parts = HashMap::from([(0, part)]);
+        let settings = OutboundSettings {
+            timeout: Duration::from_secs(60),
+            ..OutboundSettings::new("g", "key")
+        };
+        let catalog = Arc::new(catalog);
+        let mut flight = Flight::default();
+        flight.start(
+            &parts,
+            &HashMap::new(),
+            &reqwest::Client::new(),
+            &catalog,
+            &settings,
+        );
+        assert_eq!(flight.per_target.get("whk_hang"), Some(&MAX_PER_TARGET));
+        let started = Instant::now();
+        let done = loop {
+            let done = flight.finished();
+            if !done.is_empty() || started.elapsed() > Duration::from_secs(10) {
+                break done;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(done[0].1.target_id, "whk_fast");
+        assert!(done[0].2.delivered(), "{:?}", done[0].2);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            flight.running.len(),
+            MAX_PER_TARGET,
+            "the hanging ones still run"
+        );
+    }
+}
