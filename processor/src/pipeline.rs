@@ -18,7 +18,7 @@ use clicktrail_schemas::record::Record;
 use clicktrail_schemas::token::ClickKeys;
 use clicktrail_schemas::wire::{DeadLetterRecord, Forwarded};
 use clicktrail_store::{Checkpoint, Rows, Store};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -234,7 +234,7 @@ struct Pipeline<S> {
     /// without records.
     positions: HashMap<u32, u64>,
     /// Partitions whose tick changed something not yet written.
-    ticked: BTreeMap<u32, ()>,
+    ticked: BTreeSet<u32>,
     last_tick: Instant,
     out: Output,
     opened: Option<Instant>,
@@ -265,7 +265,7 @@ pub async fn run<S: PartitionState>(
         states: HashMap::new(),
         pending: BTreeMap::new(),
         positions: HashMap::new(),
-        ticked: BTreeMap::new(),
+        ticked: BTreeSet::new(),
         last_tick: Instant::now(),
         out: Output::default(),
         opened: None,
@@ -390,14 +390,14 @@ impl<S: PartitionState> Pipeline<S> {
         let now = chrono::Utc::now();
         for (&part, state) in &mut self.states {
             if state.tick(now, &ctx, &mut self.out) {
-                self.ticked.insert(part, ());
+                self.ticked.insert(part);
                 self.opened.get_or_insert_with(Instant::now);
             }
         }
     }
 
     async fn flush(&mut self) -> Result<(), PipelineError> {
-        for (part, ()) in std::mem::take(&mut self.ticked) {
+        for part in std::mem::take(&mut self.ticked) {
             if let Some(&at) = self.positions.get(&part) {
                 self.pending.entry(part).or_insert(at);
             }

@@ -106,6 +106,8 @@ pub struct LedgerStep {
     dirty: BTreeSet<(u8, String, String)>,
     deleted: BTreeSet<(u8, String, String)>,
     time_changed: bool,
+    /// No commission becomes available to announce before this; none: not known (look).
+    next_announce: Option<DateTime<Utc>>,
 }
 
 /// The movements of one operation.

@@ -4,7 +4,9 @@
 //!
 //! Availability is a moment, not a record on any topic, so the step announces it on its tick;
 //! the announcement is marked on the item and checkpointed with the batch, and a message sent
-//! again after a crash carries the same idempotency id.
+//! again after a crash carries the same idempotency id. The items are looked through only when
+//! the earliest hold still to announce has ended (kept in memory; after a restore, and after a
+//! review, it is not known and the first tick looks).
 
 use super::{Account, LedgerStep};
 use crate::outbound::messages::commission_available;
@@ -22,14 +24,20 @@ impl LedgerStep {
         catalog: &Catalog,
         out: &mut Output,
     ) -> bool {
+        if self.next_announce.is_some_and(|t| now < t) {
+            return false;
+        }
         let mut touched = Vec::new();
+        let mut next = DateTime::<Utc>::MAX_UTC;
         for (inf, Account { items, .. }) in &mut self.accounts {
             for (id, item) in items.iter_mut() {
-                let due = item.status == LedgerStatus::Pending
-                    && !item.announced
-                    && item.net > 0
-                    && item.available_at.is_some_and(|a| a <= now);
-                if !due {
+                let waiting =
+                    item.status == LedgerStatus::Pending && !item.announced && item.net > 0;
+                let Some(at) = item.available_at.filter(|_| waiting) else {
+                    continue;
+                };
+                if at > now {
+                    next = next.min(at);
                     continue;
                 }
                 item.announced = true;
@@ -49,6 +57,7 @@ impl LedgerStep {
                 }
             }
         }
+        self.next_announce = Some(next);
         for (inf, id) in &touched {
             self.touch(super::ITEM, inf, id);
         }

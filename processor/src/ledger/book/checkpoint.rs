@@ -61,6 +61,14 @@ impl PartitionState for LedgerStep {
                 .is_some_and(|a| a.items.contains_key(&booking.commission_id)),
             _ => false,
         };
+        // What the next announcement waits for: a new booking's hold, or an approval's.
+        match &rec.op {
+            LedgerOp::Book { booking, .. } => {
+                self.next_announce = self.next_announce.map(|t| t.min(booking.available_at));
+            }
+            LedgerOp::Review { .. } => self.next_announce = None,
+            _ => {}
+        }
         // A copy of a booking (its refunds included) changes nothing.
         let early = if booked {
             Vec::new()
