@@ -32,6 +32,11 @@ use consumer::{EmbeddedConsumer, read_committed, register_group};
 pub use retention::RetentionReport;
 use writer::{Request, WriteReq, WriterConfig};
 
+/// Bytes of the log file's pages the process keeps in memory: 64 MiB. redb's own default is
+/// 1 GiB, which a log written and read at its tail never needs (consumers read what was just
+/// appended) and which made a long-running `serve` hold that much memory for cold pages.
+pub const CACHE_BYTES: usize = 64 << 20;
+
 /// Default [`LogOptions::retention_age`]: 7 days.
 pub const DEFAULT_RETENTION_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// Default [`LogOptions::retention_bytes`]: 1 GiB per topic partition.
@@ -163,7 +168,10 @@ impl EmbeddedLog {
     /// Errors: [`BusError::Storage`] when the file cannot be opened or read (for example
     /// because another process has it open).
     pub fn open(path: &Path, options: LogOptions) -> Result<Self, BusError> {
-        let db = Database::create(path).map_err(storage)?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(storage)?;
         let mut ends = HashMap::new();
         let mut starts = HashMap::new();
         {
@@ -229,6 +237,7 @@ impl EmbeddedLog {
                 close: true,
                 topic: Topic::Clicks,
                 records: Vec::new(),
+                offsets: Vec::new(),
                 reply: Some(reply),
             }))
             .await
@@ -295,6 +304,8 @@ impl EmbeddedLog {
         let n = self.partitions(topic);
         let positions = match group {
             Some(g) => {
+                // Commits are queued without waiting: let the ones queued so far land first.
+                self.flush().await?;
                 let shared = self.shared.clone();
                 let g = g.to_string();
                 tokio::task::spawn_blocking(move || register_group(&shared.db, &g, topic, n))
@@ -305,6 +316,7 @@ impl EmbeddedLog {
         };
         Ok(Box::new(EmbeddedConsumer {
             shared: self.shared.clone(),
+            writer: self.tx.clone(),
             group: group.map(str::to_string),
             topic,
             positions,
@@ -327,6 +339,7 @@ impl Producer for EmbeddedLog {
                 close: false,
                 topic,
                 records,
+                offsets: Vec::new(),
                 reply: Some(reply),
             }))
             .await
@@ -340,6 +353,7 @@ impl Producer for EmbeddedLog {
                 close: false,
                 topic,
                 records: vec![(key, payload)],
+                offsets: Vec::new(),
                 reply: None,
             }))
             .map_err(|e| match e {
@@ -376,6 +390,8 @@ impl ConsumerFactory for EmbeddedLog {
     }
 
     async fn committed(&self, group: &str, topic: Topic) -> Result<Vec<Option<u64>>, BusError> {
+        // Commits are queued without waiting: let the ones queued so far land first.
+        self.flush().await?;
         (0..self.partitions(topic))
             .map(|p| read_committed(&self.shared.db, group, topic, p))
             .collect()

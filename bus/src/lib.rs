@@ -130,8 +130,9 @@ pub trait Consumer: Send + Sync {
 
     /// Commits the group's positions: each offset is the next one to read. Never moves a
     /// position backwards. On Kafka the commit is sent without waiting for the broker's answer
-    /// (a failed one is logged and superseded by the next); a partition resumes from the
-    /// store's checkpoint, so commits serve monitoring and tools.
+    /// (a failed one is logged and superseded by the next); on the embedded log it is queued
+    /// for the writer's next group commit. A partition resumes from the store's checkpoint, so
+    /// commits serve monitoring, retention and tools.
     async fn commit(&mut self, offsets: &[(u32, u64)]) -> Result<(), BusError>;
 }
 

@@ -238,6 +238,9 @@ struct Pipeline<S> {
     last_tick: Instant,
     out: Output,
     opened: Option<Instant>,
+    /// Time the open batch spent polling and processing.
+    polled: Duration,
+    processed: Duration,
 }
 
 fn stream(topic: Topic, partition: u32) -> String {
@@ -269,6 +272,8 @@ pub async fn run<S: PartitionState>(
         last_tick: Instant::now(),
         out: Output::default(),
         opened: None,
+        polled: Duration::ZERO,
+        processed: Duration::ZERO,
     };
     loop {
         let room = p.limits.max_records.saturating_sub(p.out.len()).max(1);
@@ -276,6 +281,7 @@ pub async fn run<S: PartitionState>(
             Some(t) => p.limits.max_wait.saturating_sub(t.elapsed()),
             None => Duration::from_millis(500),
         };
+        let polling = Instant::now();
         let polled = tokio::select! {
             _ = stop.cancelled() => {
                 p.flush().await?;
@@ -283,6 +289,11 @@ pub async fn run<S: PartitionState>(
             }
             polled = p.wiring.consumer.poll(room, wait) => polled,
         };
+        // A poll counts toward the batch it fills: one that brought records or ran while a
+        // batch was open.
+        if p.opened.is_some() || matches!(&polled, Ok(ConsumerEvent::Records(r)) if !r.is_empty()) {
+            p.polled += polling.elapsed();
+        }
         match polled {
             Ok(ConsumerEvent::Assigned(parts)) => {
                 p.assign(&parts).await?;
@@ -296,7 +307,11 @@ pub async fn run<S: PartitionState>(
                 }
                 p.report_partitions();
             }
-            Ok(ConsumerEvent::Records(records)) => p.process(&records),
+            Ok(ConsumerEvent::Records(records)) => {
+                let processing = Instant::now();
+                p.process(&records);
+                p.processed += processing.elapsed();
+            }
             Err(e) if e.is_retryable() => {
                 tracing::warn!(topic = %topic, error = %e, "poll failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -428,21 +443,33 @@ impl<S: PartitionState> Pipeline<S> {
             })
             .collect();
 
-        write::write(
+        let times = write::write(
             self.wiring.producer.as_ref(),
             self.wiring.store.as_ref(),
             &mut out,
             &checkpoints,
         )
         .await;
+        let committing = Instant::now();
         let offsets: Vec<(u32, u64)> = std::mem::take(&mut self.pending).into_iter().collect();
         if let Err(e) = self.wiring.consumer.commit(&offsets).await {
             // The checkpoint in the store already holds these positions; the group's commit
             // only serves lag monitoring and is retried with the next batch.
             tracing::warn!(error = %e, "offset commit failed");
         }
+        let topic = self.topic.name();
+        for (stage, took) in [
+            ("poll", std::mem::take(&mut self.polled)),
+            ("process", std::mem::take(&mut self.processed)),
+            ("hand_on", times.hand_on),
+            ("store", times.store),
+            ("commit", committing.elapsed()),
+        ] {
+            metrics::histogram!(BATCH_STAGE_SECONDS, "topic" => topic, "stage" => stage)
+                .record(took.as_secs_f64());
+        }
         metrics::histogram!(BATCH_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::histogram!(BATCH_RECORDS).record(records as f64);
+        metrics::histogram!(BATCH_RECORDS, "topic" => self.topic.name()).record(records as f64);
         for (part, s) in &self.states {
             metrics::gauge!(STATE_BYTES, "topic" => self.topic.name(), "partition" => part.to_string())
                 .set(s.memory_bytes() as f64);

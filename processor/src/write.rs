@@ -22,18 +22,30 @@ use clicktrail_schemas::wire::DeadLetterRecord;
 use clicktrail_store::{Checkpoint, Store, StoreError};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A record as the bus takes it: (key, payload).
 type KeyedPayload = (Vec<u8>, Vec<u8>);
 
-/// Writes `out` and `checkpoints`; returns once both are durable. `out` is left empty.
+/// How long the two parts of one write took, retries included.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteTimes {
+    /// Records for the next step and dead letters made durable on the bus.
+    pub hand_on: Duration,
+    /// Rows and checkpoints made durable in the store.
+    pub store: Duration,
+}
+
+/// Writes `out` and `checkpoints`; returns once both are durable, with how long each part
+/// took. `out` is left empty.
 pub async fn write(
     producer: &dyn Producer,
     store: &dyn Store,
     out: &mut Output,
     checkpoints: &[Checkpoint],
-) {
+) -> WriteTimes {
+    let mut times = WriteTimes::default();
+    let started = Instant::now();
     let mut backoff = Duration::from_millis(100);
     let forward = in_send_order(std::mem::take(&mut out.forward));
     let mut by_topic: Vec<(Topic, Vec<KeyedPayload>)> = Vec::new();
@@ -53,25 +65,33 @@ pub async fn write(
     }
     loop {
         if !out.dead.is_empty() {
+            let sending = Instant::now();
             if let Err(e) = producer.send_records(&out.dead).await {
                 tracing::warn!(error = %e, "dead-letter write failed; retrying");
                 pause(&mut backoff).await;
                 continue;
             }
+            times.hand_on += sending.elapsed();
             out.dead.clear();
         }
+        if times.store.is_zero() {
+            times.hand_on = started.elapsed();
+        }
+        let storing = Instant::now();
         let (clicks, events, ledger) = (
             out.rows.clicks.len(),
             out.rows.events.len(),
             out.rows.ledger.len(),
         );
-        match store.write(&out.rows, checkpoints).await {
+        let written = store.write(&out.rows, checkpoints).await;
+        times.store += storing.elapsed();
+        match written {
             Ok(()) => {
                 metrics::counter!(ROWS_WRITTEN, "table" => "clicks").increment(clicks as u64);
                 metrics::counter!(ROWS_WRITTEN, "table" => "events").increment(events as u64);
                 metrics::counter!(ROWS_WRITTEN, "table" => "ledger").increment(ledger as u64);
                 out.rows = Default::default();
-                return;
+                return times;
             }
             Err(StoreError::Data(reason)) => {
                 tracing::error!(reason = %reason, "store refused a batch; its rows go to dead-letter");

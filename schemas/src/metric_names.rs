@@ -79,13 +79,27 @@ pub mod processor {
     pub const STORE_RETRIES: &str = "clicktrail_processor_store_retries_total";
     /// Time to write a batch and its checkpoint.
     pub const BATCH_WRITE_SECONDS: &str = "clicktrail_processor_batch_write_seconds";
-    /// Records per written batch.
+    /// Records per written batch, by topic.
     pub const BATCH_RECORDS: &str = "clicktrail_processor_batch_records";
+    /// Seconds one batch spent in each stage, by topic and `stage`: `poll` (waiting for and
+    /// reading its records from the bus), `process` (decode, dedup, attribution), `hand_on`
+    /// (records for the next step of the chain and dead letters made durable on the bus),
+    /// `store` (rows and checkpoint durable in the store), `commit` (the group's offsets).
+    pub const BATCH_STAGE_SECONDS: &str = "clicktrail_processor_batch_stage_seconds";
     /// Bytes of state one partition holds (click dedup filters; remembered event ids, orders
     /// and first touches), by topic and partition.
     pub const STATE_BYTES: &str = "clicktrail_processor_partition_state_bytes";
     /// Partitions this processor holds, by topic.
     pub const PARTITIONS: &str = "clicktrail_processor_partitions";
+}
+
+/// The analytics store.
+pub mod store {
+    /// Seconds one store write spent in each stage, by `stage`: `encode` (rows to Arrow or
+    /// ClickHouse's row format), `files` (Parquet files written and fsynced), `manifest` (the
+    /// Parquet manifest transaction with the checkpoint, fsynced), `insert` (ClickHouse
+    /// inserts of the rows), `checkpoint` (ClickHouse inserts of the state and checkpoint).
+    pub const WRITE_STAGE_SECONDS: &str = "clicktrail_store_write_stage_seconds";
 }
 
 /// The query service.

@@ -26,6 +26,7 @@ pub mod source;
 
 use async_trait::async_trait;
 use clicktrail_schemas::ledger::LedgerRow;
+use clicktrail_schemas::metric_names::store::WRITE_STAGE_SECONDS;
 use clicktrail_schemas::outbound::DeliveryRow;
 use clicktrail_schemas::promo::{ImpressionRow, PromoClickRow};
 use clicktrail_schemas::rows::{ClickRow, EventRow};
@@ -138,4 +139,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The stored checkpoint of a stream, if it has one.
     async fn restore(&self, stream: &str) -> Result<Option<Restored>, StoreError>;
+}
+
+/// Records the time one stage of a store write took (see [`WRITE_STAGE_SECONDS`]).
+pub(crate) fn stage(stage: &'static str, took: std::time::Duration) {
+    metrics::histogram!(WRITE_STAGE_SECONDS, "stage" => stage).record(took.as_secs_f64());
 }

@@ -22,7 +22,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Listed file (relative path) → row count.
 const FILES: TableDefinition<&str, u64> = TableDefinition::new("files");
@@ -65,6 +65,11 @@ fn conform(
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| StoreError::Data(e.to_string()))
 }
 
+/// Bytes of the manifest's pages the process keeps in memory: 32 MiB (redb's default is
+/// 1 GiB). The manifest is small (file names, checkpoints, the processor's state entries) and
+/// its state is read whole only when a partition is restored.
+pub const MANIFEST_CACHE_BYTES: usize = 32 << 20;
+
 /// How long replaced files stay on disk for queries that already listed them.
 const RETIRE_GRACE: Duration = Duration::from_secs(120);
 
@@ -103,7 +108,10 @@ impl ParquetStore {
     /// Opens or creates the store in `root`, deleting files no manifest entry lists.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(root).map_err(unavailable)?;
-        let db = Database::create(root.join("manifest.redb")).map_err(unavailable)?;
+        let db = redb::Builder::new()
+            .set_cache_size(MANIFEST_CACHE_BYTES)
+            .create(root.join("manifest.redb"))
+            .map_err(unavailable)?;
         let txn = db.begin_write().map_err(unavailable)?;
         {
             let def = FILES;
@@ -214,12 +222,20 @@ impl ParquetStore {
 
     fn write_blocking(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
         let mut written = Vec::new();
+        let (mut encode, mut files) = (Duration::ZERO, Duration::ZERO);
         for table in rows.tables().iter().filter(|t| !t.is_empty()) {
+            let started = Instant::now();
             let batch = table
                 .to_arrow()
                 .map_err(|e| StoreError::Data(e.to_string()))?;
+            let encoded = Instant::now();
             written.push(self.write_file(table.table().name(), &batch)?);
+            encode += encoded - started;
+            files += encoded.elapsed();
         }
+        crate::stage("encode", encode);
+        crate::stage("files", files);
+        let started = Instant::now();
         let txn = self.db.begin_write().map_err(unavailable)?;
         {
             let mut files = txn.open_table(FILES).map_err(unavailable)?;
@@ -243,7 +259,9 @@ impl ParquetStore {
                 }
             }
         }
-        txn.commit().map_err(unavailable)
+        txn.commit().map_err(unavailable)?;
+        crate::stage("manifest", started.elapsed());
+        Ok(())
     }
 
     fn restore_blocking(&self, stream: &str) -> Result<Option<Restored>, StoreError> {

@@ -3,6 +3,8 @@
 
 use super::retention::GROUPS;
 use super::{OFFSETS, Shared, decode, partition_table, storage, table_name};
+#[cfg(doc)]
+use crate::ConsumerFactory;
 use crate::{BusError, Consumer, ConsumerEvent, Message};
 use async_trait::async_trait;
 use clicktrail_schemas::Topic;
@@ -104,6 +106,8 @@ pub(super) fn register_committed_groups(txn: &WriteTransaction) -> Result<(), Bu
 /// partition of its topic on its first poll.
 pub(super) struct EmbeddedConsumer {
     pub(super) shared: Arc<Shared>,
+    /// The log's writer: commits join its next group commit.
+    pub(super) writer: tokio::sync::mpsc::Sender<super::writer::Request>,
     /// `None` for a reader outside any group.
     pub(super) group: Option<String>,
     pub(super) topic: Topic,
@@ -193,31 +197,33 @@ impl Consumer for EmbeddedConsumer {
         }
     }
 
+    /// Queues the positions for the writer's next group commit, with whatever appends wait for
+    /// it, and returns without waiting for it (as on Kafka: a partition resumes from the store's
+    /// checkpoint, so a commit lost in a crash only delays retention). The log's
+    /// [`ConsumerFactory::committed`] and new consumers of the group wait for every commit
+    /// queued before them. Errors: [`BusError::Closed`] once the log is closed.
     async fn commit(&mut self, offsets: &[(u32, u64)]) -> Result<(), BusError> {
         let Some(group) = &self.group else {
             return Err(BusError::Invalid(
                 "a reader outside a group cannot commit".into(),
             ));
         };
-        let shared = self.shared.clone();
+        if offsets.is_empty() {
+            return Ok(());
+        }
         let keys: Vec<(String, u64)> = offsets
             .iter()
             .map(|(p, o)| (offsets_key(group, self.topic, *p), *o))
             .collect();
-        tokio::task::spawn_blocking(move || {
-            let txn = shared.db.begin_write().map_err(storage)?;
-            {
-                let mut table = txn.open_table(OFFSETS).map_err(storage)?;
-                for (k, o) in keys {
-                    let current = table.get(k.as_str()).map_err(storage)?.map(|v| v.value());
-                    if current.is_none_or(|c| o > c) {
-                        table.insert(k.as_str(), o).map_err(storage)?;
-                    }
-                }
-            }
-            txn.commit().map_err(storage)
-        })
-        .await
-        .map_err(storage)?
+        self.writer
+            .send(super::writer::Request::Append(super::writer::WriteReq {
+                close: false,
+                topic: self.topic,
+                records: Vec::new(),
+                offsets: keys,
+                reply: None,
+            }))
+            .await
+            .map_err(|_| BusError::Closed)
     }
 }

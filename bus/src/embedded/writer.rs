@@ -3,7 +3,7 @@
 //! retention transaction.
 
 use super::retention::{self, BYTES, Limits, Pass, RetentionReport};
-use super::{Shared, encode, partition_table, storage, table_name};
+use super::{OFFSETS, Shared, encode, partition_table, storage, table_name};
 use crate::{BusError, Delivery};
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::metric_names::bus::{LOG_COMMITS, RECORDS_APPENDED};
@@ -29,12 +29,15 @@ pub(super) enum Request {
     },
 }
 
-/// Records to append (none for a flush), or the request to close.
+/// Records to append (none for a flush), group positions to commit, or the request to close.
 pub(super) struct WriteReq {
     /// Stop the writer once this request is answered.
     pub close: bool,
     pub topic: Topic,
     pub records: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Consumer group positions (`offsets` table key, next offset to read) committed in the
+    /// same transaction as the appends; a position never moves backwards.
+    pub offsets: Vec<(String, u64)>,
     /// `None` for enqueued records; a flush request has no records.
     pub reply: Option<oneshot::Sender<Result<Vec<Delivery>, BusError>>>,
 }
@@ -264,6 +267,15 @@ fn commit(shared: &Shared, batch: &[WriteReq]) -> Result<Vec<Vec<Delivery>>, Bus
             }
             *appended.entry(req.topic).or_default() += req.records.len() as u64;
             out.push(deliveries);
+        }
+    }
+    if batch.iter().any(|r| !r.offsets.is_empty()) {
+        let mut table = txn.open_table(OFFSETS).map_err(storage)?;
+        for (k, o) in batch.iter().flat_map(|r| &r.offsets) {
+            let current = table.get(k.as_str()).map_err(storage)?.map(|v| v.value());
+            if current.is_none_or(|c| *o > c) {
+                table.insert(k.as_str(), *o).map_err(storage)?;
+            }
         }
     }
     if !added.is_empty() {

@@ -216,9 +216,12 @@ struct StateEntry {
 #[async_trait]
 impl Store for ClickHouseStore {
     async fn write(&self, rows: &Rows, checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         for table in rows.tables() {
             self.insert_rows(table.as_ref()).await?;
         }
+        crate::stage("insert", started.elapsed());
+        let started = std::time::Instant::now();
         let mut state = Vec::new();
         for cp in checkpoints {
             // One entry per key per checkpoint, the last change winning.
@@ -245,7 +248,9 @@ impl Store for ClickHouseStore {
                 next_offset: cp.next_offset,
             })
             .collect();
-        self.insert("checkpoints", marks).await
+        self.insert("checkpoints", marks).await?;
+        crate::stage("checkpoint", started.elapsed());
+        Ok(())
     }
 
     async fn restore(&self, stream: &str) -> Result<Option<Restored>, StoreError> {

@@ -1,14 +1,20 @@
-//! The load harness: clicktrail's four roles on Kafka and ClickHouse, measured from outside
-//! over HTTP, next to nginx answering a fixed `return 302` under the same load.
+//! The load harness: clicktrail measured from outside over HTTP, next to nginx answering a
+//! fixed `return 302` (with a buffered access log) under the same load, on either backend: the
+//! four roles on Kafka and ClickHouse, or (`--embedded`) `serve` on the embedded log and
+//! Parquet store.
 //!
-//! It measures redirects per second with p50/p99/p99.9 latency (clicktrail and nginx, and
-//! their ratios), ingested events per second one per request and batched, and events per
-//! second from ingest until queryable in ClickHouse with the delay from acknowledgement to
-//! visibility, and newsletter promo impression records per second with their latency. Run it through `scripts/load`, which installs and starts the services and builds
-//! in release mode.
+//! It measures events per second from ingest until queryable, sustained, with the delay from
+//! acknowledgement to visibility under that load; redirects per second with p50/p99/p99.9
+//! latency (clicktrail and nginx with the harness's own client, and with wrk, and their
+//! ratios); signed events one per request and batched; newsletter promo impression records;
+//! and the resident memory of clicktrail's processes over a sustained mixed run. Run it through
+//! `scripts/load`, which installs and starts the services and builds in release mode.
 
 mod drive;
+mod runs;
 mod setup;
+mod stages;
+mod store;
 
 use clap::Parser;
 use drive::{MakeRequest, Run};
@@ -24,18 +30,29 @@ struct Args {
     /// The `clicktrail` binary (default: next to this one).
     #[arg(long)]
     clicktrail: Option<PathBuf>,
+    /// Run `clicktrail serve` on the embedded log and Parquet store instead of the four roles
+    /// on Kafka and ClickHouse.
+    #[arg(long)]
+    embedded: bool,
     /// Kafka bootstrap servers; without them the harness starts a broker of its own.
     #[arg(long)]
     brokers: Option<String>,
     /// The Tansu binary for the harness's own broker.
     #[arg(long, env = "CLICKTRAIL_TANSU", default_value = "tansu")]
     tansu: String,
-    /// ClickHouse HTTP URL.
-    #[arg(long, env = "CLICKTRAIL_TEST_CLICKHOUSE")]
-    clickhouse: String,
+    /// ClickHouse HTTP URL (required unless `--embedded`).
+    #[arg(
+        long,
+        env = "CLICKTRAIL_TEST_CLICKHOUSE",
+        required_unless_present = "embedded"
+    )]
+    clickhouse: Option<String>,
     /// The nginx binary of the reference run.
     #[arg(long, default_value = "nginx")]
     nginx: String,
+    /// The wrk binary of the second redirect comparison.
+    #[arg(long, default_value = "wrk")]
+    wrk: String,
     /// Concurrent connections of each load run.
     #[arg(long, default_value_t = 32)]
     connections: usize,
@@ -45,14 +62,18 @@ struct Args {
     /// Events per request in the batched run.
     #[arg(long, default_value_t = 100)]
     batch: usize,
-    /// Events sent for the ingest-to-queryable run.
-    #[arg(long, default_value_t = 100_000)]
-    queryable_events: u64,
+    /// Seconds of sustained batched ingest in the ingest-to-queryable run.
+    #[arg(long, default_value_t = 60)]
+    sustain_seconds: u64,
+    /// Minutes of the mixed run (redirects and batched events) over which resident memory is
+    /// sampled; 0 skips it.
+    #[arg(long, default_value_t = 30)]
+    soak_minutes: u64,
     /// How long the roles' producers wait for the broker before a record goes to the spool
     /// (`--kafka-delivery-timeout-ms` of the roles; the default is clicktrail's own).
     #[arg(long, default_value_t = 5_000)]
     delivery_timeout_ms: u64,
-    /// Keep the scratch directory (role logs and data) and print its path.
+    /// Keep the scratch directory (logs and data) and print its path.
     #[arg(long)]
     keep: bool,
 }
@@ -70,7 +91,7 @@ async fn main() {
     };
     let client = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(args.connections)
+        .pool_max_idle_per_host(args.connections + 16)
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client");
@@ -80,40 +101,54 @@ async fn main() {
             .expect("own path")
             .with_file_name("clicktrail")
     });
-    let broker = match &args.brokers {
-        Some(_) => None,
-        None => Some(setup::Broker::start(&args.tansu, &dir).await),
+    let mut broker = None;
+    let deployment = if args.embedded {
+        setup::Deployment::serve(&clicktrail, &dir, &[]).await
+    } else {
+        if args.brokers.is_none() {
+            broker = Some(setup::Broker::start(&args.tansu, &dir).await);
+        }
+        let brokers = broker.as_ref().map_or_else(
+            || args.brokers.clone().unwrap_or_default(),
+            |b| b.bootstrap.clone(),
+        );
+        let extra = [
+            "--kafka-delivery-timeout-ms".to_string(),
+            args.delivery_timeout_ms.to_string(),
+        ];
+        let clickhouse = args
+            .clickhouse
+            .clone()
+            .expect("required without --embedded");
+        setup::Deployment::roles(&clicktrail, &brokers, &clickhouse, &dir, &extra).await
     };
-    let brokers = broker.as_ref().map_or_else(
-        || args.brokers.clone().unwrap_or_default(),
-        |b| b.bootstrap.clone(),
-    );
-    let extra = [
-        "--kafka-delivery-timeout-ms".to_string(),
-        args.delivery_timeout_ms.to_string(),
-    ];
-    let roles = setup::Roles::start(&clicktrail, &brokers, &args.clickhouse, &dir, &extra).await;
-    let shop = roles.shop(&client).await;
+    let shop = deployment.shop(&client).await;
+    let store = if args.embedded {
+        "embedded log + Parquet"
+    } else {
+        "Kafka + ClickHouse"
+    };
     println!(
-        "clicktrail load harness: {} connections, {} s per run, on {} cores",
+        "clicktrail load harness on {store}: {} connections, {} s per run, on {} cores",
         args.connections,
         args.seconds,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    let memory = runs::Memory::new(deployment.pids());
+    memory.print("at start");
 
     let warmup = Duration::from_secs(1);
     let time = Duration::from_secs(args.seconds);
-    let redirect = |base: String, code: String| -> MakeRequest {
-        Arc::new(move |c: &Client, n: u64| {
-            let req = c.get(format!("{base}/r/{code}")).header(
-                "user-agent",
-                format!("Mozilla/5.0 (X11; Linux x86_64) load-{n}"),
-            );
-            (req, 1)
-        })
-    };
-    // First, while the broker has no backlog from the load runs.
-    queryable(&client, &args, &roles, &shop).await;
+    // First, while the log has no backlog from the load runs.
+    runs::queryable(
+        &client,
+        &deployment,
+        &shop,
+        args.sustain_seconds,
+        args.connections,
+    )
+    .await;
+    memory.print("after ingest to queryable");
 
     let reference = drive::run(
         &client,
@@ -130,19 +165,35 @@ async fn main() {
         warmup,
         time,
         StatusCode::FOUND,
-        redirect(roles.redirector.clone(), shop.code.clone()),
+        redirect(deployment.redirector.clone(), shop.code.clone()),
     )
     .await;
     report("nginx return 302", &reference, "redirects");
     report("clicktrail redirect", &redirects, "redirects");
     println!(
-        "  ratio to nginx: rate {:.2}, p99 {:.2}",
+        "  ratio to nginx, same client: rate {:.2}, p99 {:.2}",
         redirects.rate() / reference.rate(),
         redirects.ms(0.99) / reference.ms(0.99)
     );
-    // The event runs start once the broker has taken every click, so that they measure
-    // ingest rather than the click backlog.
-    clicks_stored(&client, &roles, redirects.answered).await;
+    let mut clicks = redirects.answered;
+    let wrk = runs::Wrk::new(&args.wrk, args.connections, args.seconds);
+    if let (Some(nginx_wrk), Some(ours)) = (
+        wrk.run(&format!("{}/r/{}", nginx.base, shop.code)),
+        wrk.run(&format!("{}/r/{}", deployment.redirector, shop.code)),
+    ) {
+        println!("wrk, nginx return 302        {nginx_wrk}");
+        println!("wrk, clicktrail redirect     {ours}");
+        println!(
+            "  ratio to nginx, wrk: rate {:.2}, p99 {:.2}",
+            ours.rate / nginx_wrk.rate,
+            ours.p99_ms / nginx_wrk.p99_ms
+        );
+        clicks += ours.requests;
+    }
+    // The event runs start once every click is stored, so that they measure ingest rather
+    // than the click backlog.
+    clicks_stored(&client, &deployment, clicks).await;
+    memory.print("after the redirect runs");
 
     let single = drive::run(
         &client,
@@ -150,21 +201,21 @@ async fn main() {
         warmup,
         time,
         StatusCode::OK,
-        events(&roles.ingest, &shop.key, "s", 1),
+        events(&deployment.ingest, &shop, "s", 1),
     )
     .await;
-    report("events, 1 per request", &single, "events");
+    report("signed events, 1 per request", &single, "events");
     let batched = drive::run(
         &client,
         args.connections,
         warmup,
         time,
         StatusCode::OK,
-        events(&roles.ingest, &shop.key, "b", args.batch),
+        events(&deployment.ingest, &shop, "b", args.batch),
     )
     .await;
     report(
-        &format!("events, {} per request", args.batch),
+        &format!("signed events, {} per request", args.batch),
         &batched,
         "events",
     );
@@ -175,12 +226,12 @@ async fn main() {
         warmup,
         time,
         StatusCode::NO_CONTENT,
-        impressions(&roles.ingest, &shop),
+        impressions(&deployment.ingest, &shop),
     )
     .await;
     report("promo impressions", &promo, "records");
     let ended = Instant::now();
-    roles
+    deployment
         .wait_stored(
             &client,
             "impressions",
@@ -190,61 +241,102 @@ async fn main() {
         )
         .await;
     println!(
-        "  all {} impression records in ClickHouse {:.1} s after the run ended",
+        "  all {} impression records stored {:.1} s after the run ended",
         promo.answered,
         ended.elapsed().as_secs_f64()
     );
+    memory.print("after the event runs");
 
-    roles.stop();
+    if args.soak_minutes > 0 {
+        runs::soak(
+            &client,
+            &deployment,
+            &shop,
+            &memory,
+            args.soak_minutes,
+            args.connections,
+        )
+        .await;
+    }
+    deployment.stop();
     drop(broker);
     drop(nginx);
+}
+
+/// Redirects of one link, each with a user agent of its own.
+fn redirect(base: String, code: String) -> MakeRequest {
+    Arc::new(move |c: &Client, n: u64| {
+        let req = c.get(format!("{base}/r/{code}")).header(
+            "user-agent",
+            format!("Mozilla/5.0 (X11; Linux x86_64) load-{n}"),
+        );
+        (req, 1)
+    })
+}
+
+/// A request signed as the shop's advertiser requires: `X-Clicktrail-Signature` over the body.
+fn signed(c: &Client, url: &str, shop: &setup::Shop, body: &Value) -> reqwest::RequestBuilder {
+    let bytes = serde_json::to_vec(body).expect("JSON");
+    let now = chrono::Utc::now().timestamp();
+    let sig = clicktrail_api::auth::sign(&shop.secret, now, &bytes);
+    c.post(url)
+        .header("x-api-key", &shop.key)
+        .header("x-clicktrail-signature", format!("t={now},v1={sig}"))
+        .header("content-type", "application/json")
+        .body(bytes)
 }
 
 /// Impression records of the shop's promo variation, one newsletter send each (a send per
 /// request, so every one is counted).
 fn impressions(ingest: &str, shop: &setup::Shop) -> MakeRequest {
     let url = format!("{ingest}/api/v1/promo/impressions");
-    let (key, offer, variation) = (
-        shop.key.clone(),
-        shop.offer_id.clone(),
-        shop.variation_id.clone(),
-    );
+    let shop = shop.clone();
     Arc::new(move |c: &Client, n: u64| {
-        let body = json!({"offer_id": offer, "variation_id": variation,
+        let body = json!({"offer_id": shop.offer_id, "variation_id": shop.variation_id,
                           "newsletter_send_id": format!("imp-{n}"), "recipients": 5000});
-        (c.post(&url).header("x-api-key", &key).json(&body), 1)
+        (signed(c, &url, &shop, &body), 1)
     })
 }
 
-/// Requests carrying `per` purchase events each, with ids unique to the run `tag`.
-fn events(ingest: &str, key: &str, tag: &'static str, per: usize) -> MakeRequest {
-    let (url, key) = (format!("{ingest}/api/v1/events"), key.to_string());
+/// Signed requests carrying `per` purchase events each (one object, not an array, when `per`
+/// is 1), with ids unique to the run `tag`.
+pub fn events(ingest: &str, shop: &setup::Shop, tag: &'static str, per: usize) -> MakeRequest {
+    let url = format!("{ingest}/api/v1/events");
+    let shop = shop.clone();
     Arc::new(move |c: &Client, n: u64| {
-        let body: Vec<Value> = (0..per)
-            .map(|i| {
-                let id = format!("{tag}-{n}-{i}");
-                json!({"event_id": id, "action": "purchase", "order_id": id,
-                       "value": 19.99, "currency": "USD"})
-            })
-            .collect();
-        let req = c.post(&url).header("x-api-key", &key).json(&body);
-        (req, per as u64)
+        let body = purchases(tag, n, per, 19.99);
+        (signed(c, &url, &shop, &body), per as u64)
     })
 }
 
-/// Waits until every redirect's click is in ClickHouse, and reports how long after the run.
-async fn clicks_stored(client: &Client, roles: &setup::Roles, redirects: u64) {
+/// `per` purchase events with ids `{tag}-{n}-{i}`; one object when `per` is 1.
+pub fn purchases(tag: &str, n: u64, per: usize, value: f64) -> Value {
+    let one = |i: usize| {
+        let id = format!("{tag}-{n}-{i}");
+        json!({"event_id": id, "action": "purchase", "order_id": id,
+               "value": value, "currency": "USD"})
+    };
+    if per == 1 {
+        one(0)
+    } else {
+        Value::Array((0..per).map(one).collect())
+    }
+}
+
+/// Waits until every redirect's click is stored, and reports how long after the runs.
+async fn clicks_stored(client: &Client, deployment: &setup::Deployment, redirects: u64) {
     let ended = Instant::now();
-    roles
+    deployment
         .wait_stored(client, "clicks", "click_id", "%", redirects)
         .await;
     println!(
-        "  all {redirects} clicks of the run in ClickHouse {:.1} s after it ended",
+        "  all {redirects} clicks of the redirect runs stored {:.1} s after they ended",
         ended.elapsed().as_secs_f64()
     );
 }
 
-fn report(what: &str, run: &Run, unit: &str) {
+/// Prints one run: rate, latency quantiles and answers by status.
+pub fn report(what: &str, run: &Run, unit: &str) {
     println!(
         "{what:<28} {:>9.0} {unit}/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  ({} answers; other answers by status: {:?})",
         run.unit_rate(),
@@ -253,93 +345,5 @@ fn report(what: &str, run: &Run, unit: &str) {
         run.ms(0.999),
         run.ok,
         run.failed
-    );
-}
-
-/// Events from the first request to ingest until all are visible in ClickHouse, and the delay
-/// from one event's acknowledgement until it is visible.
-async fn queryable(client: &Client, args: &Args, roles: &setup::Roles, shop: &setup::Shop) {
-    let per = 500u64;
-    let requests = args.queryable_events.div_ceil(per);
-    let total = requests * per;
-    let url = format!("{}/api/v1/events", roles.ingest);
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..args.connections.min(8) {
-        let (client, url, key, next) =
-            (client.clone(), url.clone(), shop.key.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if n >= requests {
-                    return;
-                }
-                let body: Vec<Value> = (0..per)
-                    .map(|i| {
-                        let id = format!("q-{n}-{i}");
-                        json!({"event_id": id, "action": "purchase", "order_id": id,
-                               "value": 5, "currency": "USD"})
-                    })
-                    .collect();
-                loop {
-                    let r = client
-                        .post(&url)
-                        .header("x-api-key", &key)
-                        .json(&body)
-                        .send()
-                        .await;
-                    if r.is_ok_and(|r| r.status().is_success()) {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("sender");
-    }
-    let acked = started.elapsed();
-    roles
-        .wait_stored(client, "events", "event_id", "q-%", total)
-        .await;
-    let visible = started.elapsed();
-    println!(
-        "ingest to queryable          {:>9.0} events/s  ({total} events: all acknowledged after {:.1} s, all in ClickHouse after {:.1} s; last one {:.2} s after its acknowledgement)",
-        total as f64 / visible.as_secs_f64(),
-        acked.as_secs_f64(),
-        visible.as_secs_f64(),
-        (visible - acked).as_secs_f64()
-    );
-
-    // One event at a time, at rest: acknowledgement to visibility.
-    let mut delays = Vec::new();
-    for i in 0..20 {
-        let id = format!("d-{i}");
-        let body = json!({"event_id": id, "action": "purchase", "order_id": id, "value": 1});
-        let r = client
-            .post(&url)
-            .header("x-api-key", &shop.key)
-            .json(&body)
-            .send()
-            .await
-            .expect("ingest answers");
-        assert!(
-            r.status().is_success(),
-            "probe event refused: {}",
-            r.status()
-        );
-        let acked = Instant::now();
-        while roles.count(client, &id).await < 1 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        delays.push(acked.elapsed());
-    }
-    delays.sort();
-    println!(
-        "acknowledged to queryable    p50 {:.0} ms, max {:.0} ms (20 single events at rest)",
-        delays[delays.len() / 2].as_secs_f64() * 1000.0,
-        delays[delays.len() - 1].as_secs_f64() * 1000.0
     );
 }

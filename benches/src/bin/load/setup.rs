@@ -1,6 +1,8 @@
-//! What the harness runs against: nginx with a fixed `return 302`, and clicktrail's four roles
-//! on Kafka and ClickHouse (a database and topic prefix of this run's own), with one shop.
+//! What the harness runs against: nginx with a fixed `return 302` and a buffered access log, and
+//! clicktrail either as its four roles on Kafka and ClickHouse (a database and topic prefix of
+//! this run's own) or as `serve` on the embedded log and Parquet store, with one shop.
 
+use crate::store::Store;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -9,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "load-harness-admin-token-000000";
+pub(crate) const ADMIN: &str = "load-harness-admin-token-000000";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -55,7 +57,8 @@ impl Nginx {
             format!(
                 "worker_processes auto;\ndaemon off;\npid {r}/nginx.pid;\nerror_log {r}/logs/error.log;\n\
                  events {{ worker_connections 4096; }}\n\
-                 http {{\n  access_log off;\n  client_body_temp_path {r}/body;\n  proxy_temp_path {r}/proxy;\n\
+                 http {{\n  log_format load '$remote_addr [$time_local] \"$request\" $status $http_user_agent';\n\
+                   access_log {r}/logs/access.log load buffer=64k flush=1s;\n  client_body_temp_path {r}/body;\n  proxy_temp_path {r}/proxy;\n\
                    fastcgi_temp_path {r}/fastcgi;\n  uwsgi_temp_path {r}/uwsgi;\n  scgi_temp_path {r}/scgi;\n\
                    keepalive_requests 1000000;\n\
                    server {{\n    listen 127.0.0.1:{port};\n    location / {{ return 302 https://shop.example/p; }}\n  }}\n}}\n",
@@ -140,40 +143,124 @@ impl Drop for Broker {
     }
 }
 
-/// One shop: an advertiser's API key and one link's code.
+/// One shop: an advertiser that requires signed requests, its API key with the key's signing
+/// secret, and one link's code.
+#[derive(Clone)]
 pub struct Shop {
     pub key: String,
+    pub secret: String,
     pub code: String,
     /// A promo offer on the shop's link, and its one approved variation.
     pub offer_id: String,
     pub variation_id: String,
 }
 
-/// The four roles of one deployment.
-pub struct Roles {
+/// One deployment of clicktrail: the four roles on Kafka and ClickHouse, or `serve`.
+pub struct Deployment {
     children: Vec<Child>,
     pub redirector: String,
     pub ingest: String,
-    clickhouse: String,
-    database: String,
+    /// Where the processor answers (its metrics).
+    pub processor: String,
+    pub(crate) store: Store,
 }
 
-impl Roles {
-    /// Starts the roles; `extra` goes to each one's command line.
-    pub async fn start(
+/// The flags every run gives clicktrail: secrets, and no rate limits (the harness is one client
+/// address sending far more than any shopper).
+fn common_flags(cmd: &mut Command) {
+    cmd.args([
+        "--admin-token",
+        ADMIN,
+        "--visitor-salt",
+        "load-harness-salt",
+        "--signing-key",
+        "load-harness-signing-key-0123456789",
+    ])
+    .args(["--click-keys", "1:load-harness-click-key-0000000"])
+    .args([
+        "--rate-redirects",
+        "0",
+        "--rate-events",
+        "0",
+        "--rate-queries",
+        "0",
+        "--rate-sql",
+        "0",
+    ]);
+}
+
+/// Starts `cmd` with its standard error in `log` and returns it with the address it printed.
+fn spawn_listening(mut cmd: Command, what: &str, log: &Path) -> (Child, String) {
+    let log_file = std::fs::File::create(log).expect("role log");
+    let mut child = cmd
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("clicktrail is listening on ") {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("{what} did not start; see {}", log.display()));
+    (child, format!("http://{addr}"))
+}
+
+impl Deployment {
+    /// `clicktrail serve` on the embedded log and Parquet store in `dir/serve`; `extra` goes to
+    /// its command line.
+    pub async fn serve(bin: &Path, dir: &Path, extra: &[String]) -> Deployment {
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.join("serve"));
+        common_flags(&mut cmd);
+        cmd.args(extra);
+        let (child, base) = spawn_listening(cmd, "clicktrail serve", &dir.join("serve.log"));
+        wait_http(
+            &Client::new(),
+            &format!("{base}/health/ready"),
+            StatusCode::OK,
+        )
+        .await;
+        Deployment {
+            children: vec![child],
+            redirector: base.clone(),
+            ingest: base.clone(),
+            processor: base.clone(),
+            store: Store::Embedded {
+                sql: format!("{base}/api/v1/sql"),
+            },
+        }
+    }
+
+    /// The process ids of the deployment's processes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
+    /// Starts the four roles on Kafka and ClickHouse; `extra` goes to each one's command line.
+    pub async fn roles(
         bin: &Path,
         brokers: &str,
         clickhouse: &str,
         dir: &Path,
         extra: &[String],
-    ) -> Roles {
+    ) -> Deployment {
         let run = format!("load_{}", std::process::id());
         let mut children = Vec::new();
         let mut bases = Vec::new();
         for role in ["redirector", "ingest", "processor", "query"] {
-            let log = std::fs::File::create(dir.join(format!("{role}.log"))).expect("role log");
-            let mut child = Command::new(bin)
-                .arg(role)
+            let mut cmd = Command::new(bin);
+            cmd.arg(role)
                 .args(["--listen", "127.0.0.1:0", "--brokers", brokers])
                 .args([
                     "--clickhouse-url",
@@ -181,60 +268,30 @@ impl Roles {
                     "--clickhouse-database",
                     &run,
                 ])
-                .args([
-                    "--admin-token",
-                    ADMIN,
-                    "--visitor-salt",
-                    "load-harness-salt",
-                    "--signing-key",
-                    "load-harness-signing-key-0123456789",
-                ])
-                .args(["--click-keys", "1:load-harness-click-key-0000000"])
-                // The harness is one client address sending far more than any shopper.
-                .args([
-                    "--rate-redirects",
-                    "0",
-                    "--rate-events",
-                    "0",
-                    "--rate-queries",
-                    "0",
-                ])
                 .args(["--group", &format!("{run}-processor")])
                 .args(["--topic-prefix", &format!("{run}-")])
                 .args(["--kafka-instance-id", &format!("{run}-{role}")])
                 .arg("--data-dir")
-                .arg(dir.join(role))
-                .args(extra)
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::piped())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("start {} {role}: {e}", bin.display()));
-            let out = child.stdout.take().expect("stdout");
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.strip_prefix("clicktrail is listening on ") {
-                        let _ = tx.send(addr.trim().to_string());
-                    }
-                }
-            });
-            let addr = rx
-                .recv_timeout(Duration::from_secs(120))
-                .unwrap_or_else(|_| panic!("{role} did not start; see {role}.log"));
+                .arg(dir.join(role));
+            common_flags(&mut cmd);
+            cmd.args(extra);
+            let (child, base) = spawn_listening(cmd, role, &dir.join(format!("{role}.log")));
             children.push(child);
-            bases.push(format!("http://{addr}"));
+            bases.push(base);
         }
         let client = Client::new();
         for b in &bases {
             wait_http(&client, &format!("{b}/health/ready"), StatusCode::OK).await;
         }
-        Roles {
+        Deployment {
             children,
             redirector: bases[0].clone(),
             ingest: bases[1].clone(),
-            clickhouse: clickhouse.to_string(),
-            database: run,
+            processor: bases[2].clone(),
+            store: Store::ClickHouse {
+                url: clickhouse.to_string(),
+                database: run,
+            },
         }
     }
 
@@ -256,18 +313,24 @@ impl Roles {
     /// redirector.
     pub async fn shop(&self, client: &Client) -> Shop {
         let adv = self
-            .admin(client, "/api/v1/admin/advertisers", json!({"name": "Load"}))
+            .admin(
+                client,
+                "/api/v1/admin/advertisers",
+                json!({"name": "Load", "require_signature": true}),
+            )
             .await;
         let adv = adv["id"].as_str().expect("advertiser id").to_string();
-        let key = self
+        let created = self
             .admin(
                 client,
                 &format!("/api/v1/admin/advertisers/{adv}/api-keys"),
                 json!({}),
             )
-            .await["key"]
+            .await;
+        let key = created["key"].as_str().expect("a key").to_string();
+        let secret = created["signing_secret"]
             .as_str()
-            .expect("a key")
+            .expect("a signing secret")
             .to_string();
         let campaign = self
             .admin(
@@ -318,54 +381,10 @@ impl Roles {
         wait_http(client, &url, StatusCode::FOUND).await;
         Shop {
             key,
+            secret,
             code,
             offer_id,
             variation_id,
-        }
-    }
-
-    /// Distinct events in ClickHouse whose id matches the `LIKE` pattern.
-    pub async fn count(&self, client: &Client, like: &str) -> u64 {
-        self.distinct(client, "events", "event_id", like).await
-    }
-
-    /// Waits (10 minutes at most) until `table` holds `total` distinct ids in its `id` column
-    /// matching the `LIKE` pattern.
-    pub async fn wait_stored(
-        &self,
-        client: &Client,
-        table: &str,
-        id: &str,
-        like: &str,
-        total: u64,
-    ) {
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            let n = self.distinct(client, table, id, like).await;
-            if n >= total {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {n} of {total} {table} in ClickHouse after 10 minutes"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn distinct(&self, client: &Client, table: &str, id: &str, like: &str) -> u64 {
-        let sql = format!(
-            "SELECT uniqExact({id}) FROM {}.{table} WHERE {id} LIKE '{like}'",
-            self.database
-        );
-        match client.post(&self.clickhouse).body(sql).send().await {
-            Ok(r) if r.status().is_success() => r
-                .text()
-                .await
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-                .unwrap_or(0),
-            _ => 0,
         }
     }
 
@@ -377,7 +396,7 @@ impl Roles {
     }
 }
 
-impl Drop for Roles {
+impl Drop for Deployment {
     fn drop(&mut self) {
         for c in &mut self.children {
             let _ = c.kill();
