@@ -47,38 +47,23 @@ impl Deployment {
                 let sql = format!(
                     "SELECT DISTINCT {id} FROM {database}.{table} WHERE {id} LIKE '{like}' LIMIT 10000 FORMAT TabSeparated"
                 );
-                match client.post(url).body(sql).send().await {
-                    Ok(r) if r.status().is_success() => r
-                        .text()
-                        .await
-                        .map(|t| t.lines().map(str::to_string).collect())
-                        .unwrap_or_default(),
-                    _ => Vec::new(),
-                }
+                clickhouse(client, url, sql)
+                    .await
+                    .map(|t| t.lines().map(str::to_string).collect())
+                    .unwrap_or_default()
             }
             Store::Embedded { sql } => {
                 let query = format!("SELECT {id} AS id FROM {table} WHERE {id} LIKE '{like}'");
-                match client
-                    .post(sql)
-                    .bearer_auth(ADMIN)
-                    .json(&json!({ "query": query }))
-                    .send()
+                analyst_sql(client, sql, query)
                     .await
-                {
-                    Ok(r) if r.status().is_success() => r
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| {
-                            v["rows"].as_array().map(|rows| {
-                                rows.iter()
-                                    .filter_map(|r| r["id"].as_str().map(str::to_string))
-                                    .collect()
-                            })
+                    .and_then(|v| {
+                        v["rows"].as_array().map(|rows| {
+                            rows.iter()
+                                .filter_map(|r| r["id"].as_str().map(str::to_string))
+                                .collect()
                         })
-                        .unwrap_or_default(),
-                    _ => Vec::new(),
-                }
+                    })
+                    .unwrap_or_default()
             }
         }
     }
@@ -89,43 +74,49 @@ impl Deployment {
                 let sql = format!(
                     "SELECT uniqExact({id}) FROM {database}.{table} WHERE {id} LIKE '{like}'"
                 );
-                match client.post(url).body(sql).send().await {
-                    Ok(r) if r.status().is_success() => r
-                        .text()
-                        .await
-                        .ok()
-                        .and_then(|t| t.trim().parse().ok())
-                        .unwrap_or(0),
-                    _ => 0,
-                }
+                clickhouse(client, url, sql)
+                    .await
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(0)
             }
             Store::Embedded { sql } => {
                 // The processor stores each id once (copies within the event id window are
                 // dropped), so a count of rows is the count of ids; a distinct count of millions
                 // of ids would exceed the query service's memory limit.
                 let query = format!("SELECT count(*) AS n FROM {table} WHERE {id} LIKE '{like}'");
-                match client
-                    .post(sql)
-                    .bearer_auth(ADMIN)
-                    .json(&json!({ "query": query }))
-                    .send()
+                analyst_sql(client, sql, query)
                     .await
-                {
-                    Ok(r) if r.status().is_success() => r
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| v["rows"][0]["n"].as_u64())
-                        .unwrap_or(0),
-                    Ok(r) => {
-                        let status = r.status();
-                        let text = r.text().await.unwrap_or_default();
-                        eprintln!("store count refused ({status}): {text}");
-                        0
-                    }
-                    Err(_) => 0,
-                }
+                    .and_then(|v| v["rows"][0]["n"].as_u64())
+                    .unwrap_or(0)
             }
         }
     }
+}
+
+/// ClickHouse's answer to `sql` as text; `None` when it does not answer 200.
+async fn clickhouse(client: &Client, url: &str, sql: String) -> Option<String> {
+    let r = client.post(url).body(sql).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.text().await.ok()
+}
+
+/// The answer of analyst SQL (`POST /api/v1/sql` with the admin token) to `query`; `None`, with
+/// the refusal printed, when it does not answer 200.
+async fn analyst_sql(client: &Client, url: &str, query: String) -> Option<Value> {
+    let r = client
+        .post(url)
+        .bearer_auth(ADMIN)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .ok()?;
+    let status = r.status();
+    if !status.is_success() {
+        let text = r.text().await.unwrap_or_default();
+        eprintln!("analyst SQL refused ({status}): {text}");
+        return None;
+    }
+    r.json().await.ok()
 }
