@@ -15,7 +15,7 @@ mod users;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's allocator (see `docs/benchmarks.md`, "Profiles").
+/// mimalloc instead of glibc's allocator (see `docs/benchmarks.md`, "Memory").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -63,6 +63,7 @@ pub async fn write(
         }
         metrics::counter!(FORWARDED, "topic" => next.name()).increment(n as u64);
     }
+    times.hand_on = started.elapsed();
     loop {
         if !out.dead.is_empty() {
             let sending = Instant::now();
@@ -73,9 +74,6 @@ pub async fn write(
             }
             times.hand_on += sending.elapsed();
             out.dead.clear();
-        }
-        if times.store.is_zero() {
-            times.hand_on = started.elapsed();
         }
         let storing = Instant::now();
         let (clicks, events, ledger) = (
