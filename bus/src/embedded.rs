@@ -1,7 +1,8 @@
 //! The embedded durable log: the single-node bus, in one `redb` file in the data directory.
 //!
-//! Each topic partition is a table from offset to record; consumer group positions live in
-//! their own table. One writer task owns every append: it drains whatever requests are waiting
+//! Each topic partition is a table from the offset of a block's first record to the block: the
+//! records appended to that partition in one commit ([`block`]); consumer group positions live
+//! in their own table. One writer task owns every append: it drains whatever requests are waiting
 //! and commits them in one transaction (group commit), fsynced before any caller is answered.
 //! Enqueued records (clicks) wait at most `linger` for company, so a record enqueued at time t is
 //! durable by t + linger + one commit. Offsets are dense and start at 0, as in Kafka.
@@ -17,13 +18,14 @@ use async_trait::async_trait;
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::metric_names::bus::QUEUE_FULL;
 use parking_lot::RwLock;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
+mod block;
 mod consumer;
 pub mod retention;
 mod writer;
@@ -61,36 +63,43 @@ fn partition_table(name: &str) -> TableDefinition<'_, u64, &'static [u8]> {
     TableDefinition::new(name)
 }
 
-fn encode(ts_ms: i64, key: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(12 + key.len() + payload.len());
-    v.extend_from_slice(&ts_ms.to_be_bytes());
-    v.extend_from_slice(&(key.len() as u32).to_be_bytes());
-    v.extend_from_slice(key);
-    v.extend_from_slice(payload);
-    v
+/// The records of one stored block from `first` on, as messages of the partition; `skip`
+/// leading records are left out and at most `take` are returned.
+///
+/// Errors: [`BusError::Storage`] when the value is truncated or malformed.
+fn messages(
+    topic: Topic,
+    partition: u32,
+    first: u64,
+    raw: &[u8],
+    skip: u64,
+    take: usize,
+) -> Result<Vec<Message>, BusError> {
+    let block = block::parse(raw).ok_or_else(|| {
+        storage(format!(
+            "the block at {topic}/{partition}/{first} is truncated or malformed"
+        ))
+    })?;
+    Ok(block
+        .records
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        .take(take)
+        .map(|(i, (key, payload))| Message {
+            topic,
+            partition,
+            offset: first + i as u64,
+            key: key.to_vec(),
+            payload: payload.to_vec(),
+            timestamp_ms: block.ts_ms,
+        })
+        .collect())
 }
 
-fn decode(topic: Topic, partition: u32, offset: u64, raw: &[u8]) -> Result<Message, BusError> {
-    if raw.len() < 12 {
-        return Err(storage(format!(
-            "record {topic}/{partition}/{offset} is truncated"
-        )));
-    }
-    let ts = i64::from_be_bytes(raw[0..8].try_into().expect("8 bytes"));
-    let klen = u32::from_be_bytes(raw[8..12].try_into().expect("4 bytes")) as usize;
-    if raw.len() < 12 + klen {
-        return Err(storage(format!(
-            "record {topic}/{partition}/{offset} is truncated"
-        )));
-    }
-    Ok(Message {
-        topic,
-        partition,
-        offset,
-        key: raw[12..12 + klen].to_vec(),
-        payload: raw[12 + klen..].to_vec(),
-        timestamp_ms: ts,
-    })
+/// Records in the stored block `raw`; a malformed block counts as one.
+fn block_len(raw: &[u8]) -> u64 {
+    block::parse(raw).map_or(1, |b| b.len())
 }
 
 /// Options of the embedded log.
@@ -191,7 +200,7 @@ impl EmbeddedLog {
                         let end = table
                             .last()
                             .map_err(storage)?
-                            .map(|(k, _)| k.value() + 1)
+                            .map(|(k, v)| k.value() + block_len(v.value()))
                             .unwrap_or(start.unwrap_or(0));
                         ends.insert((topic, p), end);
                         if let Some(start) = start {
@@ -409,11 +418,20 @@ impl TailReader for EmbeddedLog {
             for p in 0..parts {
                 let name = table_name(topic, p);
                 let table = txn.open_table(partition_table(&name)).map_err(storage)?;
-                let len = table.len().map_err(storage)? as usize;
-                for item in table.iter().map_err(storage)?.skip(len.saturating_sub(n)) {
+                // The last `n` records of the partition, newest block first.
+                let mut blocks = Vec::new();
+                let mut held = 0;
+                for item in table.iter().map_err(storage)?.rev() {
                     let (k, v) = item.map_err(storage)?;
-                    out.push(decode(topic, p, k.value(), v.value())?);
+                    let m = messages(topic, p, k.value(), v.value(), 0, usize::MAX)?;
+                    held += m.len();
+                    blocks.push(m);
+                    if held >= n {
+                        break;
+                    }
                 }
+                let mut records: Vec<Message> = blocks.into_iter().rev().flatten().collect();
+                out.extend(records.split_off(records.len().saturating_sub(n)));
             }
             out.sort_by_key(|m| m.timestamp_ms);
             let skip = out.len().saturating_sub(n);

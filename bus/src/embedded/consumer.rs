@@ -2,7 +2,7 @@
 //! groups that retention respects.
 
 use super::retention::GROUPS;
-use super::{OFFSETS, Shared, decode, partition_table, storage, table_name};
+use super::{OFFSETS, Shared, messages, partition_table, storage, table_name};
 #[cfg(doc)]
 use crate::ConsumerFactory;
 use crate::{BusError, Consumer, ConsumerEvent, Message};
@@ -147,9 +147,21 @@ impl EmbeddedConsumer {
             for (p, pos) in positions {
                 let name = table_name(topic, p);
                 let table = txn.open_table(partition_table(&name)).map_err(storage)?;
-                for item in table.range(pos..).map_err(storage)?.take(per) {
+                // Start at the block holding `pos`, if one does.
+                let from = match table.range(..=pos).map_err(storage)?.next_back() {
+                    Some(item) => item.map_err(storage)?.0.value(),
+                    None => pos,
+                };
+                let mut left = per;
+                for item in table.range(from..).map_err(storage)? {
                     let (k, v) = item.map_err(storage)?;
-                    out.push(decode(topic, p, k.value(), v.value())?);
+                    let first = k.value();
+                    let m = messages(topic, p, first, v.value(), pos.saturating_sub(first), left)?;
+                    left -= m.len();
+                    out.extend(m);
+                    if left == 0 {
+                        break;
+                    }
                 }
             }
             Ok(out)

@@ -10,7 +10,7 @@
 //! write transaction; the writer task commits waiting appends between chunks.
 
 use super::consumer::offsets_key;
-use super::{OFFSETS, STARTS, Shared, partition_table, storage, table_name};
+use super::{OFFSETS, STARTS, Shared, block, partition_table, storage, table_name};
 use crate::BusError;
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::metric_names::bus::RETENTION_REMOVED;
@@ -177,20 +177,27 @@ fn trim_chunk(
     let mut upto = None;
     {
         let table = txn.open_table(partition_table(&name)).map_err(storage)?;
-        for item in table.iter().map_err(storage)?.take(CHUNK_RECORDS) {
+        let mut seen = 0;
+        'blocks: for item in table.iter().map_err(storage)? {
             let (k, v) = item.map_err(storage)?;
-            let offset = k.value();
-            if offset >= floor {
-                break;
-            }
+            let first = k.value();
             let raw = v.value();
-            let too_old = cutoff.is_some_and(|c| appended_ms(raw).is_some_and(|ts| ts < c));
-            let too_big = limits.max_bytes.is_some_and(|max| bytes > max);
-            if !too_old && !too_big {
-                break;
+            let block = block::parse(raw).ok_or_else(|| {
+                storage(format!(
+                    "the block at {name}/{first} is truncated or malformed"
+                ))
+            })?;
+            let too_old = cutoff.is_some_and(|c| block.ts_ms < c);
+            for (i, record) in block.records.iter().enumerate() {
+                let offset = first + i as u64;
+                let too_big = limits.max_bytes.is_some_and(|max| bytes > max);
+                if seen == CHUNK_RECORDS || offset >= floor || (!too_old && !too_big) {
+                    break 'blocks;
+                }
+                bytes = bytes.saturating_sub(block::bytes(std::slice::from_ref(record)));
+                upto = Some(offset + 1);
+                seen += 1;
             }
-            bytes = bytes.saturating_sub(record_bytes(raw.len()));
-            upto = Some(offset + 1);
         }
     }
     let Some(upto) = upto else {
@@ -201,11 +208,6 @@ fn trim_chunk(
     txn.commit().map_err(storage)?;
     shared.note_start(topic, partition, upto);
     Ok(removed)
-}
-
-/// The append time of an encoded record, ms since the Unix epoch; `None` if it is truncated.
-fn appended_ms(raw: &[u8]) -> Option<i64> {
-    Some(i64::from_be_bytes(raw.get(0..8)?.try_into().ok()?))
 }
 
 /// The lowest position any group registered for `topic` has committed on `partition` (0 for a
@@ -246,14 +248,52 @@ pub(super) fn remove_prefix(
 ) -> Result<u64, BusError> {
     let mut removed = 0u64;
     let mut freed = 0u64;
-    txn.open_table(partition_table(name))
-        .map_err(storage)?
+    let mut table = txn.open_table(partition_table(name)).map_err(storage)?;
+    // A block that holds records on both sides of `upto` keeps the later ones, re-keyed.
+    let straddling = match table.range(..upto).map_err(storage)?.next_back() {
+        Some(item) => {
+            let (k, v) = item.map_err(storage)?;
+            let first = k.value();
+            let block = block::parse(v.value()).ok_or_else(|| {
+                storage(format!(
+                    "the block at {name}/{first} is truncated or malformed"
+                ))
+            })?;
+            let cut = usize::try_from(upto - first).unwrap_or(usize::MAX);
+            (cut < block.records.len()).then(|| {
+                let (gone, kept) = block.records.split_at(cut);
+                (
+                    first,
+                    block::encode(block.ts_ms, kept),
+                    gone.len(),
+                    block::bytes(gone),
+                )
+            })
+        }
+        None => None,
+    };
+    if let Some((first, kept, gone, gone_bytes)) = straddling {
+        table.remove(first).map_err(storage)?;
+        table.insert(upto, kept.as_slice()).map_err(storage)?;
+        removed += gone as u64;
+        freed += gone_bytes;
+    }
+    table
         .retain_in(..upto, |_, v| {
-            removed += 1;
-            freed += record_bytes(v.len());
+            match block::parse(v) {
+                Some(b) => {
+                    removed += b.len();
+                    freed += b.bytes();
+                }
+                None => {
+                    removed += 1;
+                    freed += record_bytes(v.len());
+                }
+            }
             false
         })
         .map_err(storage)?;
+    drop(table);
     let mut starts = txn.open_table(STARTS).map_err(storage)?;
     let current = starts.get(name).map_err(storage)?.map(|v| v.value());
     if current.is_none_or(|c| upto > c) {
@@ -284,7 +324,7 @@ pub(super) fn count_missing_bytes(
         let mut held = 0u64;
         for item in table.iter().map_err(storage)? {
             let (_, v) = item.map_err(storage)?;
-            held += record_bytes(v.value().len());
+            held += block::parse(v.value()).map_or(record_bytes(v.value().len()), |b| b.bytes());
         }
         bytes.insert(name.as_str(), held).map_err(storage)?;
     }

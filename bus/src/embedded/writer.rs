@@ -3,7 +3,7 @@
 //! retention transaction.
 
 use super::retention::{self, BYTES, Limits, Pass, RetentionReport};
-use super::{OFFSETS, Shared, encode, partition_table, storage, table_name};
+use super::{OFFSETS, Shared, block, partition_table, storage, table_name};
 use crate::{BusError, Delivery};
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::metric_names::bus::{LOG_COMMITS, RECORDS_APPENDED};
@@ -229,45 +229,52 @@ async fn serve(shared: &Arc<Shared>, batch: Vec<WriteReq>) -> bool {
     closing
 }
 
-/// Appends every record of `batch` in one fsynced transaction, and their bytes to their
-/// partitions' sizes. Returns the deliveries of each request, in order.
+/// Appends every record of `batch` in one fsynced transaction, the records of each partition as
+/// blocks ([`block::runs`]), and their bytes to their partitions' sizes. Returns the
+/// deliveries of each request, in order.
 fn commit(shared: &Shared, batch: &[WriteReq]) -> Result<Vec<Vec<Delivery>>, BusError> {
     let now = chrono::Utc::now().timestamp_millis();
     let txn = shared.db.begin_write().map_err(storage)?;
     let mut ends = shared.ends.read().clone();
     let mut out = Vec::with_capacity(batch.len());
     let mut appended: HashMap<Topic, u64> = HashMap::new();
-    let mut added: HashMap<(Topic, u32), u64> = HashMap::new();
-    {
-        let mut tables = HashMap::new();
-        for req in batch {
-            let n = shared.partitions.get(&req.topic).copied().unwrap_or(1);
-            let mut deliveries = Vec::with_capacity(req.records.len());
-            for (key, payload) in &req.records {
-                let partition = partition_for(key, n);
-                let end = ends.entry((req.topic, partition)).or_insert(0);
-                let offset = *end;
-                *end += 1;
-                let table = match tables.entry((req.topic, partition)) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        let name = table_name(req.topic, partition);
-                        v.insert(txn.open_table(partition_table(&name)).map_err(storage)?)
-                    }
-                };
-                let value = encode(now, key, payload);
-                table.insert(offset, value.as_slice()).map_err(storage)?;
-                *added.entry((req.topic, partition)).or_default() +=
-                    retention::record_bytes(value.len());
-                deliveries.push(Delivery {
-                    partition,
-                    offset,
-                    spooled: false,
-                });
-            }
-            *appended.entry(req.topic).or_default() += req.records.len() as u64;
-            out.push(deliveries);
+    // Per partition: the offset of its first record in this commit, and the records in order.
+    type Run<'a> = (u64, Vec<(&'a [u8], &'a [u8])>);
+    let mut runs: HashMap<(Topic, u32), Run<'_>> = HashMap::new();
+    for req in batch {
+        let n = shared.partitions.get(&req.topic).copied().unwrap_or(1);
+        let mut deliveries = Vec::with_capacity(req.records.len());
+        for (key, payload) in &req.records {
+            let partition = partition_for(key, n);
+            let end = ends.entry((req.topic, partition)).or_insert(0);
+            let offset = *end;
+            *end += 1;
+            runs.entry((req.topic, partition))
+                .or_insert_with(|| (offset, Vec::new()))
+                .1
+                .push((key.as_slice(), payload.as_slice()));
+            deliveries.push(Delivery {
+                partition,
+                offset,
+                spooled: false,
+            });
         }
+        *appended.entry(req.topic).or_default() += req.records.len() as u64;
+        out.push(deliveries);
+    }
+    let mut added: Vec<(String, u64)> = Vec::with_capacity(runs.len());
+    for ((topic, partition), (first, records)) in &runs {
+        let name = table_name(*topic, *partition);
+        let mut table = txn.open_table(partition_table(&name)).map_err(storage)?;
+        let mut offset = *first;
+        let mut bytes = 0;
+        for run in block::runs(records) {
+            let value = block::encode(now, run);
+            table.insert(offset, value.as_slice()).map_err(storage)?;
+            offset += run.len() as u64;
+            bytes += block::bytes(run);
+        }
+        added.push((name, bytes));
     }
     if batch.iter().any(|r| !r.offsets.is_empty()) {
         let mut table = txn.open_table(OFFSETS).map_err(storage)?;
@@ -280,8 +287,7 @@ fn commit(shared: &Shared, batch: &[WriteReq]) -> Result<Vec<Vec<Delivery>>, Bus
     }
     if !added.is_empty() {
         let mut bytes = txn.open_table(BYTES).map_err(storage)?;
-        for ((topic, partition), n) in added {
-            let name = table_name(topic, partition);
+        for (name, n) in added {
             let held = bytes
                 .get(name.as_str())
                 .map_err(storage)?

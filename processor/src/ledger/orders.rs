@@ -16,9 +16,13 @@
 //! `currency_mismatch` (a refund value in another currency than the purchase),
 //! `already_refunded` (the order was refunded in full before).
 //!
-//! Checkpoint entries: `t` → stream time (i64 BE ms), `o` + 16-byte order hash → the order
-//! (JSON), `e` + 16-byte order hash → the refunds waiting for that order (JSON), and the
-//! [`ReplayGuard`]'s `r` entries.
+//! Checkpoint entries: `t` → stream time (i64 BE ms), `o` + the order's receipt time (8 bytes,
+//! ordered as ms) + 16-byte order hash → the order (JSON), `e` + 16-byte order hash → the
+//! refunds waiting for that order (JSON), and the [`ReplayGuard`]'s `r` entries. Order entries
+//! are keyed by time first so that each batch's new orders land together at the end of the
+//! store's state table and expired ones leave from its front: keyed by hash alone, every batch
+//! rewrote thousands of scattered pages of a table holding the whole order window. Entries
+//! keyed `o` + hash alone (written before) are read and rewritten under the new key.
 
 use crate::events::replay::ReplayGuard;
 use crate::id_window::hash_id;
@@ -29,7 +33,7 @@ use clicktrail_schemas::ledger::{EarlyRefund, LedgerOp, LedgerRecord, OrderEvent
 use clicktrail_schemas::money::share_half_even;
 use clicktrail_schemas::wire::{Action, Forwarded, Position, WIRE_VERSION};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 const STREAM_TIME: &[u8] = b"t";
 const ORDER: u8 = b'o';
@@ -77,9 +81,22 @@ pub struct CommissionStep {
     window_ms: i64,
     guard: ReplayGuard,
     puts: HashMap<u128, ()>,
-    deletes: Vec<u128>,
+    /// Orders forgotten since the last checkpoint: (receipt ms, hash).
+    deletes: HashSet<(i64, u128)>,
+    /// Entries of the older key layout to remove once rewritten under the new one.
+    legacy_deletes: Vec<Vec<u8>>,
     waiting_changed: BTreeSet<u128>,
     time_changed: bool,
+}
+
+/// The checkpoint key of an order received at `first_ms`: time first, so keys follow arrival.
+fn order_key(first_ms: i64, hash: u128) -> Vec<u8> {
+    let mut k = Vec::with_capacity(25);
+    k.push(ORDER);
+    // Flipping the sign bit makes the big-endian bytes sort as the signed value does.
+    k.extend_from_slice(&((first_ms as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&hash.to_be_bytes());
+    k
 }
 
 fn key_of(kind: u8, hash: u128) -> Vec<u8> {
@@ -163,7 +180,7 @@ impl CommissionStep {
             self.by_age.pop_first();
             self.orders.remove(&hash);
             self.puts.remove(&hash);
-            self.deletes.push(hash);
+            self.deletes.insert((first, hash));
         }
         while let Some(&(first, hash)) = self.waiting_by_age.first() {
             if first >= horizon {
@@ -218,7 +235,7 @@ impl CommissionStep {
     }
 
     fn remember(&mut self, hash: u128, order: OrderState) {
-        self.deletes.retain(|h| *h != hash);
+        self.deletes.remove(&(order.first_ms, hash));
         self.by_age.insert((order.first_ms, hash));
         self.orders.insert(hash, order);
         self.puts.insert(hash, ());
@@ -292,10 +309,18 @@ impl PartitionState for CommissionStep {
             if k == STREAM_TIME {
                 let ms = <[u8; 8]>::try_from(v.as_slice()).map_err(|_| "bad stream time")?;
                 s.stream_ms = Some(i64::from_be_bytes(ms));
-            } else if let Some(h) = k.strip_prefix(&[ORDER]) {
+            } else if let Some(rest) = k.strip_prefix(&[ORDER]) {
+                let h = match rest.len() {
+                    24 => &rest[8..],
+                    _ => rest,
+                };
                 let h = <[u8; 16]>::try_from(h).map_err(|_| "bad order key")?;
                 let order: OrderState = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
                 let hash = u128::from_be_bytes(h);
+                if rest.len() == 16 {
+                    s.puts.insert(hash, ());
+                    s.legacy_deletes.push(k.clone());
+                }
                 s.by_age.insert((order.first_ms, hash));
                 s.orders.insert(hash, order);
             } else if let Some(h) = k.strip_prefix(&[WAITING]) {
@@ -381,12 +406,13 @@ impl PartitionState for CommissionStep {
         for (hash, ()) in self.puts.drain() {
             if let Some(o) = self.orders.get(&hash) {
                 let v = serde_json::to_vec(o).expect("orders serialize");
-                changes.puts.push((key_of(ORDER, hash), v));
+                changes.puts.push((order_key(o.first_ms, hash), v));
             }
         }
         changes
             .deletes
-            .extend(self.deletes.drain(..).map(|h| key_of(ORDER, h)));
+            .extend(self.deletes.drain().map(|(first, h)| order_key(first, h)));
+        changes.deletes.append(&mut self.legacy_deletes);
         for hash in std::mem::take(&mut self.waiting_changed) {
             match self.waiting.get(&hash) {
                 Some(list) => {

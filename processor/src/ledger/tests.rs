@@ -495,3 +495,5 @@ fn the_ledger_books_a_commission_with_its_early_refunds_as_if_they_came_second()
     l.send(rec);
     assert_eq!(l.balances(T0 + 1), bal(&[("pending", 1_134)]));
 }
+
+mod order_keys;

@@ -317,3 +317,36 @@ async fn background_passes_trim_until_close() {
     let log = open(dir.path(), opts);
     assert_eq!(log.end_offsets(Topic::DeadLetter).await.unwrap(), vec![3]);
 }
+
+#[tokio::test]
+async fn the_size_limit_trims_inside_a_block_of_one_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let p;
+    {
+        let log = open(dir.path(), options(None, Some(1000)));
+        let records = (0..20u8)
+            .map(|i| {
+                let mut payload = vec![i];
+                payload.resize(PAYLOAD_FOR_100_BYTES, b'.');
+                (b"k".to_vec(), payload)
+            })
+            .collect();
+        p = log.send_batch(Topic::Events, records).await.unwrap()[0].partition;
+        let report = log.apply_retention(Utc::now()).await.unwrap();
+        assert_eq!(report.removed_from(Topic::Events, p), 10);
+        log.close().await.unwrap();
+    }
+    let log = open(dir.path(), options(None, Some(1000)));
+    assert_eq!(
+        offsets_read(&log, Topic::Events).await,
+        (10..20).collect::<Vec<u64>>()
+    );
+    // The partition holds exactly its limit: one more record pushes exactly one out.
+    append(&log, Topic::Events, 1).await;
+    let report = log.apply_retention(Utc::now()).await.unwrap();
+    assert_eq!(report.removed_from(Topic::Events, p), 1);
+    assert_eq!(
+        offsets_read(&log, Topic::Events).await,
+        (11..21).collect::<Vec<u64>>()
+    );
+}
