@@ -3,21 +3,27 @@
 //! write ([`crate::write`]: dead letters to the bus, rows and checkpoints to the store) →
 //! commit offsets.
 //!
+//! A batch is written in the background while the next one is read and processed; the next
+//! one is written only once it is durable, so at most one batch is in flight.
 //! Offsets are committed only after the store acknowledged the rows and the checkpoints that
 //! reflect them; on assignment a partition's state and position come from its checkpoint, so a
 //! restart resumes exactly after the last stored batch. A transient store failure pauses the
-//! pipeline (the same batch is retried with backoff, nothing more is read); a data error sends
-//! the batch's rows to dead-letter and moves on.
+//! pipeline (the same batch is retried with backoff; at most one more batch is read and waits
+//! behind it); a data error sends the batch's rows to dead-letter and moves on.
+
+mod wiring;
+
+pub use wiring::{BatchLimits, PipelineError, Wiring};
 
 use crate::write;
-use clicktrail_bus::{BusError, Consumer, ConsumerEvent, Message, Producer};
+use clicktrail_bus::{ConsumerEvent, Message};
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::catalog::Catalog;
 use clicktrail_schemas::metric_names::processor::*;
 use clicktrail_schemas::record::Record;
 use clicktrail_schemas::token::ClickKeys;
 use clicktrail_schemas::wire::{DeadLetterRecord, Forwarded};
-use clicktrail_store::{Checkpoint, Rows, Store};
+use clicktrail_store::{Checkpoint, Rows};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -180,46 +186,6 @@ pub trait PartitionState: Send + Sized + 'static {
 /// How often [`PartitionState::tick`] is called.
 pub const TICK: Duration = Duration::from_secs(1);
 
-/// Where a pipeline reads from and writes to.
-pub struct Wiring {
-    /// The consumer of the topic.
-    pub consumer: Box<dyn Consumer>,
-    /// For dead letters.
-    pub producer: Arc<dyn Producer>,
-    /// Where rows go.
-    pub store: Arc<dyn Store>,
-    /// Current catalog.
-    pub catalog: Arc<clicktrail_bus::CatalogView>,
-}
-
-/// Batching limits.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchLimits {
-    /// Records per batch at most.
-    pub max_records: usize,
-    /// Longest a record waits in an open batch.
-    pub max_wait: Duration,
-}
-
-/// Why a pipeline stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// The bus failed permanently.
-    #[error(transparent)]
-    Bus(#[from] BusError),
-    /// The settings are invalid.
-    #[error("invalid processor settings: {0}")]
-    Config(String),
-    /// A checkpoint could not be read.
-    #[error("cannot restore {stream}: {reason}")]
-    Restore {
-        /// Which stream.
-        stream: String,
-        /// Why.
-        reason: String,
-    },
-}
-
 struct Pipeline<S> {
     topic: Topic,
     wiring: Wiring,
@@ -241,6 +207,8 @@ struct Pipeline<S> {
     /// Time the open batch spent polling and processing.
     polled: Duration,
     processed: Duration,
+    /// The batch being written, if any.
+    in_flight: Option<write::InFlight>,
 }
 
 fn stream(topic: Topic, partition: u32) -> String {
@@ -274,17 +242,25 @@ pub async fn run<S: PartitionState>(
         opened: None,
         polled: Duration::ZERO,
         processed: Duration::ZERO,
+        in_flight: None,
     };
     loop {
         let room = p.limits.max_records.saturating_sub(p.out.len()).max(1);
         let wait = match p.opened {
             Some(t) => p.limits.max_wait.saturating_sub(t.elapsed()),
             None => Duration::from_millis(500),
-        };
+        }
+        // While a batch is being written, look back soon to commit it once it is durable.
+        .min(
+            p.in_flight
+                .as_ref()
+                .map_or(Duration::MAX, |_| IN_FLIGHT_POLL),
+        );
         let polling = Instant::now();
         let polled = tokio::select! {
             _ = stop.cancelled() => {
                 p.flush().await?;
+                p.settle().await;
                 return Ok(());
             }
             polled = p.wiring.consumer.poll(room, wait) => polled,
@@ -296,11 +272,13 @@ pub async fn run<S: PartitionState>(
         }
         match polled {
             Ok(ConsumerEvent::Assigned(parts)) => {
+                p.settle().await;
                 p.assign(&parts).await?;
                 p.report_partitions();
             }
             Ok(ConsumerEvent::Revoked(parts)) => {
                 p.flush().await?;
+                p.settle().await;
                 for part in parts {
                     p.states.remove(&part);
                     p.positions.remove(&part);
@@ -324,9 +302,18 @@ pub async fn run<S: PartitionState>(
         let due = p.opened.is_some_and(|t| t.elapsed() >= p.limits.max_wait);
         if p.out.len() >= p.limits.max_records || due {
             p.flush().await?;
+        } else if p
+            .in_flight
+            .as_ref()
+            .is_some_and(write::InFlight::is_finished)
+        {
+            p.settle().await;
         }
     }
 }
+
+/// Longest poll while a batch is being written: its offsets are committed soon after.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(5);
 
 impl<S: PartitionState> Pipeline<S> {
     fn ctx(&self) -> StepCtx {
@@ -411,6 +398,7 @@ impl<S: PartitionState> Pipeline<S> {
         }
     }
 
+    /// Starts writing the open batch (after the one in flight, if any, is durable).
     async fn flush(&mut self) -> Result<(), PipelineError> {
         for part in std::mem::take(&mut self.ticked) {
             if let Some(&at) = self.positions.get(&part) {
@@ -420,9 +408,11 @@ impl<S: PartitionState> Pipeline<S> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        // One batch in flight at most, and batches durable in order.
+        self.settle().await;
         let started = Instant::now();
         let records = self.out.len();
-        let mut out = std::mem::take(&mut self.out);
+        let out = std::mem::take(&mut self.out);
         self.opened = None;
 
         let checkpoints: Vec<Checkpoint> = self
@@ -443,37 +433,42 @@ impl<S: PartitionState> Pipeline<S> {
             })
             .collect();
 
-        let times = write::write(
-            self.wiring.producer.as_ref(),
-            self.wiring.store.as_ref(),
-            &mut out,
-            &checkpoints,
-        )
-        .await;
+        self.in_flight = Some(write::InFlight::start(
+            self.wiring.producer.clone(),
+            self.wiring.store.clone(),
+            out,
+            checkpoints,
+            write::Written {
+                offsets: std::mem::take(&mut self.pending).into_iter().collect(),
+                started,
+                records,
+                polled: std::mem::take(&mut self.polled),
+                processed: std::mem::take(&mut self.processed),
+            },
+        ));
+        Ok(())
+    }
+
+    /// Waits for the batch in flight, if any, to be durable; then commits its offsets and
+    /// reports its stages.
+    async fn settle(&mut self) {
+        let Some(in_flight) = self.in_flight.take() else {
+            return;
+        };
+        let Some((times, batch)) = in_flight.finish().await else {
+            return;
+        };
         let committing = Instant::now();
-        let offsets: Vec<(u32, u64)> = std::mem::take(&mut self.pending).into_iter().collect();
-        if let Err(e) = self.wiring.consumer.commit(&offsets).await {
+        if let Err(e) = self.wiring.consumer.commit(&batch.offsets).await {
             // The checkpoint in the store already holds these positions; the group's commit
             // only serves lag monitoring and is retried with the next batch.
             tracing::warn!(error = %e, "offset commit failed");
         }
         let topic = self.topic.name();
-        for (stage, took) in [
-            ("poll", std::mem::take(&mut self.polled)),
-            ("process", std::mem::take(&mut self.processed)),
-            ("hand_on", times.hand_on),
-            ("store", times.store),
-            ("commit", committing.elapsed()),
-        ] {
-            metrics::histogram!(BATCH_STAGE_SECONDS, "topic" => topic, "stage" => stage)
-                .record(took.as_secs_f64());
-        }
-        metrics::histogram!(BATCH_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::histogram!(BATCH_RECORDS, "topic" => self.topic.name()).record(records as f64);
+        batch.report(topic, times, committing.elapsed());
         for (part, s) in &self.states {
-            metrics::gauge!(STATE_BYTES, "topic" => self.topic.name(), "partition" => part.to_string())
+            metrics::gauge!(STATE_BYTES, "topic" => topic, "partition" => part.to_string())
                 .set(s.memory_bytes() as f64);
         }
-        Ok(())
     }
 }

@@ -14,7 +14,8 @@ use crate::pipeline::{Forward, Output};
 use clicktrail_bus::{Producer, RecordProducer};
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::metric_names::processor::{
-    DEAD_LETTERS, FORWARDED, ROWS_WRITTEN, STORE_RETRIES,
+    BATCH_RECORDS, BATCH_STAGE_SECONDS, BATCH_WRITE_SECONDS, DEAD_LETTERS, FORWARDED, ROWS_WRITTEN,
+    STORE_RETRIES,
 };
 use clicktrail_schemas::record::Record;
 use clicktrail_schemas::rows::Source;
@@ -22,7 +23,9 @@ use clicktrail_schemas::wire::DeadLetterRecord;
 use clicktrail_store::{Checkpoint, Store, StoreError};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 /// A record as the bus takes it: (key, payload).
 type KeyedPayload = (Vec<u8>, Vec<u8>);
@@ -34,6 +37,83 @@ pub struct WriteTimes {
     pub hand_on: Duration,
     /// Rows and checkpoints made durable in the store.
     pub store: Duration,
+}
+
+/// A batch being written in the background while the pipeline reads and processes the next
+/// one. The pipeline waits for it ([`InFlight::finish`]) before it writes another batch or
+/// commits the offsets this one's checkpoints hold, so batches become durable in order and
+/// offsets are still committed only after the store.
+pub struct InFlight {
+    task: JoinHandle<WriteTimes>,
+    /// What to do and report once the batch is durable.
+    pub batch: Written,
+}
+
+/// A batch handed to [`InFlight::start`], as the pipeline reports it once durable.
+pub struct Written {
+    /// Partition offsets the batch's checkpoints hold, to commit once it is durable.
+    pub offsets: Vec<(u32, u64)>,
+    /// When the pipeline began writing the batch.
+    pub started: Instant,
+    /// Records the batch handed on and dead-lettered.
+    pub records: usize,
+    /// Time the batch spent polling before its write.
+    pub polled: Duration,
+    /// Time the batch spent in its steps before its write.
+    pub processed: Duration,
+}
+
+impl Written {
+    /// Records the batch's time per stage (`poll`, `process`, `hand_on`, `store`, `commit`:
+    /// [`BATCH_STAGE_SECONDS`]), from the start of its write to now ([`BATCH_WRITE_SECONDS`])
+    /// and its records ([`BATCH_RECORDS`]).
+    pub fn report(&self, topic: &'static str, times: WriteTimes, commit: Duration) {
+        for (stage, took) in [
+            ("poll", self.polled),
+            ("process", self.processed),
+            ("hand_on", times.hand_on),
+            ("store", times.store),
+            ("commit", commit),
+        ] {
+            metrics::histogram!(BATCH_STAGE_SECONDS, "topic" => topic, "stage" => stage)
+                .record(took.as_secs_f64());
+        }
+        metrics::histogram!(BATCH_WRITE_SECONDS).record(self.started.elapsed().as_secs_f64());
+        metrics::histogram!(BATCH_RECORDS, "topic" => topic).record(self.records as f64);
+    }
+}
+
+impl InFlight {
+    /// Starts writing `out` and `checkpoints` ([`write`]) on a task of its own.
+    pub fn start(
+        producer: Arc<dyn Producer>,
+        store: Arc<dyn Store>,
+        mut out: Output,
+        checkpoints: Vec<Checkpoint>,
+        batch: Written,
+    ) -> Self {
+        let task = tokio::spawn(async move {
+            write(producer.as_ref(), store.as_ref(), &mut out, &checkpoints).await
+        });
+        InFlight { task, batch }
+    }
+
+    /// Whether the write has ended (waiting for it then returns at once).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits until the batch is durable and answers how long its parts took, with the batch.
+    /// A write never gives up (see [`write`]); a panic of its task resumes here. `None` when
+    /// the runtime shut down under it: the batch may not be durable, and its offsets must not
+    /// be committed.
+    pub async fn finish(self) -> Option<(WriteTimes, Written)> {
+        match self.task.await {
+            Ok(times) => Some((times, self.batch)),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
+        }
+    }
 }
 
 /// Writes `out` and `checkpoints`; returns once both are durable, with how long each part
