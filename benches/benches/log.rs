@@ -63,6 +63,35 @@ async fn read_all(log: &EmbeddedLog) -> Duration {
     started.elapsed()
 }
 
+/// Enqueues [`RECORDS`] records one per request, as the redirector does, then flushes.
+async fn enqueue_all(log: &EmbeddedLog) -> Duration {
+    let started = Instant::now();
+    for i in 0..RECORDS {
+        let (k, v) = record(i);
+        while log.enqueue(Topic::Clicks, k.clone(), v.clone()).is_err() {
+            tokio::task::yield_now().await;
+        }
+    }
+    log.flush().await.unwrap();
+    started.elapsed()
+}
+
+/// Runs `measure` on a fresh log per iteration and sums the times it reports.
+fn on_fresh_logs<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, measure: F) -> Duration
+where
+    F: Fn(EmbeddedLog) -> Fut,
+    Fut: std::future::Future<Output = Duration>,
+{
+    (0..iters)
+        .map(|_| {
+            rt.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                measure(open(dir.path())).await
+            })
+        })
+        .sum()
+}
+
 fn embedded_log(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut g = c.benchmark_group("embedded_log");
@@ -70,49 +99,20 @@ fn embedded_log(c: &mut Criterion) {
     g.throughput(Throughput::Elements(RECORDS as u64));
     g.bench_function("append_batches_of_1000", |b| {
         b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    rt.block_on(async {
-                        let dir = tempfile::tempdir().unwrap();
-                        append_batches(&open(dir.path())).await
-                    })
-                })
-                .sum()
+            on_fresh_logs(&rt, iters, |log| async move { append_batches(&log).await })
         })
     });
     g.bench_function("enqueue_single_clicks", |b| {
         b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    rt.block_on(async {
-                        let dir = tempfile::tempdir().unwrap();
-                        let log = open(dir.path());
-                        let started = Instant::now();
-                        for i in 0..RECORDS {
-                            let (k, v) = record(i);
-                            while log.enqueue(Topic::Clicks, k.clone(), v.clone()).is_err() {
-                                tokio::task::yield_now().await;
-                            }
-                        }
-                        log.flush().await.unwrap();
-                        started.elapsed()
-                    })
-                })
-                .sum()
+            on_fresh_logs(&rt, iters, |log| async move { enqueue_all(&log).await })
         })
     });
     g.bench_function("consume_in_polls_of_5000", |b| {
         b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    rt.block_on(async {
-                        let dir = tempfile::tempdir().unwrap();
-                        let log = open(dir.path());
-                        append_batches(&log).await;
-                        read_all(&log).await
-                    })
-                })
-                .sum()
+            on_fresh_logs(&rt, iters, |log| async move {
+                append_batches(&log).await;
+                read_all(&log).await
+            })
         })
     });
     g.finish();
