@@ -441,6 +441,7 @@ impl<S: PartitionState> Pipeline<S> {
             write::Written {
                 offsets: std::mem::take(&mut self.pending).into_iter().collect(),
                 started,
+                ended: None,
                 records,
                 polled: std::mem::take(&mut self.polled),
                 processed: std::mem::take(&mut self.processed),

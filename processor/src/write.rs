@@ -43,10 +43,20 @@ pub struct WriteTimes {
 /// one. The pipeline waits for it ([`InFlight::finish`]) before it writes another batch or
 /// commits the offsets this one's checkpoints hold, so batches become durable in order and
 /// offsets are still committed only after the store.
+/// Dropped before it is finished (a pipeline that stops on an error), it cancels the write,
+/// as a pipeline's own write was cancelled with it: the batch's offsets are never committed,
+/// and a restart writes it again from the checkpoint before it.
 pub struct InFlight {
-    task: JoinHandle<WriteTimes>,
-    /// What to do and report once the batch is durable.
-    pub batch: Written,
+    /// The write; it answers its times and when it ended.
+    task: JoinHandle<(WriteTimes, Instant)>,
+    /// What to do and report once the batch is durable; taken by [`InFlight::finish`].
+    batch: Option<Written>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// A batch handed to [`InFlight::start`], as the pipeline reports it once durable.
@@ -55,6 +65,8 @@ pub struct Written {
     pub offsets: Vec<(u32, u64)>,
     /// When the pipeline began writing the batch.
     pub started: Instant,
+    /// When the batch was durable; set by [`InFlight::finish`].
+    pub ended: Option<Instant>,
     /// Records the batch handed on and dead-lettered.
     pub records: usize,
     /// Time the batch spent polling before its write.
@@ -65,8 +77,8 @@ pub struct Written {
 
 impl Written {
     /// Records the batch's time per stage (`poll`, `process`, `hand_on`, `store`, `commit`:
-    /// [`BATCH_STAGE_SECONDS`]), from the start of its write to now ([`BATCH_WRITE_SECONDS`])
-    /// and its records ([`BATCH_RECORDS`]).
+    /// [`BATCH_STAGE_SECONDS`]), from the start of its write until it was durable plus its
+    /// `commit` ([`BATCH_WRITE_SECONDS`]) and its records ([`BATCH_RECORDS`]).
     pub fn report(&self, topic: &'static str, times: WriteTimes, commit: Duration) {
         for (stage, took) in [
             ("poll", self.polled),
@@ -78,7 +90,8 @@ impl Written {
             metrics::histogram!(BATCH_STAGE_SECONDS, "topic" => topic, "stage" => stage)
                 .record(took.as_secs_f64());
         }
-        metrics::histogram!(BATCH_WRITE_SECONDS).record(self.started.elapsed().as_secs_f64());
+        let written = self.ended.map_or(Duration::ZERO, |e| e - self.started);
+        metrics::histogram!(BATCH_WRITE_SECONDS).record((written + commit).as_secs_f64());
         metrics::histogram!(BATCH_RECORDS, "topic" => topic).record(self.records as f64);
     }
 }
@@ -93,9 +106,13 @@ impl InFlight {
         batch: Written,
     ) -> Self {
         let task = tokio::spawn(async move {
-            write(producer.as_ref(), store.as_ref(), &mut out, &checkpoints).await
+            let times = write(producer.as_ref(), store.as_ref(), &mut out, &checkpoints).await;
+            (times, Instant::now())
         });
-        InFlight { task, batch }
+        InFlight {
+            task,
+            batch: Some(batch),
+        }
     }
 
     /// Whether the write has ended (waiting for it then returns at once).
@@ -107,9 +124,13 @@ impl InFlight {
     /// A write never gives up (see [`write`]); a panic of its task resumes here. `None` when
     /// the runtime shut down under it: the batch may not be durable, and its offsets must not
     /// be committed.
-    pub async fn finish(self) -> Option<(WriteTimes, Written)> {
-        match self.task.await {
-            Ok(times) => Some((times, self.batch)),
+    pub async fn finish(mut self) -> Option<(WriteTimes, Written)> {
+        match (&mut self.task).await {
+            Ok((times, ended)) => {
+                let mut batch = self.batch.take()?;
+                batch.ended = Some(ended);
+                Some((times, batch))
+            }
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => None,
         }

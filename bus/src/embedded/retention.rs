@@ -182,19 +182,26 @@ fn trim_chunk(
             let (k, v) = item.map_err(storage)?;
             let first = k.value();
             let raw = v.value();
-            let block = block::parse(raw).ok_or_else(|| {
-                storage(format!(
-                    "the block at {name}/{first} is truncated or malformed"
-                ))
-            })?;
-            let too_old = cutoff.is_some_and(|c| block.ts_ms < c);
-            for (i, record) in block.records.iter().enumerate() {
+            // A value that cannot be read counts as one record of unknown age: the size limit
+            // still removes it, and it holds up no other partition.
+            let (ts_ms, sizes): (Option<i64>, Vec<u64>) = match block::parse(raw) {
+                Some(b) => (
+                    Some(b.ts_ms),
+                    b.records
+                        .iter()
+                        .map(|r| block::bytes(std::slice::from_ref(r)))
+                        .collect(),
+                ),
+                None => (None, vec![record_bytes(raw.len())]),
+            };
+            let too_old = cutoff.is_some_and(|c| ts_ms.is_some_and(|ts| ts < c));
+            for (i, size) in sizes.into_iter().enumerate() {
                 let offset = first + i as u64;
                 let too_big = limits.max_bytes.is_some_and(|max| bytes > max);
                 if seen == CHUNK_RECORDS || offset >= floor || (!too_old && !too_big) {
                     break 'blocks;
                 }
-                bytes = bytes.saturating_sub(block::bytes(std::slice::from_ref(record)));
+                bytes = bytes.saturating_sub(size);
                 upto = Some(offset + 1);
                 seen += 1;
             }
@@ -254,21 +261,19 @@ pub(super) fn remove_prefix(
         Some(item) => {
             let (k, v) = item.map_err(storage)?;
             let first = k.value();
-            let block = block::parse(v.value()).ok_or_else(|| {
-                storage(format!(
-                    "the block at {name}/{first} is truncated or malformed"
-                ))
-            })?;
             let cut = usize::try_from(upto - first).unwrap_or(usize::MAX);
-            (cut < block.records.len()).then(|| {
-                let (gone, kept) = block.records.split_at(cut);
-                (
-                    first,
-                    block::encode(block.ts_ms, kept),
-                    gone.len(),
-                    block::bytes(gone),
-                )
-            })
+            // A value that cannot be read counts as one record, so it never straddles a cut.
+            block::parse(v.value())
+                .filter(|b| cut < b.records.len())
+                .map(|b| {
+                    let (gone, kept) = b.records.split_at(cut);
+                    (
+                        first,
+                        block::encode(b.ts_ms, kept),
+                        gone.len(),
+                        block::bytes(gone),
+                    )
+                })
         }
         None => None,
     };
