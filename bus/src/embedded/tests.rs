@@ -234,20 +234,16 @@ async fn a_log_written_one_record_per_value_is_read_and_extended() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log.redb");
     let p = partition_for_key(b"k", Topic::Events);
-    {
-        // The layout written before blocks: one value per record.
-        let db = Database::create(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let name = table_name(Topic::Events, p);
-            let mut t = txn.open_table(partition_table(&name)).unwrap();
-            for i in 0..3u64 {
-                let v = block::tests::legacy(1_700_000_000_000, b"k", i.to_string().as_bytes());
-                t.insert(i, v.as_slice()).unwrap();
-            }
-        }
-        txn.commit().unwrap();
-    }
+    // The layout written before blocks: one value per record.
+    let values: Vec<(u64, Vec<u8>)> = (0..3u64)
+        .map(|i| {
+            (
+                i,
+                block::tests::legacy(1_700_000_000_000, b"k", i.to_string().as_bytes()),
+            )
+        })
+        .collect();
+    write_values(&path, Topic::Events, p, &values);
     let log = EmbeddedLog::open(&path, LogOptions::default()).unwrap();
     assert_eq!(log.end_offsets(Topic::Events).await.unwrap()[p as usize], 3);
     let d = log.send_batch(Topic::Events, batch(2, 3)).await.unwrap();
@@ -263,4 +259,19 @@ async fn a_log_written_one_record_per_value_is_read_and_extended() {
 
 fn partition_for_key(key: &[u8], topic: Topic) -> u32 {
     clicktrail_schemas::topics::partition_for(key, topic.default_partitions())
+}
+
+/// Writes raw `values` by offset into a partition's table of a new log file at `path`, as an
+/// older version or a damaged file would hold them.
+pub(super) fn write_values(path: &Path, topic: Topic, partition: u32, values: &[(u64, Vec<u8>)]) {
+    let db = Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let name = table_name(topic, partition);
+        let mut t = txn.open_table(partition_table(&name)).unwrap();
+        for (offset, v) in values {
+            t.insert(*offset, v.as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
 }

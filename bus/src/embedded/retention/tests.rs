@@ -354,19 +354,13 @@ async fn the_size_limit_trims_inside_a_block_of_one_request() {
 #[tokio::test]
 async fn a_value_that_cannot_be_read_is_trimmed_by_size_like_any_record() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        // A block tag followed by garbage, as a damaged file might hold.
-        let db = redb::Database::create(dir.path().join("log.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let name = super::super::table_name(Topic::DeadLetter, 0);
-            let mut t = txn
-                .open_table(super::super::partition_table(&name))
-                .unwrap();
-            t.insert(0, &b"\x01garbage"[..]).unwrap();
-        }
-        txn.commit().unwrap();
-    }
+    // A block tag followed by garbage, as a damaged file might hold.
+    super::super::tests::write_values(
+        &dir.path().join("log.redb"),
+        Topic::DeadLetter,
+        0,
+        &[(0, b"\x01garbage".to_vec())],
+    );
     let log = open(dir.path(), options(None, Some(1000)));
     append(&log, Topic::DeadLetter, 20).await;
     let report = log.apply_retention(Utc::now()).await.unwrap();
