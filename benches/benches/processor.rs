@@ -3,18 +3,18 @@
 //! embedded log, processed into a real Parquet store).
 
 use chrono::Utc;
+use clicktrail_benches::EventIdFill;
 use clicktrail_bus::embedded::{EmbeddedLog, LogOptions};
 use clicktrail_bus::{CatalogView, ConsumerFactory, Producer};
 use clicktrail_processor::attribution::attribute;
 use clicktrail_processor::dedup::{ClickDedup, DedupOptions};
-use clicktrail_processor::events::{IdStep, IdWindows};
+use clicktrail_processor::events::IdWindows;
 use clicktrail_processor::pipeline::PartitionState;
 use clicktrail_processor::{ProcessorConfig, ProcessorDeps};
 use clicktrail_schemas::Topic;
 use clicktrail_schemas::wire::{Action, ClickRecord, EventRecord};
 use clicktrail_store::parquet::ParquetStore;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -73,8 +73,6 @@ fn attribution(c: &mut Criterion) {
     g.finish();
 }
 
-const HOUR_MS: i64 = 3_600_000;
-
 /// Event ids one partition remembers for the memory figures: 10 million under `cargo bench`,
 /// 100,000 when the bench runs once in test mode (`cargo test --bench`).
 fn remembered_ids() -> u64 {
@@ -85,48 +83,18 @@ fn remembered_ids() -> u64 {
     }
 }
 
-/// The process's resident memory, from `/proc/self/status` (Linux); `None` elsewhere.
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// One partition's events state holding `n` event ids received over the 7-day window
 /// (167 hours, so none has expired), then new ids and duplicates checked against it. New ids
 /// keep arriving at the same hourly rate, so as many expire as arrive and the state stays at
 /// `n` ids.
 fn event_ids(c: &mut Criterion) {
     let n = remembered_ids();
-    let per_hour = n.div_ceil(167);
-    let t0 = 1_700_000_000_000_i64;
-    let at = |i: u64| t0 + (i / per_hour) as i64 * HOUR_MS;
-    let mut state = IdStep::new(IdWindows::default().event_id);
-    let mut id = String::new();
-    // The pipeline takes the checkpoint changes once per batch of 5,000 records.
-    let mut check = |state: &mut IdStep, i: u64| {
-        if i.is_multiple_of(5_000) {
-            drop(state.take_changes());
-        }
-        id.clear();
-        write!(id, "evt-{i:012}").expect("writing to a String");
-        state.check_event_id("adv_bench", &id, at(i))
-    };
-    let rss_before = rss_bytes();
-    let started = Instant::now();
-    for i in 0..n {
-        assert!(check(&mut state, i), "every id is new");
-    }
-    let filled = started.elapsed();
-    let rss_growth = rss_bytes()
-        .zip(rss_before)
-        .map(|(after, before)| after.saturating_sub(before));
-    let bytes = state.memory_bytes();
+    let (mut fill, filled, rss_growth) = EventIdFill::filled(n);
+    let bytes = fill.state.memory_bytes();
     println!(
         "event ids: {} remembered in one partition, filled at {:.0} ids/s; memory_bytes {:.1} MB, \
          {:.1} bytes per id; RSS growth {}",
-        state.event_ids(),
+        fill.state.event_ids(),
         n as f64 / filled.as_secs_f64(),
         bytes as f64 / 1e6,
         bytes as f64 / n as f64,
@@ -143,7 +111,7 @@ fn event_ids(c: &mut Criterion) {
     g.bench_function("new_id_in_a_full_window", |b| {
         b.iter(|| {
             next += 1;
-            check(&mut state, next)
+            fill.check(next)
         })
     });
     // Copies of the latest half of the ids, all within the window.
@@ -151,14 +119,14 @@ fn event_ids(c: &mut Criterion) {
     g.bench_function("duplicate_in_a_full_window", |b| {
         b.iter(|| {
             k = (k + 1) % (n / 2);
-            check(&mut state, next - k)
+            fill.check(next - k)
         })
     });
     g.finish();
     println!(
         "event ids after the runs: {} remembered, memory_bytes {:.1} MB",
-        state.event_ids(),
-        state.memory_bytes() as f64 / 1e6
+        fill.state.event_ids(),
+        fill.state.memory_bytes() as f64 / 1e6
     );
 }
 

@@ -1,6 +1,8 @@
 //! Fixtures shared by clicktrail's criterion benches: a small catalog and sample records.
 //! The benches themselves are in `benches/`; run them with `cargo bench -p clicktrail-benches`.
 
+pub mod history;
+
 use chrono::Utc;
 use clicktrail_schemas::catalog::*;
 use clicktrail_schemas::token::ClickKeys;
@@ -77,4 +79,73 @@ pub fn catalog() -> Catalog {
         c.apply(&ch).expect("bench catalog applies");
     }
     c
+}
+
+/// One partition's events state filled with event ids for the memory figures: id `i` is
+/// `evt-{i:012}` of advertiser `adv_bench`, received `i / per_hour` hours after a fixed start,
+/// where `per_hour` spreads the fill over 167 hours so that none of the first `n` ids has left
+/// the 7-day event id window when the last arrives. Used by the `event_ids` bench and the load
+/// harness.
+pub struct EventIdFill {
+    /// The events state, as one partition of the events step holds it.
+    pub state: clicktrail_processor::events::IdStep,
+    per_hour: u64,
+    id: String,
+}
+
+/// Milliseconds in an hour.
+const HOUR_MS: i64 = 3_600_000;
+
+impl EventIdFill {
+    /// An empty state with the default windows, sized for `n` ids per 167 hours.
+    pub fn new(n: u64) -> Self {
+        EventIdFill {
+            state: clicktrail_processor::events::IdStep::new(
+                clicktrail_processor::events::IdWindows::default().event_id,
+            ),
+            per_hour: n.div_ceil(167).max(1),
+            id: String::new(),
+        }
+    }
+
+    /// Checks id `i` as the events step does (`true`: new), taking the checkpoint changes once
+    /// per 5,000 ids as the pipeline does once per batch.
+    pub fn check(&mut self, i: u64) -> bool {
+        use clicktrail_processor::pipeline::PartitionState as _;
+        use std::fmt::Write as _;
+        if i.is_multiple_of(5_000) {
+            drop(self.state.take_changes());
+        }
+        self.id.clear();
+        write!(self.id, "evt-{i:012}").expect("writing to a String");
+        let at = 1_700_000_000_000_i64 + (i / self.per_hour) as i64 * HOUR_MS;
+        self.state.check_event_id("adv_bench", &self.id, at)
+    }
+
+    /// Fills a new state with ids `0..n`; returns it with the fill time and the growth of the
+    /// process's resident memory meanwhile (bytes; `None` where `/proc` is missing).
+    ///
+    /// # Panics
+    /// If an id is reported as a duplicate.
+    pub fn filled(n: u64) -> (Self, std::time::Duration, Option<u64>) {
+        let mut fill = EventIdFill::new(n);
+        let before = rss_bytes();
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            assert!(fill.check(i), "id {i} is new");
+        }
+        let took = started.elapsed();
+        let growth = rss_bytes()
+            .zip(before)
+            .map(|(after, before)| after.saturating_sub(before));
+        (fill, took, growth)
+    }
+}
+
+/// The process's resident memory in bytes, from `/proc/self/status` (Linux); `None` elsewhere.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

@@ -7,14 +7,21 @@
 //! acknowledgement to visibility under that load; redirects per second with p50/p99/p99.9
 //! latency (clicktrail and nginx with the harness's own client, and with wrk, and their
 //! ratios); signed events one per request and batched; newsletter promo impression records;
-//! and the resident memory of clicktrail's processes over a sustained mixed run. Run it through
-//! `scripts/load`, which installs and starts the services and builds in release mode.
+//! the resident memory of clicktrail's processes over a sustained mixed run; the dashboards and
+//! a CSV export over 30 million clicks and 10 million events; one partition's memory of 10
+//! million event ids; and on Kafka + ClickHouse the broker's raw produce rate and ClickHouse's
+//! raw insert rate beside clicktrail's. It ends with every figure beside its target in one
+//! table. Run it through `scripts/load`, which installs and starts the services and builds in
+//! release mode.
 
 mod drive;
+mod raw;
 mod runs;
+mod scale;
 mod setup;
 mod stages;
 mod store;
+mod summary;
 
 use clap::Parser;
 use drive::{MakeRequest, Run};
@@ -73,6 +80,19 @@ struct Args {
     /// (`--kafka-delivery-timeout-ms` of the roles; the default is clicktrail's own).
     #[arg(long, default_value_t = 5_000)]
     delivery_timeout_ms: u64,
+    /// Clicks of the dashboards-at-scale step, written into the store; 0 (with
+    /// `--scale-events 0`) skips the step.
+    #[arg(long, default_value_t = 30_000_000)]
+    scale_clicks: u64,
+    /// Events of the dashboards-at-scale step.
+    #[arg(long, default_value_t = 10_000_000)]
+    scale_events: u64,
+    /// Event ids one partition's events state is filled with for its memory figure.
+    #[arg(long, default_value_t = 10_000_000)]
+    event_ids: u64,
+    /// Seconds of the broker's raw produce run (Kafka only).
+    #[arg(long, default_value_t = 10)]
+    raw_seconds: u64,
     /// Keep the scratch directory (logs and data) and print its path.
     #[arg(long)]
     keep: bool,
@@ -122,6 +142,7 @@ async fn main() {
             .expect("required without --embedded");
         setup::Deployment::roles(&clicktrail, &brokers, &clickhouse, &dir, &extra).await
     };
+    let mut deployment = deployment;
     let shop = deployment.shop(&client).await;
     let store = if args.embedded {
         "embedded log + Parquet"
@@ -136,11 +157,30 @@ async fn main() {
     );
     let memory = runs::Memory::new(deployment.pids());
     memory.print("at start");
+    scale::event_id_memory(args.event_ids);
+    let produced = if let Some(b) = broker
+        .as_ref()
+        .map(|b| b.bootstrap.clone())
+        .or(args.brokers.clone())
+    {
+        let topic = format!("load_{}-raw-produce", std::process::id());
+        Some(
+            raw::produce_rate(
+                &b,
+                &topic,
+                &clicktrail_benches::history::History::sample_purchase(),
+                args.raw_seconds,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
 
     let warmup = Duration::from_secs(1);
     let time = Duration::from_secs(args.seconds);
     // First, while the log has no backlog from the load runs.
-    runs::queryable(
+    let (ingest_rate, ack_p99) = runs::queryable(
         &client,
         &deployment,
         &shop,
@@ -149,6 +189,23 @@ async fn main() {
     )
     .await;
     memory.print("after ingest to queryable");
+    summary::record(
+        format!(
+            "ingest → queryable, {store}, sustained {} s",
+            args.sustain_seconds
+        ),
+        if args.embedded {
+            "≥ 100k events/s"
+        } else {
+            "≥ 50k events/s"
+        },
+        format!("{ingest_rate:.0} events/s"),
+    );
+    summary::record(
+        "acknowledged → queryable p99 at that load",
+        "≤ 2 s",
+        format!("{:.1} s", ack_p99 / 1000.0),
+    );
 
     let reference = drive::run(
         &client,
@@ -170,10 +227,13 @@ async fn main() {
     .await;
     report("nginx return 302", &reference, "redirects");
     report("clicktrail redirect", &redirects, "redirects");
+    let same = (
+        redirects.rate() / reference.rate(),
+        redirects.ms(0.99) / reference.ms(0.99),
+    );
     println!(
         "  ratio to nginx, same client: rate {:.2}, p99 {:.2}",
-        redirects.rate() / reference.rate(),
-        redirects.ms(0.99) / reference.ms(0.99)
+        same.0, same.1
     );
     let mut clicks = redirects.answered;
     let wrk = runs::Wrk::new(&args.wrk, args.connections, args.seconds);
@@ -188,8 +248,48 @@ async fn main() {
             ours.rate / nginx_wrk.rate,
             ours.p99_ms / nginx_wrk.p99_ms
         );
+        summary::record(
+            "redirect rate vs nginx `return 302`, wrk",
+            "≥ 0.8×",
+            format!(
+                "{:.2}× ({:.0} vs {:.0}/s)",
+                ours.rate / nginx_wrk.rate,
+                ours.rate,
+                nginx_wrk.rate
+            ),
+        );
+        summary::record(
+            "redirect p99 vs nginx's p99, wrk",
+            "≤ 1.5×",
+            format!(
+                "{:.2}× ({:.2} vs {:.2} ms)",
+                ours.p99_ms / nginx_wrk.p99_ms,
+                ours.p99_ms,
+                nginx_wrk.p99_ms
+            ),
+        );
         clicks += ours.requests;
     }
+    summary::record(
+        "redirect rate vs nginx `return 302`, same client",
+        "≥ 0.8×",
+        format!(
+            "{:.2}× ({:.0} vs {:.0}/s)",
+            same.0,
+            redirects.rate(),
+            reference.rate()
+        ),
+    );
+    summary::record(
+        "redirect p99 vs nginx's p99, same client",
+        "≤ 1.5×",
+        format!(
+            "{:.2}× ({:.2} vs {:.2} ms)",
+            same.1,
+            redirects.ms(0.99),
+            reference.ms(0.99)
+        ),
+    );
     // The event runs start once every click is stored, so that they measure ingest rather
     // than the click backlog.
     clicks_stored(&client, &deployment, clicks).await;
@@ -205,6 +305,15 @@ async fn main() {
     )
     .await;
     report("signed events, 1 per request", &single, "events");
+    summary::record(
+        "single signed events per request, acknowledged",
+        "≥ 20k/s",
+        format!(
+            "{:.0}/s (p99 {:.1} ms)",
+            single.unit_rate(),
+            single.ms(0.99)
+        ),
+    );
     let batched = drive::run(
         &client,
         args.connections,
@@ -258,6 +367,40 @@ async fn main() {
         )
         .await;
     }
+    let inserted = if args.scale_clicks + args.scale_events > 0 {
+        let step = scale::Step {
+            embedded: args.embedded,
+            clicks: args.scale_clicks,
+            events: args.scale_events,
+            clicktrail: &clicktrail,
+            dir: &dir,
+            store,
+        };
+        step.run(&client, &mut deployment).await
+    } else {
+        None
+    };
+    if let Some(produced) = produced {
+        summary::record(
+            "ingest → queryable vs the broker's raw produce rate (rdkafka, same run)",
+            "",
+            format!(
+                "{:.3} ({ingest_rate:.0} events/s vs {produced:.0} records/s)",
+                ingest_rate / produced
+            ),
+        );
+    }
+    if let Some(inserted) = inserted {
+        summary::record(
+            "ingest → queryable vs ClickHouse's raw insert rate (same run)",
+            "",
+            format!(
+                "{:.3} ({ingest_rate:.0} events/s vs {inserted:.0} rows/s)",
+                ingest_rate / inserted
+            ),
+        );
+    }
+    summary::print(store);
     deployment.stop();
     drop(broker);
     drop(nginx);

@@ -21,14 +21,15 @@ const SUSTAIN_SENDERS: usize = 8;
 /// Batched signed events for `seconds` from 8 senders, as fast as they are acknowledged, with a
 /// probe event every 100 ms; then waits until every event is stored. Prints events per second
 /// from the first request until all are queryable, and the probes' delay from acknowledgement
-/// until queryable (p50, p99, max).
+/// until queryable (p50, p99, max). Returns the events per second until queryable and the
+/// probes' p99 delay in milliseconds.
 pub async fn queryable(
     client: &Client,
     deployment: &Deployment,
     shop: &Shop,
     seconds: u64,
     connections: usize,
-) {
+) -> (f64, f64) {
     let url = format!("{}/api/v1/events", deployment.ingest);
     let before = Snapshot::take(client, &deployment.processor).await;
     let started = Instant::now();
@@ -69,14 +70,14 @@ pub async fn queryable(
         done.store(true, Ordering::SeqCst);
         probes.await.expect("probe task")
     };
-    let seen = watch_probes(client, deployment, probe_acks).await;
+    let (seen, p99) = watch_probes(client, deployment, probe_acks).await;
     deployment
         .wait_stored(client, "events", "event_id", "q-%", total)
         .await;
     let visible = started.elapsed();
+    let rate = total as f64 / visible.as_secs_f64();
     println!(
-        "ingest to queryable          {:>9.0} events/s  ({total} events in {seconds} s from {} senders of {SUSTAIN_BATCH}: acknowledged at {:.0}/s, all stored after {:.1} s)",
-        total as f64 / visible.as_secs_f64(),
+        "ingest to queryable          {rate:>9.0} events/s  ({total} events in {seconds} s from {} senders of {SUSTAIN_BATCH}: acknowledged at {:.0}/s, all stored after {:.1} s)",
         connections.clamp(1, SUSTAIN_SENDERS),
         total as f64 / acked.as_secs_f64(),
         visible.as_secs_f64(),
@@ -85,6 +86,7 @@ pub async fn queryable(
     Snapshot::take(client, &deployment.processor)
         .await
         .print_since(&before);
+    (rate, p99)
 }
 
 /// Sends one signed probe event every 100 ms until `done`; returns each probe's id with the
@@ -113,12 +115,13 @@ async fn probe(
 
 /// Polls the store (every 50 ms, as fast as it answers) until every probe is visible, and
 /// describes their delays from acknowledgement. A probe acknowledged before the poll that saw
-/// it is counted from its acknowledgement to the end of that poll.
+/// it is counted from its acknowledgement to the end of that poll. Returns the description and
+/// the p99 in milliseconds.
 async fn watch_probes(
     client: &Client,
     deployment: &Deployment,
     acks: Vec<(String, Instant)>,
-) -> String {
+) -> (String, f64) {
     let mut pending: HashMap<String, Instant> = acks.into_iter().collect();
     let probes = pending.len();
     let mut delays = Vec::with_capacity(probes);
@@ -139,19 +142,20 @@ async fn watch_probes(
             .get(((delays.len() as f64 * f).ceil() as usize).saturating_sub(1))
             .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
     };
-    format!(
+    let text = format!(
         "p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} probes during the run; {} never seen)",
         q(0.5),
         q(0.99),
         q(1.0),
         probes,
         pending.len()
-    )
+    );
+    (text, q(0.99))
 }
 
 /// Resident memory of the deployment's processes, read from `/proc/<pid>/status`.
 pub struct Memory {
-    pids: Vec<u32>,
+    pub(crate) pids: Vec<u32>,
 }
 
 impl Memory {
@@ -246,6 +250,17 @@ pub async fn soak(
         high as f64 / 1e6,
         last as f64 / 1e6,
         last as f64 / first.max(1) as f64
+    );
+    crate::summary::record(
+        format!("memory of clicktrail over a {minutes}-minute mixed run"),
+        "end ≤ 1.2× first minute",
+        format!(
+            "{:.0} → {:.0} MB ({:.2}×, highest {:.0} MB)",
+            first as f64 / 1e6,
+            last as f64 / 1e6,
+            last as f64 / first.max(1) as f64,
+            high as f64 / 1e6
+        ),
     );
 }
 

@@ -162,6 +162,8 @@ pub struct Deployment {
     pub ingest: String,
     /// Where the processor answers (its metrics).
     pub processor: String,
+    /// Where the query service answers (stats, exports, SQL).
+    pub query: String,
     pub(crate) store: Store,
 }
 
@@ -185,6 +187,8 @@ fn common_flags(cmd: &mut Command) {
         "--rate-queries",
         "0",
         "--rate-sql",
+        "0",
+        "--rate-admin",
         "0",
     ]);
 }
@@ -236,6 +240,7 @@ impl Deployment {
             redirector: base.clone(),
             ingest: base.clone(),
             processor: base.clone(),
+            query: base.clone(),
             store: Store::Embedded {
                 sql: format!("{base}/api/v1/sql"),
             },
@@ -288,6 +293,7 @@ impl Deployment {
             redirector: bases[0].clone(),
             ingest: bases[1].clone(),
             processor: bases[2].clone(),
+            query: bases[3].clone(),
             store: Store::ClickHouse {
                 url: clickhouse.to_string(),
                 database: run,
@@ -295,7 +301,7 @@ impl Deployment {
         }
     }
 
-    async fn admin(&self, client: &Client, path: &str, body: Value) -> Value {
+    pub(crate) async fn admin(&self, client: &Client, path: &str, body: Value) -> Value {
         let r = client
             .post(format!("{}{path}", self.ingest))
             .bearer_auth(ADMIN)
@@ -388,7 +394,13 @@ impl Deployment {
         }
     }
 
-    pub fn stop(mut self) {
+    /// The process id of the process answering queries (`query`, or `serve`).
+    pub fn query_pid(&self) -> u32 {
+        self.children.last().expect("a running deployment").id()
+    }
+
+    /// Stops every process (SIGTERM, then waits for it).
+    pub fn stop(&mut self) {
         for c in &mut self.children {
             stop(c);
         }

@@ -15,6 +15,14 @@ pub(crate) enum Store {
 }
 
 impl Deployment {
+    /// ClickHouse's URL and the deployment's database; `None` on the embedded store.
+    pub fn clickhouse(&self) -> Option<(String, String)> {
+        match &self.store {
+            Store::ClickHouse { url, database } => Some((url.clone(), database.clone())),
+            Store::Embedded { .. } => None,
+        }
+    }
+
     /// Waits (10 minutes at most) until `table` holds `total` distinct ids in its `id` column
     /// matching the `LIKE` pattern.
     pub async fn wait_stored(
