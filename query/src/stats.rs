@@ -65,6 +65,8 @@ pub(crate) async fn prepare(
         ));
     }
     let ctx = session(state, scope).await?;
+    // Rollups aggregated when read cost more than the raw rows they are aggregated from.
+    let raw_only = raw_only || !state.source.rollups_stored();
     rollups::register(&ctx, &filters, raw_only)
         .await
         .map_err(internal)?;

@@ -19,6 +19,16 @@ pub trait TableSource: Send + Sync + 'static {
     /// Errors: a plan error for an unknown table; an external error when the store cannot
     /// list what it holds.
     async fn table(&self, table: &str) -> Result<Arc<dyn TableProvider>>;
+
+    /// Whether the rollups are kept as tables of their own (ClickHouse's materialized views),
+    /// so that reading a rollup costs less than reading its raw table. `false` where a rollup
+    /// is aggregated from the raw rows as it is read (the Parquet store): a dashboard then
+    /// reads the raw rows directly, aggregating them once, to its own groups, instead of first
+    /// to hours of every link (which holds as many groups as rows when the rows are spread
+    /// over many hours and links) and then again.
+    fn rollups_stored(&self) -> bool {
+        true
+    }
 }
 
 /// Arrow schema of a store table or rollup; a plan error for any other name.

@@ -36,6 +36,10 @@ impl TableSource for ParquetSource {
             raw => self.raw(raw),
         }
     }
+
+    fn rollups_stored(&self) -> bool {
+        false
+    }
 }
 
 impl ParquetSource {
