@@ -1,7 +1,7 @@
 //! Streamed CSV exports of raw clicks and attributed events.
 
 use crate::filters::Filters;
-use crate::scope::{Scope, session};
+use crate::scope::{Scope, scoped};
 use crate::{QueryState, internal};
 use axum::Router;
 use axum::body::Body;
@@ -47,7 +47,8 @@ async fn export(
             "only the admin token may filter by advertiser",
         ));
     }
-    let ctx = session(&state, &scope).await?;
+    // The sort in time order spills beyond the memory pool instead of failing mid-stream.
+    let ctx = scoped(state.limiter.export_context()?, &state, &scope).await?;
     let df = filters
         .apply(ctx.table(table).await.map_err(internal)?, time)
         .map_err(internal)?;

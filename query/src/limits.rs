@@ -14,7 +14,8 @@
 //!
 //! Inside a request, [`Limiter::context`] gives a DataFusion session whose memory pool holds
 //! [`QueryLimits::memory_bytes`] (operators that keep state — aggregation, distinct, sort,
-//! join — fail with "resources exhausted" beyond it, answered 400), and whose scalar
+//! join — fail with "resources exhausted" beyond it, answered 400; an export's sort instead
+//! spills to the temporary directory, [`Limiter::export_context`]), and whose scalar
 //! functions refuse to build values larger than [`QueryLimits::max_value_bytes`] (`repeat`,
 //! `lpad`, `rpad`, `replace` are checked before they allocate, every other function's output
 //! after) — memory a pool does not see. Analyst SQL is also checked before it is planned
@@ -44,6 +45,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Stack of each query thread: 16 MiB, room for the planner's recursion at the depth
 /// [`check_complexity`] allows, many times over.
 pub const STACK_BYTES: usize = 16 * 1024 * 1024;
+
+/// Disk an export's sort may spill to, in bytes (4 GiB): an export streams every row of its
+/// period in time order, more rows than any memory pool holds, so its sort spills sorted runs
+/// to the system's temporary directory and merges them; beyond this the export fails.
+pub const EXPORT_SPILL_BYTES: u64 = 4 << 30;
 
 /// The limits; every one is a flag of the query role (`--query-*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,10 +149,26 @@ impl Limiter {
     /// Errors: DataFusion could not build the runtime environment (an internal error).
     pub fn context(&self) -> Result<SessionContext, ApiError> {
         // No spilling: a query over its memory fails instead of filling the disk.
+        self.build(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+    }
+
+    /// Like [`Limiter::context`], for an export: the same memory pool, but operators beyond it
+    /// (the sort in time order) spill to the system's temporary directory, at most
+    /// [`EXPORT_SPILL_BYTES`], so that an export's memory stays within the pool however many
+    /// rows it streams.
+    ///
+    /// Errors: DataFusion could not build the runtime environment (an internal error).
+    pub fn export_context(&self) -> Result<SessionContext, ApiError> {
+        self.build(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::OsTmpDirectory)
+                .with_max_temp_directory_size(EXPORT_SPILL_BYTES),
+        )
+    }
+
+    fn build(&self, disk: DiskManagerBuilder) -> Result<SessionContext, ApiError> {
         let runtime = RuntimeEnvBuilder::new()
-            .with_disk_manager_builder(
-                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
-            )
+            .with_disk_manager_builder(disk)
             .with_memory_limit(self.limits.memory_bytes, 1.0)
             .build_arc()
             .map_err(crate::internal)?;

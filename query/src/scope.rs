@@ -197,7 +197,15 @@ impl Scope {
 /// query runs on a row outside the scope. A table without the scope's columns fails the query
 /// instead of showing everyone's rows.
 pub async fn session(state: &QueryState, scope: &Scope) -> Result<SessionContext, ApiError> {
-    let ctx = state.limiter.context()?;
+    scoped(state.limiter.context()?, state, scope).await
+}
+
+/// [`session`] on a context of the caller's (an export's, which may spill).
+pub async fn scoped(
+    ctx: SessionContext,
+    state: &QueryState,
+    scope: &Scope,
+) -> Result<SessionContext, ApiError> {
     let names = ALL.iter().map(|t| t.name());
     for table in names.chain([CLICKS_HOURLY, EVENTS_HOURLY]) {
         let provider = state.source.table(table).await.map_err(crate::internal)?;

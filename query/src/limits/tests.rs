@@ -90,3 +90,44 @@ async fn operator_state_beyond_the_memory_pool_fails_the_query() {
         "{e}"
     );
 }
+
+/// Rows of 200 bytes in an order unrelated to their key, sorted by the key: the sort of an
+/// export. `(rows, first key, last key, keys in order)` of the answer.
+async fn sort_wide_rows(ctx: SessionContext) -> DfResult<(usize, i64, i64, bool)> {
+    let batches = ctx
+        .sql(
+            "SELECT (value * 7919) % 400000 AS k, repeat('x', 200) AS pad \
+             FROM range(400000) ORDER BY k",
+        )
+        .await?
+        .collect()
+        .await?;
+    let keys: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    let ordered = keys.windows(2).all(|w| w[0] <= w[1]);
+    Ok((keys.len(), keys[0], keys[keys.len() - 1], ordered))
+}
+
+#[tokio::test]
+async fn an_exports_sort_beyond_the_memory_pool_spills_and_answers_every_row_in_order() {
+    // Room for the merge's reservation (10 MB per partition), not for the rows.
+    let limiter = Limiter::new(QueryLimits {
+        memory_bytes: 48 * 1024 * 1024,
+        ..QueryLimits::default()
+    });
+    // About 90 MB of rows: beyond the 48 MiB pool for a query that may not spill...
+    let e = sort_wide_rows(limiter.context().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)),
+        "{e}"
+    );
+    // ...and every row, in order, for an export's.
+    let (rows, first, last, ordered) = sort_wide_rows(limiter.export_context().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((rows, first, last, ordered), (400_000, 0, 399_999, true));
+}

@@ -122,14 +122,15 @@ pub fn with_query<K: AsRef<str>, V: AsRef<str>>(url: &str, params: &[(K, V)]) ->
         .unwrap_or_else(|e| panic!("{url}: {e}"))
 }
 
-/// Sends `sql` to ClickHouse's HTTP interface with `body` after it; the answer's text.
+/// Sends `sql` to ClickHouse's HTTP interface with `body` after it (a statement without data
+/// goes as the body itself: ClickHouse wants a length on every POST); the answer's text.
 pub(crate) async fn clickhouse(client: &Client, url: &str, sql: &str, body: Vec<u8>) -> String {
-    let r = client
-        .post(with_query(url, &[("query", sql)]))
-        .body(body)
-        .send()
-        .await
-        .expect("ClickHouse answers");
+    let request = if body.is_empty() {
+        client.post(url).body(sql.to_string())
+    } else {
+        client.post(with_query(url, &[("query", sql)])).body(body)
+    };
+    let r = request.send().await.expect("ClickHouse answers");
     let status = r.status();
     let text = r.text().await.unwrap_or_default();
     assert!(status.is_success(), "{sql}: {status} {text}");

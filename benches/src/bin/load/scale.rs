@@ -234,10 +234,20 @@ pub async fn dashboards(
         .expect("the export starts");
     assert!(r.status().is_success(), "export: {}", r.status());
     let first_byte = started.elapsed().as_secs_f64() * 1000.0;
-    let (mut lines, mut bytes) = (0u64, 0u64);
-    while let Some(chunk) = r.chunk().await.expect("the export streams") {
-        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
-        bytes += chunk.len() as u64;
+    let (mut lines, mut bytes, mut cut) = (0u64, 0u64, None);
+    loop {
+        match r.chunk().await {
+            Ok(Some(chunk)) => {
+                lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+                bytes += chunk.len() as u64;
+            }
+            Ok(None) => break,
+            // The server ended the stream early (the export failed after its first rows).
+            Err(e) => {
+                cut = Some(e);
+                break;
+            }
+        }
     }
     let took = started.elapsed().as_secs_f64();
     sampler.0.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -250,6 +260,21 @@ pub async fn dashboards(
         before as f64 / 1e6,
         high as f64 / 1e6
     );
+    if let Some(e) = &cut {
+        println!(
+            "  the export was cut after {rows} rows and {took:.1} s: {e:?} (see the query process's log)"
+        );
+        summary::record(
+            format!("CSV export of the last 9 days' events, {backend}"),
+            "≥ 200k rows/s, memory flat",
+            format!(
+                "failed: the stream was cut after {rows} rows and {took:.1} s; RSS {:.0} → highest {:.0} MB",
+                before as f64 / 1e6,
+                high as f64 / 1e6
+            ),
+        );
+        return;
+    }
     summary::record(
         format!("CSV export of {rows} events, {backend}"),
         "≥ 200k rows/s, memory flat",
