@@ -90,24 +90,7 @@ fn dashboards(c: &mut Criterion) {
         )
         .expect("a URL");
         g.bench_function(name, |b| {
-            b.iter(|| {
-                rt.block_on(async {
-                    let r = client
-                        .get(url.clone())
-                        .bearer_auth(ADMIN)
-                        .send()
-                        .await
-                        .expect("the query router answers");
-                    let status = r.status();
-                    let body = r.bytes().await.expect("an answer");
-                    assert!(
-                        status.is_success(),
-                        "{path}: {status} {}",
-                        String::from_utf8_lossy(&body)
-                    );
-                    body.len()
-                })
-            })
+            b.iter(|| rt.block_on(clicktrail_benches::get_ok(&client, url.clone(), ADMIN)))
         });
     }
     g.finish();

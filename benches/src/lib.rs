@@ -142,6 +142,28 @@ impl EventIdFill {
     }
 }
 
+/// The body of a GET of `url` with `token` as bearer, which must answer 2xx; its length in
+/// bytes. Used to time dashboard answers.
+///
+/// # Panics
+/// If the server does not answer, or answers anything but 2xx (with the answer's text).
+pub async fn get_ok(client: &reqwest::Client, url: reqwest::Url, token: &str) -> usize {
+    let r = client
+        .get(url.clone())
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = r.status();
+    let body = r.bytes().await.expect("an answer");
+    assert!(
+        status.is_success(),
+        "{url}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    body.len()
+}
+
 /// The process's resident memory in bytes, from `/proc/self/status` (Linux); `None` elsewhere.
 pub fn rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -157,12 +157,9 @@ pub async fn insert_rate(client: &Client, url: &str, database: &str, rows: u64) 
     )
     .await;
     let r = client
-        .post(with_query(
-            url,
-            &[(
-                "query",
-                &format!("SELECT * FROM {database}.events LIMIT {rows} FORMAT RowBinary"),
-            )],
+        .post(url)
+        .body(format!(
+            "SELECT * FROM {database}.events LIMIT {rows} FORMAT RowBinary"
         ))
         .send()
         .await

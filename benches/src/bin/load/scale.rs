@@ -126,19 +126,7 @@ pub async fn load(
 /// which must answer 200.
 async fn timed(client: &Client, base: &str, path: &str, params: &[(&str, String)]) -> f64 {
     let started = Instant::now();
-    let r = client
-        .get(with_query(&format!("{base}{path}"), params))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("the query service answers");
-    let status = r.status();
-    let body = r.bytes().await.expect("an answer");
-    assert!(
-        status.is_success(),
-        "{path}: {status} {}",
-        String::from_utf8_lossy(&body)
-    );
+    clicktrail_benches::get_ok(client, with_query(&format!("{base}{path}"), params), ADMIN).await;
     started.elapsed().as_secs_f64() * 1000.0
 }
 
