@@ -1,16 +1,21 @@
-//! The dashboard answers over the Parquet store: an advertiser's generated history (600,000
-//! clicks and 200,000 events over 90 days, 50 campaigns, 2,000 influencers' links; 6,000 and
-//! 2,000 in test mode) written through the store's writer, and the query service's overview,
-//! chart, per-influencer and funnel answers over all 90 days, each requested over HTTP from
-//! the query router served on 127.0.0.1.
+//! The dashboard answers over the Parquet store and, when `CLICKTRAIL_TEST_CLICKHOUSE` names a
+//! ClickHouse (`scripts/services start`), over ClickHouse too: an advertiser's generated
+//! history (600,000 clicks and 200,000 events over 90 days, 50 campaigns, 2,000 influencers'
+//! links; 6,000 and 2,000 in test mode) written through the store's writer, and the query
+//! service's overview, chart, per-influencer and funnel answers over all 90 days, each
+//! requested over HTTP from the query router served on 127.0.0.1.
 
-use chrono::{Duration as Span, Utc};
+use chrono::{DateTime, Duration as Span, Utc};
 use clicktrail_benches::history::{self, DAYS, History, Link};
 use clicktrail_bus::CatalogView;
 use clicktrail_query::QueryState;
 use clicktrail_query::limits::{Limiter, QueryLimits};
+use clicktrail_store::Store;
+use clicktrail_store::clickhouse::read::ClickHouseSource;
+use clicktrail_store::clickhouse::{ClickHouseOptions, ClickHouseStore};
 use clicktrail_store::parquet::ParquetStore;
 use clicktrail_store::parquet::read::ParquetSource;
+use clicktrail_store::source::TableSource;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +33,45 @@ fn sizes() -> (u64, u64) {
     }
 }
 
+/// Serves the query router over `source` on 127.0.0.1; its base URL.
+async fn serve(source: Arc<dyn TableSource>) -> String {
+    let router = clicktrail_query::router(QueryState {
+        source,
+        catalog: CatalogView::new(),
+        admin_token: ADMIN.into(),
+        limiter: Limiter::new(QueryLimits::default()),
+        pipeline: None,
+        public_url: "http://127.0.0.1".into(),
+        producer: None,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+/// Writes the history into `store`.
+async fn fill(store: &dyn Store, end: DateTime<Utc>) {
+    let links = (0..2_000)
+        .map(|i| Link {
+            id: format!("lnk_{i:05}"),
+            code: format!("code-{i:05}"),
+            campaign: format!("cmp_{:02}", i % 50),
+            influencer: format!("inf_{i:05}"),
+        })
+        .collect();
+    let (clicks, events) = sizes();
+    history::write(
+        store,
+        History::new(links, ADVERTISER.into(), end),
+        clicks,
+        events,
+    )
+    .await;
+}
+
 fn dashboards(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -36,64 +80,68 @@ fn dashboards(c: &mut Criterion) {
         .expect("a runtime");
     let dir = tempfile::tempdir().expect("a scratch directory");
     let end = Utc::now();
-    let base = rt.block_on(async {
-        let store = ParquetStore::open(&dir.path().join("store")).expect("a Parquet store");
-        let links = (0..2_000)
-            .map(|i| Link {
-                id: format!("lnk_{i:05}"),
-                code: format!("code-{i:05}"),
-                campaign: format!("cmp_{:02}", i % 50),
-                influencer: format!("inf_{i:05}"),
+    let mut backends = vec![(
+        "dashboards",
+        rt.block_on(async {
+            let store = ParquetStore::open(&dir.path().join("store")).expect("a Parquet store");
+            fill(&store, end).await;
+            serve(Arc::new(ParquetSource::new(store))).await
+        }),
+    )];
+    let mut clickhouse = None;
+    if let Ok(url) = std::env::var("CLICKTRAIL_TEST_CLICKHOUSE") {
+        let database = format!("ct_bench_{}_{}", std::process::id(), end.timestamp());
+        let store = rt.block_on(async {
+            let store = ClickHouseStore::open(&ClickHouseOptions {
+                url,
+                database: database.clone(),
+                user: None,
+                password: None,
             })
-            .collect();
-        let (clicks, events) = sizes();
-        history::write(
-            &store,
-            History::new(links, ADVERTISER.into(), end),
-            clicks,
-            events,
-        )
-        .await;
-        let router = clicktrail_query::router(QueryState {
-            source: Arc::new(ParquetSource::new(store)),
-            catalog: CatalogView::new(),
-            admin_token: ADMIN.into(),
-            limiter: Limiter::new(QueryLimits::default()),
-            pipeline: None,
-            public_url: "http://127.0.0.1".into(),
-            producer: None,
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .expect("a port");
-        let addr = listener.local_addr().expect("an address");
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        format!("http://{addr}")
-    });
+            .expect("a ClickHouse database");
+            fill(&store, end).await;
+            store
+        });
+        let source = Arc::new(ClickHouseSource::new(store.client().clone()));
+        backends.push(("dashboards_clickhouse", rt.block_on(serve(source))));
+        clickhouse = Some((store, database));
+    }
     let client = reqwest::Client::new();
     let period = [
         ("advertiser_id", ADVERTISER.to_string()),
         ("from", (end - Span::days(DAYS)).to_rfc3339()),
         ("to", (end + Span::hours(1)).to_rfc3339()),
     ];
-    let mut g = c.benchmark_group("dashboards");
-    g.sample_size(10).measurement_time(Duration::from_secs(20));
-    for (name, path, extra) in [
-        ("overview_90_days", "overview", None),
-        ("chart_by_day_90_days", "chart", Some(("interval", "day"))),
-        ("per_influencer_90_days", "per-influencer", None),
-        ("funnel_90_days", "funnel", None),
-    ] {
-        let url = reqwest::Url::parse_with_params(
-            &format!("{base}/api/v1/stats/{path}"),
-            period.iter().map(|(k, v)| (*k, v.as_str())).chain(extra),
-        )
-        .expect("a URL");
-        g.bench_function(name, |b| {
-            b.iter(|| rt.block_on(clicktrail_benches::get_ok(&client, url.clone(), ADMIN)))
-        });
+    for (group, base) in backends {
+        let mut g = c.benchmark_group(group);
+        g.sample_size(10).measurement_time(Duration::from_secs(20));
+        for (name, path, extra) in [
+            ("overview_90_days", "overview", None),
+            ("chart_by_day_90_days", "chart", Some(("interval", "day"))),
+            ("per_influencer_90_days", "per-influencer", None),
+            ("funnel_90_days", "funnel", None),
+        ] {
+            let url = reqwest::Url::parse_with_params(
+                &format!("{base}/api/v1/stats/{path}"),
+                period.iter().map(|(k, v)| (*k, v.as_str())).chain(extra),
+            )
+            .expect("a URL");
+            g.bench_function(name, |b| {
+                b.iter(|| rt.block_on(clicktrail_benches::get_ok(&client, url.clone(), ADMIN)))
+            });
+        }
+        g.finish();
     }
-    g.finish();
+    if let Some((store, database)) = clickhouse {
+        rt.block_on(
+            store
+                .client()
+                .query(&format!("DROP DATABASE {database}"))
+                .execute(),
+        )
+        .expect("the bench's database dropped");
+    }
 }
 
 criterion_group!(benches, dashboards);
