@@ -206,9 +206,34 @@ pub async fn scoped(
     state: &QueryState,
     scope: &Scope,
 ) -> Result<SessionContext, ApiError> {
-    let names = ALL.iter().map(|t| t.name());
-    for table in names.chain([CLICKS_HOURLY, EVENTS_HOURLY]) {
-        let provider = state.source.table(table).await.map_err(crate::internal)?;
+    build(ctx, state, scope, false).await
+}
+
+/// [`session`] for the dashboards, which only sum the rollups' measures: the rollups are the
+/// store's summed ones ([`clicktrail_store::source::TableSource::summed`]), merged by the
+/// columns a query reads. Not for a caller's own SQL, whose `count(*)` or `max()` of a rollup
+/// would then depend on what it reads.
+pub async fn summing_session(
+    state: &QueryState,
+    scope: &Scope,
+) -> Result<SessionContext, ApiError> {
+    build(state.limiter.context()?, state, scope, true).await
+}
+
+async fn build(
+    ctx: SessionContext,
+    state: &QueryState,
+    scope: &Scope,
+    summed: bool,
+) -> Result<SessionContext, ApiError> {
+    let names = ALL.iter().map(|t| (t.name(), false));
+    let rollups = [CLICKS_HOURLY, EVENTS_HOURLY].map(|r| (r, summed));
+    for (table, summed) in names.chain(rollups) {
+        let provider = match summed {
+            true => state.source.summed(table).await,
+            false => state.source.table(table).await,
+        }
+        .map_err(crate::internal)?;
         let provider: Arc<dyn TableProvider> = match scope.predicate_for(table) {
             None => provider,
             Some(p) => Arc::new(SealedTable::new(provider, p)),

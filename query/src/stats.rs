@@ -9,7 +9,7 @@
 use crate::filters::Filters;
 use crate::json::{amount, int, rows};
 use crate::rollups;
-use crate::scope::{Scope, session};
+use crate::scope::{Scope, session, summing_session};
 use crate::{QueryState, internal};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -64,9 +64,13 @@ pub(crate) async fn prepare(
             "only the admin token may filter by advertiser",
         ));
     }
-    let ctx = session(state, scope).await?;
     // Rollups aggregated when read cost more than the raw rows they are aggregated from.
     let raw_only = raw_only || !state.source.rollups_stored();
+    // The dashboards only sum the rollups' measures.
+    let ctx = match raw_only {
+        true => session(state, scope).await?,
+        false => summing_session(state, scope).await?,
+    };
     rollups::register(&ctx, &filters, raw_only)
         .await
         .map_err(internal)?;

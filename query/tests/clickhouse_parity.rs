@@ -123,16 +123,31 @@ const QUERIES: [&str; 11] = [
      (SELECT sum(amount_minor) FROM events_hourly WHERE action = 'purchase') AS rolled_amount, (SELECT sum(value_minor) FROM events WHERE action = 'purchase') AS amount",
 ];
 
+/// Sums of the rollups grouped by some of their columns, as the dashboards ask them: a summed
+/// rollup ([`TableSource::summed`]) gives the same as the rollup itself.
+const SUMS: [&str; 5] = [
+    "SELECT sum(clicks) AS clicks, sum(unique_clicks) AS uniques, sum(bot_clicks) AS bots FROM clicks_hourly",
+    "SELECT influencer_id, sum(clicks) AS clicks, sum(unique_clicks) AS uniques FROM clicks_hourly WHERE advertiser_id = 'adv1' GROUP BY 1 ORDER BY 1",
+    "SELECT date_trunc('day', hour) AS day, sum(bot_clicks) AS bots FROM clicks_hourly WHERE hour >= TIMESTAMP '2023-11-15 00:00:00' GROUP BY 1 ORDER BY 1",
+    "SELECT date_trunc('day', hour) AS day, action, currency, sum(events) AS n, sum(amount_minor) AS amount FROM events_hourly WHERE hour < TIMESTAMP '2023-11-16 00:00:00' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    "SELECT campaign_id, sum(events) FILTER (WHERE action = 'purchase' AND attributed) AS credited, sum(amount_minor) AS amount FROM events_hourly WHERE campaign_id IS NOT NULL GROUP BY 1 ORDER BY 1",
+];
+
 async fn answers(
     source: Arc<dyn TableSource>,
+    queries: &[&str],
+    summed: bool,
 ) -> Vec<Vec<serde_json::Map<String, serde_json::Value>>> {
     let ctx = SessionContext::new();
     for t in ["clicks", "events", "clicks_hourly", "events_hourly"] {
-        ctx.register_table(t, source.table(t).await.unwrap())
-            .unwrap();
+        let provider = match summed && t.ends_with("_hourly") {
+            true => source.summed(t).await,
+            false => source.table(t).await,
+        };
+        ctx.register_table(t, provider.unwrap()).unwrap();
     }
     let mut out = Vec::new();
-    for q in QUERIES {
+    for q in queries {
         let batches = ctx
             .sql(q)
             .await
@@ -181,14 +196,25 @@ async fn parquet_and_clickhouse_answer_alike() {
             .await
             .unwrap();
     }
-    let want = answers(Arc::new(ParquetSource::new(parquet))).await;
-    let got = answers(Arc::new(ClickHouseSource::new(ch.client().clone()))).await;
+    let parquet: Arc<dyn TableSource> = Arc::new(ParquetSource::new(parquet));
+    let clickhouse: Arc<dyn TableSource> = Arc::new(ClickHouseSource::new(ch.client().clone()));
+    let want = answers(parquet.clone(), &QUERIES, false).await;
+    let got = answers(clickhouse.clone(), &QUERIES, false).await;
     for ((q, w), g) in QUERIES.iter().zip(&want).zip(&got) {
         assert!(
             !w.is_empty(),
             "{q} returned nothing: the comparison would prove nothing"
         );
         assert_eq!(g, w, "{q}");
+    }
+    let want_sums = answers(parquet, &SUMS, false).await;
+    let got_sums = answers(clickhouse, &SUMS, true).await;
+    for ((q, w), g) in SUMS.iter().zip(&want_sums).zip(&got_sums) {
+        assert!(
+            !w.is_empty() && w[0].values().all(|v| !v.is_null()),
+            "{q} returned {w:?}: the comparison would prove nothing"
+        );
+        assert_eq!(g, w, "summed: {q}");
     }
     let totals = &want[QUERIES.len() - 1][0];
     for (rolled, raw) in [

@@ -29,6 +29,18 @@ pub trait TableSource: Send + Sync + 'static {
     fn rollups_stored(&self) -> bool {
         true
     }
+
+    /// The provider for a rollup (`clicks_hourly`, `events_hourly`) for a caller that only
+    /// sums its measures, grouped by columns it projects: a scan may merge the rollup's rows
+    /// across every column it does not read (ClickHouse then sends one row per hour, say,
+    /// instead of one per hour and link). `sum()` of a measure grouped by any of the projected
+    /// columns is the same as over [`TableSource::table`]; row counts, `max()` and the like are
+    /// not. The default is [`TableSource::table`] itself.
+    ///
+    /// Errors: as [`TableSource::table`].
+    async fn summed(&self, table: &str) -> Result<Arc<dyn TableProvider>> {
+        self.table(table).await
+    }
 }
 
 /// Arrow schema of a store table or rollup; a plan error for any other name.

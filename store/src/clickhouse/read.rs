@@ -42,42 +42,118 @@ impl ClickHouseSource {
 #[async_trait]
 impl TableSource for ClickHouseSource {
     async fn table(&self, table: &str) -> Result<Arc<dyn TableProvider>> {
-        let from = match rollup_sql(table) {
-            Some(rollup) => format!("({rollup})"),
-            None => format!("{table} FINAL"),
-        };
+        self.provider(table, false)
+    }
+
+    /// A rollup whose scan merges its states only by the columns it reads: the dashboards'
+    /// sums then get one row per hour (or per hour and influencer, …) from ClickHouse, not one
+    /// per hour and link to be decoded and summed again here.
+    async fn summed(&self, table: &str) -> Result<Arc<dyn TableProvider>> {
+        self.provider(table, rollup_columns(table).is_some())
+    }
+}
+
+impl ClickHouseSource {
+    fn provider(&self, table: &str, summed: bool) -> Result<Arc<dyn TableProvider>> {
         Ok(Arc::new(ClickHouseTable {
             client: self.client.clone(),
             table: table.to_string(),
-            from,
+            summed,
             schema: schema_of(table)?,
         }))
     }
 }
 
-/// The query that merges a rollup's states (migration 2's `AggregatingMergeTree` tables) into
-/// the rollup's schema (`crate::rollups::schema`); `None` for any other table.
-fn rollup_sql(table: &str) -> Option<&'static str> {
+/// One column of a rollup as its merging query reads it: `select` gives the value (a group
+/// key's expression, or a measure's merge of migration 2's aggregate states); `key` is the
+/// stored column a group key groups by, `None` for a measure.
+struct RollupColumn {
+    name: &'static str,
+    select: &'static str,
+    key: Option<&'static str>,
+}
+
+const fn key(name: &'static str, select: &'static str, key: &'static str) -> RollupColumn {
+    RollupColumn {
+        name,
+        select,
+        key: Some(key),
+    }
+}
+
+const fn measure(name: &'static str, select: &'static str) -> RollupColumn {
+    RollupColumn {
+        name,
+        select,
+        key: None,
+    }
+}
+
+const CLICKS_ROLLUP: [RollupColumn; 8] = [
+    key("hour", "hour", "hour"),
+    key("advertiser_id", "advertiser_id", "advertiser_id"),
+    key("campaign_id", "campaign_id", "campaign_id"),
+    key("influencer_id", "influencer_id", "influencer_id"),
+    key("link_id", "link_id", "link_id"),
+    measure("clicks", "toInt64(uniqExactIfMerge(clicks))"),
+    measure("unique_clicks", "toInt64(uniqExactIfMerge(unique_clicks))"),
+    measure("bot_clicks", "toInt64(uniqExactIfMerge(bot_clicks))"),
+];
+
+const EVENTS_ROLLUP: [RollupColumn; 10] = [
+    key("hour", "hour", "hour"),
+    key("advertiser_id", "advertiser_id", "advertiser_id"),
+    key("campaign_id", "nullIf(campaign, '')", "campaign"),
+    key("influencer_id", "nullIf(influencer, '')", "influencer"),
+    key("link_id", "nullIf(link, '')", "link"),
+    key("action", "action", "action"),
+    key("attributed", "attributed", "attributed"),
+    key("currency", "currency", "currency"),
+    measure("events", "toInt64(uniqExactMerge(events))"),
+    measure(
+        "amount_minor",
+        "toInt64(arraySum(arrayMap(x -> tupleElement(x, 2), groupUniqArrayMerge(amounts))))",
+    ),
+];
+
+/// The columns of rollup `table` (`crate::rollups::schema`'s, in its order); `None` for any
+/// other table.
+fn rollup_columns(table: &str) -> Option<&'static [RollupColumn]> {
     match table {
-        CLICKS_HOURLY => Some(
-            "SELECT hour, advertiser_id, campaign_id, influencer_id, link_id, \
-             toInt64(uniqExactIfMerge(clicks)) AS clicks, \
-             toInt64(uniqExactIfMerge(unique_clicks)) AS unique_clicks, \
-             toInt64(uniqExactIfMerge(bot_clicks)) AS bot_clicks \
-             FROM clicks_hourly \
-             GROUP BY hour, advertiser_id, campaign_id, influencer_id, link_id",
-        ),
-        EVENTS_HOURLY => Some(
-            "SELECT hour, advertiser_id, nullIf(campaign, '') AS campaign_id, \
-             nullIf(influencer, '') AS influencer_id, nullIf(link, '') AS link_id, \
-             action, attributed, currency, toInt64(uniqExactMerge(events)) AS events, \
-             toInt64(arraySum(arrayMap(x -> tupleElement(x, 2), groupUniqArrayMerge(amounts)))) \
-             AS amount_minor \
-             FROM events_hourly \
-             GROUP BY hour, advertiser_id, campaign, influencer, link, action, attributed, currency",
-        ),
+        CLICKS_HOURLY => Some(&CLICKS_ROLLUP),
+        EVENTS_HOURLY => Some(&EVENTS_ROLLUP),
         _ => None,
     }
+}
+
+/// The query that merges rollup `table`'s states (migration 2's `AggregatingMergeTree`
+/// tables) into rows of the rollup's schema, grouped by every group key, or, given `only`, by
+/// the keys among `only` with only the measures among `only` merged, of the stored rows where
+/// every one of `conditions` (over the stored columns) holds; `None` for any other table. The states are distinct ids (and distinct (event id, amount) pairs), so a merge over
+/// fewer keys counts each id once, as the sum of the finer groups does: an id belongs to one
+/// hour and one link.
+fn rollup_sql(table: &str, only: Option<&[&str]>, conditions: &[String]) -> Option<String> {
+    let columns = rollup_columns(table)?;
+    let read: Vec<&RollupColumn> = columns
+        .iter()
+        .filter(|c| only.is_none_or(|o| o.contains(&c.name)))
+        .collect();
+    let select: Vec<String> = read
+        .iter()
+        .map(|c| match c.select == c.name {
+            true => c.name.to_string(),
+            false => format!("{} AS {}", c.select, c.name),
+        })
+        .collect();
+    let keys: Vec<&str> = read.iter().filter_map(|c| c.key).collect();
+    let mut sql = format!("SELECT {} FROM {table}", select.join(", "));
+    if !conditions.is_empty() {
+        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
+    }
+    if !keys.is_empty() {
+        sql.push_str(&format!(" GROUP BY {}", keys.join(", ")));
+    }
+    Some(sql)
 }
 
 /// One store table in ClickHouse.
@@ -85,8 +161,9 @@ fn rollup_sql(table: &str) -> Option<&'static str> {
 pub struct ClickHouseTable {
     client: Client,
     table: String,
-    /// What the scan reads: the table `FINAL`, or a rollup's merging subquery.
-    from: String,
+    /// A rollup read for sums only ([`TableSource::summed`]): merged by the columns a scan
+    /// reads.
+    summed: bool,
     schema: SchemaRef,
 }
 
@@ -134,31 +211,48 @@ fn literal(v: &ScalarValue) -> Option<String> {
     })
 }
 
+/// Where a filter is translated to: over the table's (or rollup's) columns by name, or, for a
+/// summed rollup, over the stored group keys before the merge.
+#[derive(Clone, Copy, PartialEq)]
+enum Over {
+    Columns,
+    Keys,
+}
+
 impl ClickHouseTable {
-    fn column(&self, e: &Expr) -> Option<String> {
-        match e {
-            Expr::Column(c) if self.schema.field_with_name(&c.name).is_ok() => Some(c.name.clone()),
-            _ => None,
+    /// The column `e` names (if one of the table's) and its SQL: its name, or over
+    /// [`Over::Keys`] a group key's expression over the stored columns (`None` for a measure).
+    fn column<'a>(&'a self, e: &Expr, over: Over) -> Option<(&'a Field, String)> {
+        let Expr::Column(c) = e else { return None };
+        let field = self.schema.field_with_name(&c.name).ok()?;
+        match over {
+            Over::Columns => Some((field, c.name.clone())),
+            Over::Keys => {
+                let column = rollup_columns(&self.table)?
+                    .iter()
+                    .find(|r| r.name == c.name)?;
+                column.key.map(|_| (field, column.select.to_string()))
+            }
         }
     }
 
-    /// ClickHouse SQL for a filter, when it can be translated exactly.
-    fn translate(&self, e: &Expr) -> Option<String> {
+    /// ClickHouse SQL for a filter over `over`, when it can be translated exactly.
+    fn translate_over(&self, e: &Expr, over: Over) -> Option<String> {
         match e {
             Expr::BinaryExpr(b) => {
                 let op = match b.op {
                     Operator::And => {
                         return Some(format!(
                             "({} AND {})",
-                            self.translate(&b.left)?,
-                            self.translate(&b.right)?
+                            self.translate_over(&b.left, over)?,
+                            self.translate_over(&b.right, over)?
                         ));
                     }
                     Operator::Or => {
                         return Some(format!(
                             "({} OR {})",
-                            self.translate(&b.left)?,
-                            self.translate(&b.right)?
+                            self.translate_over(&b.left, over)?,
+                            self.translate_over(&b.right, over)?
                         ));
                     }
                     Operator::Eq => "=",
@@ -170,13 +264,13 @@ impl ClickHouseTable {
                     _ => return None,
                 };
                 let (col, lit, op) = match (
-                    self.column(&b.left),
+                    self.column(&b.left, over),
                     &*b.right,
-                    self.column(&b.right),
+                    self.column(&b.right, over),
                     &*b.left,
                 ) {
-                    (Some(c), Expr::Literal(v, _), _, _) => (c, literal(v)?, op.to_string()),
-                    (_, _, Some(c), Expr::Literal(v, _)) => {
+                    (Some((_, c)), Expr::Literal(v, _), _, _) => (c, literal(v)?, op.to_string()),
+                    (_, _, Some((_, c)), Expr::Literal(v, _)) => {
                         let flipped = match op {
                             "<" => ">",
                             "<=" => ">=",
@@ -190,23 +284,36 @@ impl ClickHouseTable {
                 };
                 Some(format!("{col} {op} {lit}"))
             }
-            Expr::IsNull(inner) => Some(format!("isNull({})", self.column(inner)?)),
-            Expr::IsNotNull(inner) => Some(format!("isNotNull({})", self.column(inner)?)),
-            Expr::Not(inner) => Some(format!("NOT ({})", self.translate_bool(inner)?)),
-            Expr::Column(_) => self.translate_bool(e),
+            Expr::IsNull(inner) => Some(format!("isNull({})", self.column(inner, over)?.1)),
+            Expr::IsNotNull(inner) => Some(format!("isNotNull({})", self.column(inner, over)?.1)),
+            Expr::Not(inner) => Some(format!("NOT ({})", self.translate_bool(inner, over)?)),
+            Expr::Column(_) => self.translate_bool(e, over),
             _ => None,
         }
     }
 
-    fn translate_bool(&self, e: &Expr) -> Option<String> {
+    fn translate_bool(&self, e: &Expr, over: Over) -> Option<String> {
         match e {
             Expr::Column(_) => {
-                let c = self.column(e)?;
-                (self.schema.field_with_name(&c).ok()?.data_type() == &DataType::Boolean)
-                    .then(|| format!("{c} != 0"))
+                let (field, c) = self.column(e, over)?;
+                (field.data_type() == &DataType::Boolean).then(|| format!("{c} != 0"))
             }
-            other => self.translate(other),
+            other => self.translate_over(other, over),
         }
+    }
+}
+
+/// Whether a translated filter means in ClickHouse exactly what it means here: a conjunction
+/// of comparisons, boolean columns and null tests, where a NULL operand drops the row in both. `OR` and `NOT`
+/// over nullable values are left for DataFusion to apply again (ClickHouse 18.16 gives NULL
+/// for `NULL OR 1`).
+fn exact(e: &Expr) -> bool {
+    match e {
+        Expr::BinaryExpr(b) if b.op == Operator::And => exact(&b.left) && exact(&b.right),
+        Expr::BinaryExpr(b) => b.op != Operator::Or,
+        // A boolean column (`attributed != 0`): NULL drops the row in both.
+        Expr::IsNull(_) | Expr::IsNotNull(_) | Expr::Column(_) => true,
+        _ => false,
     }
 }
 
@@ -224,9 +331,17 @@ impl TableProvider for ClickHouseTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // A summed rollup takes filters over its group keys before it merges (exactly, where
+        // they mean the same): it need not then read the columns they filter, and merges by
+        // fewer. A filter over a measure applies to the merged rows, here.
+        let over = match self.summed {
+            true => Over::Keys,
+            false => Over::Columns,
+        };
         Ok(filters
             .iter()
-            .map(|f| match self.translate(f) {
+            .map(|f| match self.translate_over(f, over) {
+                Some(_) if over == Over::Keys && exact(f) => TableProviderFilterPushDown::Exact,
                 Some(_) => TableProviderFilterPushDown::Inexact,
                 None => TableProviderFilterPushDown::Unsupported,
             })
@@ -250,12 +365,30 @@ impl TableProvider for ClickHouseTable {
                 .collect(),
         };
         let schema = Arc::new(Schema::new(fields));
-        let conditions: Vec<String> = filters.iter().filter_map(|f| self.translate(f)).collect();
+        let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        // A summed rollup merges by the keys this scan reads, after its filters.
+        let summed = self.summed && !cols.is_empty();
+        let over = match summed {
+            true => Over::Keys,
+            false => Over::Columns,
+        };
+        let mut conditions: Vec<String> = filters
+            .iter()
+            .filter_map(|f| self.translate_over(f, over))
+            .collect();
+        let from = match summed {
+            // The filters go before the merge, over the stored keys.
+            true => rollup_sql(&self.table, Some(&cols), &std::mem::take(&mut conditions)),
+            false => rollup_sql(&self.table, None, &[]),
+        };
+        let from = match from {
+            Some(rollup) => format!("({rollup})"),
+            None => format!("{} FINAL", self.table),
+        };
         let mut sql = if schema.fields().is_empty() {
-            format!("SELECT count() AS n FROM {}", self.from)
+            format!("SELECT count() AS n FROM {from}")
         } else {
-            let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-            format!("SELECT {} FROM {}", cols.join(", "), self.from)
+            format!("SELECT {} FROM {from}", cols.join(", "))
         };
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
@@ -381,7 +514,7 @@ mod tests {
         ClickHouseTable {
             client: Client::default(),
             table: "clicks".into(),
-            from: "clicks FINAL".into(),
+            summed: false,
             schema: schema_of("clicks").unwrap(),
         }
     }
@@ -397,23 +530,114 @@ mod tests {
             .eq(lit("adv'1"))
             .and(col("at").gt_eq(ts));
         assert_eq!(
-            t.translate(&scoped).as_deref(),
+            t.translate_over(&scoped, Over::Columns).as_deref(),
             Some("(advertiser_id = 'adv\\'1' AND at >= 1700000000000000)")
         );
         assert_eq!(
-            t.translate(&Expr::Not(Box::new(col("is_bot")))).as_deref(),
+            t.translate_over(&Expr::Not(Box::new(col("is_bot"))), Over::Columns)
+                .as_deref(),
             Some("NOT (is_bot != 0)")
         );
         assert_eq!(
-            t.translate(&lit(5).lt(col("src_offset"))).as_deref(),
+            t.translate_over(&lit(5).lt(col("src_offset")), Over::Columns)
+                .as_deref(),
             Some("src_offset > 5")
         );
         assert_eq!(
-            t.translate(&col("country").is_null()).as_deref(),
+            t.translate_over(&col("country").is_null(), Over::Columns)
+                .as_deref(),
             Some("isNull(country)")
         );
         // Unknown columns and functions stay with DataFusion.
-        assert_eq!(t.translate(&col("nope").eq(lit(1))), None);
-        assert_eq!(t.translate(&col("code").like(lit("a%"))), None);
+        assert_eq!(
+            t.translate_over(&col("nope").eq(lit(1)), Over::Columns),
+            None
+        );
+        assert_eq!(
+            t.translate_over(&col("code").like(lit("a%")), Over::Columns),
+            None
+        );
+    }
+
+    #[test]
+    fn a_summed_rollup_merges_by_the_columns_it_reads() {
+        assert_eq!(
+            rollup_sql(CLICKS_HOURLY, Some(&["hour", "clicks", "bot_clicks"]), &[]).as_deref(),
+            Some(
+                "SELECT hour, toInt64(uniqExactIfMerge(clicks)) AS clicks, \
+                 toInt64(uniqExactIfMerge(bot_clicks)) AS bot_clicks FROM clicks_hourly \
+                 GROUP BY hour"
+            )
+        );
+        assert_eq!(
+            rollup_sql(
+                EVENTS_HOURLY,
+                Some(&["campaign_id", "events"]),
+                &["hour >= 0".into()]
+            )
+            .as_deref(),
+            Some(
+                "SELECT nullIf(campaign, '') AS campaign_id, toInt64(uniqExactMerge(events)) \
+                 AS events FROM events_hourly WHERE hour >= 0 GROUP BY campaign"
+            )
+        );
+        let all = rollup_sql(EVENTS_HOURLY, None, &[]).unwrap();
+        assert!(
+            all.ends_with(
+                "GROUP BY hour, advertiser_id, campaign, influencer, link, action, attributed, \
+                 currency"
+            ),
+            "{all}"
+        );
+        assert_eq!(rollup_sql("clicks", None, &[]), None);
+    }
+
+    #[test]
+    fn a_summed_rollup_filters_its_stored_keys_exactly_before_the_merge() {
+        let t = ClickHouseTable {
+            client: Client::default(),
+            table: EVENTS_HOURLY.into(),
+            summed: true,
+            schema: schema_of(EVENTS_HOURLY).unwrap(),
+        };
+        let campaign = col("campaign_id").eq(lit("cmp'1"));
+        let attributed = col("attributed");
+        let both = campaign.clone().and(attributed.clone());
+        assert_eq!(
+            t.translate_over(&both, Over::Keys).as_deref(),
+            Some("(nullIf(campaign, '') = 'cmp\\'1' AND attributed != 0)")
+        );
+        // A measure is merged after the filters: it cannot be filtered before.
+        assert_eq!(
+            t.translate_over(&col("events").gt(lit(1i64)), Over::Keys),
+            None
+        );
+        let kinds = t
+            .supports_filters_pushdown(&[
+                &both,
+                &campaign.clone().or(col("link_id").is_null()),
+                &col("amount_minor").gt(lit(0i64)),
+            ])
+            .unwrap();
+        assert!(
+            matches!(
+                kinds[..],
+                [
+                    TableProviderFilterPushDown::Exact,
+                    TableProviderFilterPushDown::Inexact,
+                    TableProviderFilterPushDown::Unsupported
+                ]
+            ),
+            "{kinds:?}"
+        );
+        // Read whole, as the analysts' SQL reads it, the same filter is not exact.
+        let whole = ClickHouseTable {
+            summed: false,
+            ..t.clone()
+        };
+        assert!(matches!(
+            whole.supports_filters_pushdown(&[&both]).unwrap()[..],
+            [TableProviderFilterPushDown::Inexact]
+        ));
     }
 }
