@@ -14,6 +14,8 @@
 //! Errors: network failures and timeouts are transient (retry the batch); a refusal to parse or
 //! a type mismatch is a data error (dead-letter, no retry).
 
+#[cfg(feature = "query")]
+mod merge;
 pub mod migrations;
 #[cfg(feature = "query")]
 pub mod read;
