@@ -373,8 +373,8 @@ fn to_table(b: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
 mod tests {
     use super::*;
     use crate::rollups::EVENTS_HOURLY;
-    use datafusion::scalar::ScalarValue;
     use datafusion::prelude::{col, lit};
+    use datafusion::scalar::ScalarValue;
 
     fn table() -> ClickHouseTable {
         ClickHouseTable {
