@@ -14,6 +14,7 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::json::ReaderBuilder;
+use datafusion::arrow::json::reader::Decoder;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
@@ -298,14 +299,16 @@ impl PartitionStream for Scan {
         let schema = self.schema.clone();
         let client = self.client.clone();
         let sql = self.sql.clone();
-        let stream = futures::stream::once(async move { fetch(client, sql, schema).await })
-            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
-            .try_flatten();
+        let stream =
+            futures::stream::once(async move { fetch(client, sql, schema).await }).try_flatten();
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
     }
 }
 
-async fn fetch(client: Client, sql: String, schema: SchemaRef) -> Result<Vec<RecordBatch>> {
+/// The answer to `sql` as a stream of batches of `schema`, each decoded as its bytes arrive
+/// (at most 8,192 rows), so that an export of millions of rows holds one batch at a time and
+/// its first rows go out while ClickHouse still sends the rest.
+async fn fetch(client: Client, sql: String, schema: SchemaRef) -> Result<Batches> {
     tracing::debug!(sql = %sql, "clickhouse scan");
     let mut cursor = client
         .query(&sql)
@@ -321,7 +324,7 @@ async fn fetch(client: Client, sql: String, schema: SchemaRef) -> Result<Vec<Rec
             vec![],
             &RecordBatchOptions::new().with_row_count(Some(n)),
         )?;
-        return Ok(vec![batch]);
+        return Ok(Box::pin(futures::stream::iter([Ok(batch)])));
     }
     let wire = Arc::new(Schema::new(
         schema
@@ -330,33 +333,67 @@ async fn fetch(client: Client, sql: String, schema: SchemaRef) -> Result<Vec<Rec
             .map(|f| Field::new(f.name(), wire_type(f.data_type()), true))
             .collect::<Vec<_>>(),
     ));
-    let mut decoder = ReaderBuilder::new(wire)
+    let decoder = ReaderBuilder::new(wire)
         .with_batch_size(8192)
         .build_decoder()?;
-    let mut out = Vec::new();
-    while let Some(chunk) = cursor.next().await.map_err(external)? {
-        let mut buf: &[u8] = &chunk;
-        while !buf.is_empty() {
-            let used = decoder.decode(buf)?;
-            buf = &buf[used..];
-            // The decoder stops early when a batch is full: flush it and go on.
-            if !buf.is_empty() {
-                match decoder.flush()? {
-                    Some(b) => out.push(to_table(&b, &schema)?),
-                    None if used == 0 => {
-                        return Err(DataFusionError::Internal(
-                            "JSON decoder made no progress".into(),
-                        ));
+    // One step per chunk of the answer: the batches it completed (often none), then, once the
+    // answer ends, the rows left in the decoder.
+    let steps = futures::stream::try_unfold(Some((cursor, decoder)), move |state| {
+        let schema = schema.clone();
+        async move {
+            let Some((mut cursor, mut decoder)) = state else {
+                return Ok::<_, DataFusionError>(None);
+            };
+            let mut out = Vec::new();
+            match cursor.next().await.map_err(external)? {
+                Some(chunk) => {
+                    decode(&mut decoder, &chunk, &schema, &mut out)?;
+                    Ok(Some((out, Some((cursor, decoder)))))
+                }
+                None => {
+                    if let Some(b) = decoder.flush()? {
+                        out.push(to_table(&b, &schema)?);
                     }
-                    None => {}
+                    Ok(Some((out, None)))
                 }
             }
         }
+    });
+    Ok(Box::pin(
+        steps
+            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+            .try_flatten(),
+    ))
+}
+
+/// Batches of a scan as they are decoded.
+type Batches = std::pin::Pin<Box<dyn futures::Stream<Item = Result<RecordBatch>> + Send>>;
+
+/// Feeds `chunk` to `decoder`, pushing every batch it fills (cast to `schema`) onto `out`.
+fn decode(
+    decoder: &mut Decoder,
+    chunk: &[u8],
+    schema: &SchemaRef,
+    out: &mut Vec<RecordBatch>,
+) -> Result<()> {
+    let mut buf = chunk;
+    while !buf.is_empty() {
+        let used = decoder.decode(buf)?;
+        buf = &buf[used..];
+        // The decoder stops early when a batch is full: flush it and go on.
+        if !buf.is_empty() {
+            match decoder.flush()? {
+                Some(b) => out.push(to_table(&b, schema)?),
+                None if used == 0 => {
+                    return Err(DataFusionError::Internal(
+                        "JSON decoder made no progress".into(),
+                    ));
+                }
+                None => {}
+            }
+        }
     }
-    if let Some(b) = decoder.flush()? {
-        out.push(to_table(&b, &schema)?);
-    }
-    Ok(out)
+    Ok(())
 }
 
 fn to_table(b: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
@@ -423,6 +460,38 @@ mod tests {
             t.translate_over(&col("code").like(lit("a%")), Over::Columns),
             None
         );
+    }
+
+    #[test]
+    fn an_answer_is_decoded_chunk_by_chunk_into_batches_of_at_most_8192_rows() {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Int64Type;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let json: String = (0..20_000)
+            .map(|i| format!("{{\"n\":{i},\"s\":\"row {i}\"}}\n"))
+            .collect();
+        let mut decoder = ReaderBuilder::new(schema.clone())
+            .with_batch_size(8192)
+            .build_decoder()
+            .unwrap();
+        let mut out = Vec::new();
+        // Chunks cut anywhere, as the HTTP body arrives.
+        for chunk in json.as_bytes().chunks(997) {
+            decode(&mut decoder, chunk, &schema, &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 2, "two full batches before the answer ends");
+        out.push(to_table(&decoder.flush().unwrap().unwrap(), &schema).unwrap());
+        let rows: Vec<usize> = out.iter().map(|b| b.num_rows()).collect();
+        assert_eq!(rows, [8192, 8192, 3616]);
+        let numbers: Vec<i64> = out
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(numbers, (0..20_000).collect::<Vec<i64>>());
+        assert_eq!(out[2].column(1).as_string::<i32>().value(3615), "row 19999");
     }
 
     #[test]
