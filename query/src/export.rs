@@ -79,9 +79,11 @@ async fn export(
     };
     let body = stream
         .map(move |batch| {
-            let batch = batch
-                .and_then(|b| Ok(neutralize(&b)?))
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let batch = batch.and_then(|b| Ok(neutralize(&b)?)).map_err(|e| {
+                // The answer has begun: the client sees the body end early, the log says why.
+                tracing::warn!(%table, error = %e, "export stopped mid-stream");
+                std::io::Error::other(e.to_string())
+            })?;
             let first = !wrote.swap(true, Ordering::Relaxed);
             csv_bytes(&batch, first)
         })

@@ -29,6 +29,9 @@ use datafusion::arrow::datatypes::{DataType, FieldRef, Int64Type};
 use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{
+    FairSpillPool, GreedyMemoryPool, MemoryPool, TrackConsumersPool,
+};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
@@ -149,7 +152,11 @@ impl Limiter {
     /// Errors: DataFusion could not build the runtime environment (an internal error).
     pub fn context(&self) -> Result<SessionContext, ApiError> {
         // No spilling: a query over its memory fails instead of filling the disk.
-        self.build(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+        let pool = tracked(GreedyMemoryPool::new(self.limits.memory_bytes));
+        self.build(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            pool,
+        )
     }
 
     /// Like [`Limiter::context`], for an export: the same memory pool, but operators beyond it
@@ -158,18 +165,26 @@ impl Limiter {
     /// rows it streams.
     ///
     /// Errors: DataFusion could not build the runtime environment (an internal error).
+    /// The pool is shared fairly (`FairSpillPool`): each partition's sort spills at its share,
+    /// so another's merge of its sorted runs (which cannot spill) finds room.
     pub fn export_context(&self) -> Result<SessionContext, ApiError> {
+        let pool = tracked(FairSpillPool::new(self.limits.memory_bytes));
         self.build(
             DiskManagerBuilder::default()
                 .with_mode(DiskManagerMode::OsTmpDirectory)
                 .with_max_temp_directory_size(EXPORT_SPILL_BYTES),
+            pool,
         )
     }
 
-    fn build(&self, disk: DiskManagerBuilder) -> Result<SessionContext, ApiError> {
+    fn build(
+        &self,
+        disk: DiskManagerBuilder,
+        pool: Arc<dyn MemoryPool>,
+    ) -> Result<SessionContext, ApiError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_disk_manager_builder(disk)
-            .with_memory_limit(self.limits.memory_bytes, 1.0)
+            .with_memory_pool(pool)
             .build_arc()
             .map_err(crate::internal)?;
         let config = SessionConfig::new()
@@ -204,6 +219,11 @@ impl Limiter {
             callers.remove(&caller);
         }
     }
+}
+
+/// `pool`, naming its five largest consumers when it refuses an allocation.
+fn tracked(pool: impl MemoryPool + 'static) -> Arc<dyn MemoryPool> {
+    Arc::new(TrackConsumersPool::new(pool, 5.try_into().expect("five")))
 }
 
 /// Who a request counts against: its credential (see `clicktrail_api::rate::credential_hash`),

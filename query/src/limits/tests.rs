@@ -94,10 +94,13 @@ async fn operator_state_beyond_the_memory_pool_fails_the_query() {
 /// Rows of 200 bytes in an order unrelated to their key, sorted by the key: the sort of an
 /// export. `(rows, first key, last key, keys in order)` of the answer.
 async fn sort_wide_rows(ctx: SessionContext) -> DfResult<(usize, i64, i64, bool)> {
+    // Two inputs of unequal size, sorted in two partitions: the smaller one's merge begins
+    // while the larger one still fills its share of the pool.
     let batches = ctx
         .sql(
-            "SELECT (value * 7919) % 400000 AS k, repeat('x', 200) AS pad \
-             FROM range(400000) ORDER BY k",
+            "SELECT (value * 7919) % 400000 AS k, repeat('x', 200) AS pad FROM \
+             (SELECT value FROM range(0, 60000) UNION ALL SELECT value FROM range(60000, 400000)) \
+             ORDER BY k",
         )
         .await?
         .collect()
