@@ -122,11 +122,20 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
     println!(
         "clicktrail is starting on {addr} (/health/live answers now, /health/ready once ready)"
     );
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn({
-        let lifecycle = lifecycle.clone();
+        let (lifecycle, started) = (lifecycle.clone(), started.clone());
         async move {
             process::shutdown_signal().await;
             lifecycle.shutdown();
+            // Still waiting for a backend (a broker that does not answer, say): nothing has
+            // been accepted yet and nothing waits on this process, so it stops now instead of
+            // after the wait.
+            if !started.load(std::sync::atomic::Ordering::SeqCst) {
+                let why = lifecycle.not_ready_reason().unwrap_or_default();
+                eprintln!("clicktrail stopped while starting ({why})");
+                std::process::exit(1);
+            }
         }
     });
     let public_url = spec.public_url.clone().unwrap_or_else(|| {
@@ -254,6 +263,7 @@ pub async fn start(spec: Spec) -> anyhow::Result<Running> {
         .http
         .trusted(spec.settings.redirect.trust_forwarded_for);
     lifecycle.waiting_for(None);
+    started.store(true, std::sync::atomic::Ordering::SeqCst);
     starting.ready();
     early.cancel();
     Ok(Running {
@@ -286,10 +296,28 @@ fn early_ops(
     let early = TcpListener::from_std(std.try_clone()?)?;
     let listener = TcpListener::from_std(std)?;
     let stop = CancellationToken::new();
+    let lifecycle = ops.lifecycle.clone();
+    // The role's own routes are not there yet: a request for one is told to come back, and
+    // why, rather than that no such endpoint exists.
     let app = http::app(
         vec![http::ops_routes(ops)],
         RateLimiter::new(Default::default()),
-    );
+    )
+    .fallback(move || {
+        let why = lifecycle
+            .not_ready_reason()
+            .unwrap_or_else(|| "starting".into());
+        async move {
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                axum::Json(serde_json::json!({
+                    "error": "unavailable",
+                    "message": format!("not ready: {why}; see /health/ready"),
+                })),
+            )
+        }
+    });
     tokio::spawn({
         let stop = stop.clone();
         async move {

@@ -65,6 +65,18 @@ async fn a_role_without_its_broker_answers_health_and_says_why_it_is_not_ready()
     let body: Value = ready.json().await.unwrap();
     let message = body["message"].as_str().unwrap();
     assert!(message.contains("Kafka at 127.0.0.1:1"), "{body}");
+    // The role's own routes are not served yet: a request for one is told to retry, and why.
+    let early = http
+        .get(format!("{base}/api/v1/admin/advertisers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(early.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(early.headers()["retry-after"], "1");
+    let body: Value = early.json().await.unwrap();
+    assert_eq!(body["error"], "unavailable", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("Kafka at 127.0.0.1:1"), "{body}");
     // Each failed attempt is logged.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !log
@@ -87,6 +99,30 @@ async fn a_role_without_its_broker_answers_health_and_says_why_it_is_not_ready()
         .await
         .unwrap();
     assert_eq!(live.status(), StatusCode::OK);
-    let _ = child.kill();
-    let _ = child.wait();
+    // Stopped while it waits (SIGTERM, as an orchestrator sends): it exits at once, saying so.
+    let pid = child.id().to_string();
+    let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("still running 10 s after SIGTERM while waiting for its broker");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "{status}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("stopped while starting"))
+    {
+        assert!(Instant::now() < deadline, "{:?}", log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
