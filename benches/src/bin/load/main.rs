@@ -292,7 +292,7 @@ async fn main() {
     );
     // The event runs start once every click is stored, so that they measure ingest rather
     // than the click backlog.
-    clicks_stored(&client, &deployment, clicks).await;
+    store::clicks_stored(&client, &deployment, clicks).await;
     memory.print("after the redirect runs");
 
     let single = drive::run(
@@ -466,25 +466,6 @@ pub fn purchases(tag: &str, n: u64, per: usize, value: f64) -> Value {
         one(0)
     } else {
         Value::Array((0..per).map(one).collect())
-    }
-}
-
-/// Waits until every redirect's click is stored, and reports how long after the runs.
-async fn clicks_stored(client: &Client, deployment: &setup::Deployment, redirects: u64) {
-    let ended = Instant::now();
-    match deployment
-        .wait_stored(client, "clicks", "click_id", "%", redirects)
-        .await
-    {
-        Ok(()) => println!(
-            "  all {redirects} clicks of the redirect runs stored {:.1} s after they ended",
-            ended.elapsed().as_secs_f64()
-        ),
-        Err(n) => summary::record(
-            "clicks of the redirect runs stored within 10 minutes (the runs after go on beside the rest)",
-            "",
-            format!("only {n} of {redirects}"),
-        ),
     }
 }
 

@@ -104,6 +104,25 @@ impl Deployment {
     }
 }
 
+/// Waits until every redirect's click is stored, and reports how long after the runs.
+pub(crate) async fn clicks_stored(client: &Client, deployment: &Deployment, redirects: u64) {
+    let ended = Instant::now();
+    match deployment
+        .wait_stored(client, "clicks", "click_id", "%", redirects)
+        .await
+    {
+        Ok(()) => println!(
+            "  all {redirects} clicks of the redirect runs stored {:.1} s after they ended",
+            ended.elapsed().as_secs_f64()
+        ),
+        Err(n) => crate::summary::record(
+            "clicks of the redirect runs stored within 10 minutes (the runs after go on beside the rest)",
+            "",
+            format!("only {n} of {redirects}"),
+        ),
+    }
+}
+
 /// ClickHouse's answer to `sql` as text; `None` when it does not answer 200.
 async fn clickhouse(client: &Client, url: &str, sql: String) -> Option<String> {
     let r = client.post(url).body(sql).send().await.ok()?;
