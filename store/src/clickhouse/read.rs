@@ -295,20 +295,24 @@ impl PartitionStream for Scan {
         &self.schema
     }
 
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let schema = self.schema.clone();
         let client = self.client.clone();
         let sql = self.sql.clone();
-        let stream =
-            futures::stream::once(async move { fetch(client, sql, schema).await }).try_flatten();
+        // Batches of the session's size, as every other scan hands on: a sort beyond its
+        // memory share spills batch by batch, and one batch must fit beside what it reserved
+        // for merging its spilled runs.
+        let rows = ctx.session_config().batch_size();
+        let stream = futures::stream::once(async move { fetch(client, sql, schema, rows).await })
+            .try_flatten();
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
     }
 }
 
 /// The answer to `sql` as a stream of batches of `schema`, each decoded as its bytes arrive
-/// (at most 8,192 rows), so that an export of millions of rows holds one batch at a time and
+/// (at most `rows` rows), so that an export of millions of rows holds one batch at a time and
 /// its first rows go out while ClickHouse still sends the rest.
-async fn fetch(client: Client, sql: String, schema: SchemaRef) -> Result<Batches> {
+async fn fetch(client: Client, sql: String, schema: SchemaRef, rows: usize) -> Result<Batches> {
     tracing::debug!(sql = %sql, "clickhouse scan");
     let mut cursor = client
         .query(&sql)
@@ -334,7 +338,7 @@ async fn fetch(client: Client, sql: String, schema: SchemaRef) -> Result<Batches
             .collect::<Vec<_>>(),
     ));
     let decoder = ReaderBuilder::new(wire)
-        .with_batch_size(8192)
+        .with_batch_size(rows.max(1))
         .build_decoder()?;
     // One step per chunk of the answer: the batches it completed (often none), then, once the
     // answer ends, the rows left in the decoder.
