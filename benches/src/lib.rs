@@ -164,6 +164,71 @@ pub async fn get_ok(client: &reqwest::Client, url: reqwest::Url, token: &str) ->
     body.len()
 }
 
+/// A streamed CSV answer read to its end (see [`stream_csv`]).
+#[derive(Debug)]
+pub struct Streamed {
+    /// Lines after the header.
+    pub rows: u64,
+    /// Bytes of the body received.
+    pub bytes: u64,
+    /// From the request sent until the first bytes of the body arrived (the head alone may
+    /// come before any row is read).
+    pub first_byte: std::time::Duration,
+    /// From the request sent until the body ended (or was cut).
+    pub took: std::time::Duration,
+    /// Why the body ended before the server finished it (the stream was cut mid-answer), if
+    /// it did.
+    pub cut: Option<String>,
+}
+
+/// GETs `url` with `token` as bearer and reads its CSV body chunk by chunk, as it streams,
+/// counting lines and bytes without keeping them. Used to time exports.
+///
+/// # Errors
+/// If the server does not answer, or answers anything but 2xx: the URL and the status with the
+/// answer's text. A body cut after a 2xx head is not an error: it is reported in
+/// [`Streamed::cut`] with the rows received until then.
+pub async fn stream_csv(
+    client: &reqwest::Client,
+    url: reqwest::Url,
+    token: &str,
+) -> Result<Streamed, String> {
+    let started = std::time::Instant::now();
+    let mut r = client
+        .get(url.clone())
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = r.status();
+    if !status.is_success() {
+        let text = r.text().await.unwrap_or_default();
+        return Err(format!("{url}: {status} {text}"));
+    }
+    let (mut lines, mut bytes, mut cut, mut first_byte) = (0u64, 0u64, None, None);
+    loop {
+        match r.chunk().await {
+            Ok(Some(chunk)) => {
+                first_byte.get_or_insert_with(|| started.elapsed());
+                lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+                bytes += chunk.len() as u64;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                cut = Some(format!("{e:?}"));
+                break;
+            }
+        }
+    }
+    Ok(Streamed {
+        rows: lines.saturating_sub(1),
+        bytes,
+        first_byte: first_byte.unwrap_or_else(|| started.elapsed()),
+        took: started.elapsed(),
+        cut,
+    })
+}
+
 /// The process's resident memory in bytes, from `/proc/self/status` (Linux); `None` elsewhere.
 pub fn rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
