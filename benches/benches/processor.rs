@@ -1,6 +1,7 @@
 //! The processor's hot paths: bloom dedup, the attribution step, the events state's memory of
 //! event ids at 10 million ids, and the whole chain fed from memory (records appended to a real
-//! embedded log, processed into a real Parquet store).
+//! embedded log, processed into a real Parquet store). With `--features mimalloc` the bench runs
+//! on the `clicktrail` binary's allocator instead of the system's.
 
 use chrono::Utc;
 use clicktrail_benches::EventIdFill;
@@ -18,6 +19,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// With `--features mimalloc`, the allocator the `clicktrail` binary runs with.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn dedup(c: &mut Criterion) {
     let mut g = c.benchmark_group("dedup");
