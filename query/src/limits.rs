@@ -162,11 +162,11 @@ impl Limiter {
     /// Like [`Limiter::context`], for an export: the same memory pool, but operators beyond it
     /// (the sort in time order) spill to the system's temporary directory, at most
     /// [`EXPORT_SPILL_BYTES`], so that an export's memory stays within the pool however many
-    /// rows it streams.
+    /// rows it streams. The pool is shared fairly (`FairSpillPool`): each partition's sort
+    /// spills at its share, so another's merge of its sorted runs (which cannot spill) finds
+    /// room.
     ///
     /// Errors: DataFusion could not build the runtime environment (an internal error).
-    /// The pool is shared fairly (`FairSpillPool`): each partition's sort spills at its share,
-    /// so another's merge of its sorted runs (which cannot spill) finds room.
     pub fn export_context(&self) -> Result<SessionContext, ApiError> {
         let pool = tracked(FairSpillPool::new(self.limits.memory_bytes));
         self.build(
