@@ -189,7 +189,8 @@ impl Limiter {
             .map_err(crate::internal)?;
         let config = SessionConfig::new()
             .with_target_partitions(self.limits.threads.max(1))
-            .with_batch_size(1024);
+            .with_batch_size(1024)
+            .with_sort_spill_reservation_bytes(merge_reservation(self.limits.memory_bytes));
         // A new state, catalog included: nothing registered by one request (its scoped views)
         // is ever seen by another.
         let state = SessionStateBuilder::new()
@@ -219,6 +220,14 @@ impl Limiter {
             callers.remove(&caller);
         }
     }
+}
+
+/// What each sort of a query holds back from a pool of `pool` bytes to merge its sorted runs:
+/// DataFusion's default of 10 MiB, or an eighth of the pool when that is less. With the default
+/// in a small pool (`--query-memory-mb 16`), the two partitions' sorts of an export held 20 MiB
+/// back, more than the pool, and the export failed instead of spilling.
+fn merge_reservation(pool: usize) -> usize {
+    (pool / 8).min(10 * 1024 * 1024)
 }
 
 /// `pool`, naming its five largest consumers when it refuses an allocation.

@@ -134,3 +134,17 @@ async fn an_exports_sort_beyond_the_memory_pool_spills_and_answers_every_row_in_
         .unwrap();
     assert_eq!((rows, first, last, ordered), (400_000, 0, 399_999, true));
 }
+
+#[tokio::test]
+async fn an_export_in_a_small_pool_spills_its_sort_and_answers_every_row_in_order() {
+    // Two partitions' sorts each holding DataFusion's default 10 MiB back for the merge would
+    // need more than the 16 MiB pool before any row.
+    let limiter = Limiter::new(QueryLimits {
+        memory_bytes: 16 * 1024 * 1024,
+        ..QueryLimits::default()
+    });
+    let (rows, first, last, ordered) = sort_wide_rows(limiter.export_context().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((rows, first, last, ordered), (400_000, 0, 399_999, true));
+}
