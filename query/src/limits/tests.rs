@@ -1,4 +1,7 @@
 use super::*;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::common::{DataFusionError, Result as DfResult};
 
 #[test]
 fn deep_and_long_expressions_are_refused_before_planning() {
@@ -147,4 +150,30 @@ async fn an_export_in_a_small_pool_spills_its_sort_and_answers_every_row_in_orde
         .await
         .unwrap();
     assert_eq!((rows, first, last, ordered), (400_000, 0, 399_999, true));
+}
+
+#[tokio::test]
+async fn an_export_does_not_spread_one_partition_by_round_robin() {
+    // One input partition, as a ClickHouse scan is: spread over two by round robin, the
+    // spread's buffers (which cannot spill) filled with the scan's rows while the sorts
+    // spilled, until neither sort had room (the dashboards bench's ClickHouse export in a
+    // 16 MiB pool). A query may still spread it.
+    let limiter = Limiter::new(QueryLimits::default());
+    let sql = "SELECT (value * 7919) % 400000 AS k FROM range(0, 400000) ORDER BY k";
+    let plan = |ctx: SessionContext| async move {
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string()
+    };
+    let export = plan(limiter.export_context().unwrap()).await;
+    assert!(!export.contains("RoundRobinBatch"), "{export}");
+    let query = plan(limiter.context().unwrap()).await;
+    assert!(query.contains("RoundRobinBatch"), "{query}");
 }
