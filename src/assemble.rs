@@ -307,15 +307,11 @@ fn early_ops(
         let why = lifecycle
             .not_ready_reason()
             .unwrap_or_else(|| "starting".into());
+        // The API's own 503: its error body and `Retry-After: 1`.
         async move {
-            (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                [(axum::http::header::RETRY_AFTER, "1")],
-                axum::Json(serde_json::json!({
-                    "error": "unavailable",
-                    "message": format!("not ready: {why}; see /health/ready"),
-                })),
-            )
+            clicktrail_api::error::ApiError::Unavailable(format!(
+                "not ready: {why}; see /health/ready"
+            ))
         }
     });
     tokio::spawn({
